@@ -1,0 +1,127 @@
+"""The domain's plain, immutable values.
+
+One time unit inside: integer milliseconds on the timeline, integer sample
+counts for audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+#: Sample rate of audio sent to VAD and to the service.
+VAD_RATE = 16_000
+#: Sample rate of the PCM16 audio the service returns.
+SERVICE_RATE = 24_000
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """A span of speech on the source timeline, ``[start_ms, end_ms)``."""
+
+    start_ms: int
+    end_ms: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start_ms < self.end_ms:
+            raise ValueError(f"bad utterance span [{self.start_ms}, {self.end_ms})")
+
+    @property
+    def duration_ms(self) -> int:
+        return self.end_ms - self.start_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage reported by the service (or estimated for the local engine)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_video_tokens: int = 0
+    output_audio_tokens: int = 0
+    output_text_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            *(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """One utterance translated: text, and speech as PCM16 mono little-endian.
+
+    ``audio`` is empty when only text was asked for.
+    """
+
+    text: str
+    audio: bytes = b""
+    sample_rate: int = SERVICE_RATE
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str = "stop"
+
+    def samples(self) -> np.ndarray:
+        """The speech as an int16 array (a read-only view of ``audio``)."""
+        n = len(self.audio) // 2
+        return np.frombuffer(self.audio, dtype="<i2", count=n)
+
+    @property
+    def audio_ms(self) -> int:
+        return (len(self.audio) // 2) * 1000 // self.sample_rate
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """A subtitle event: ``[start_ms, end_ms)`` and its lines."""
+
+    start_ms: int
+    end_ms: int
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """One stream of a media file, as probed."""
+
+    index: int
+    kind: str  # "video", "audio", "subtitle", "data", ...
+    codec: str
+    language: str | None = None
+    title: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    frame_rate: Fraction | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    """What :func:`dubkit.media.probe` learns about a file."""
+
+    path: Path
+    container: str  # demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "wav"
+    duration_ms: int
+    streams: tuple[StreamInfo, ...]
+
+    @property
+    def video(self) -> StreamInfo | None:
+        return next((s for s in self.streams if s.kind == "video"), None)
+
+    @property
+    def audio(self) -> StreamInfo | None:
+        return next((s for s in self.streams if s.kind == "audio"), None)
+
+    @property
+    def has_video(self) -> bool:
+        return self.video is not None
