@@ -1,0 +1,152 @@
+"""On-disk cache of translations, so a rerun repeats no request that already succeeded.
+
+An entry is keyed by the SHA-256 of the utterance's audio and of every parameter that
+changes the answer (target and source language, voice, the engine's identity such as
+its model, and whether video was sent). Each entry is one file written atomically
+(temporary file + ``os.replace``): a magic line, one line of JSON metadata, then the raw
+PCM16 speech. Nothing is ever unpickled; an entry that is corrupt or partial is logged,
+ignored and redone. The key names the file and is never stored inside it; neither is
+anything secret (engine identities must not hold keys).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from dubkit.engine import Job
+from dubkit.errors import OutputError
+from dubkit.types import Translation, Usage
+
+log = logging.getLogger(__name__)
+
+_MAGIC = b"DUBKIT-CACHE 1\n"
+_KEY_VERSION = "dubkit-translation-key-1"
+_SUFFIX = ".dkc"
+
+
+def default_cache_dir(env: Mapping[str, str]) -> Path:
+    """``$DUBKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/dubkit``, else ``~/.cache/dubkit``."""
+    if env.get("DUBKIT_CACHE_DIR"):
+        return Path(env["DUBKIT_CACHE_DIR"]).expanduser()
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]).expanduser() / "dubkit"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".cache" / "dubkit"
+
+
+class TranslationCache:
+    """A directory of cached :class:`Translation` values (created on first write)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def __repr__(self) -> str:
+        return f"TranslationCache({str(self.directory)!r})"
+
+    @staticmethod
+    def key(
+        pcm: np.ndarray, job: Job, identity: Mapping[str, str], *, video: bytes | None = None
+    ) -> str:
+        """The cache key of one request: hex SHA-256 of its audio and parameters."""
+        params = {
+            "target": job.target,
+            "source": job.source,
+            "voice": job.voice,
+            "identity": dict(identity),
+            "visual": video is not None,
+            "video_sha256": hashlib.sha256(video).hexdigest() if video is not None else None,
+        }
+        h = hashlib.sha256(_KEY_VERSION.encode())
+        h.update(json.dumps(params, sort_keys=True, separators=(",", ":")).encode())
+        h.update(b"\0")
+        h.update(np.ascontiguousarray(pcm, dtype="<i2").tobytes())
+        return h.hexdigest()
+
+    def path(self, key: str) -> Path:
+        """Where the entry of ``key`` lives."""
+        if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a cache key: {key!r}")
+        return self.directory / key[:2] / f"{key}{_SUFFIX}"
+
+    def get(self, key: str) -> Translation | None:
+        """The cached translation of ``key``, or None (missing, corrupt or partial)."""
+        path = self.path(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.warning("%s: cache entry unreadable, redoing it (%s)", path, e)
+            return None
+        try:
+            return _decode(data)
+        except (ValueError, KeyError, TypeError) as e:
+            log.warning("%s: cache entry corrupt, redoing it (%s)", path, e)
+            return None
+
+    def put(self, key: str, translation: Translation) -> None:
+        """Store ``translation`` under ``key`` atomically."""
+        path = self.path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(_encode(translation))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as e:
+            raise OutputError(f"cannot write cache entry ({e.strerror or e})", path=path) from e
+
+
+def _encode(t: Translation) -> bytes:
+    meta = {
+        "text": t.text,
+        "sample_rate": t.sample_rate,
+        "finish_reason": t.finish_reason,
+        "usage": {f: getattr(t.usage, f) for f in Usage.__dataclass_fields__},
+        "audio_bytes": len(t.audio),
+        "audio_sha256": hashlib.sha256(t.audio).hexdigest(),
+    }
+    header = json.dumps(meta, ensure_ascii=True, separators=(",", ":")).encode()
+    return _MAGIC + header + b"\n" + t.audio
+
+
+def _decode(data: bytes) -> Translation:
+    if not data.startswith(_MAGIC):
+        raise ValueError("bad magic")
+    header, sep, audio = data[len(_MAGIC):].partition(b"\n")
+    if not sep:
+        raise ValueError("no metadata line")
+    meta = json.loads(header)
+    if not isinstance(meta, dict):
+        raise ValueError("metadata is not an object")
+    if len(audio) != int(meta["audio_bytes"]):
+        raise ValueError(f"audio is {len(audio)} bytes, expected {meta['audio_bytes']}")
+    if hashlib.sha256(audio).hexdigest() != meta["audio_sha256"]:
+        raise ValueError("audio checksum mismatch")
+    usage = meta["usage"]
+    if not isinstance(usage, dict):
+        raise ValueError("usage is not an object")
+    text = meta["text"]
+    if not isinstance(text, str):
+        raise ValueError("text is not a string")
+    return Translation(
+        text=text,
+        audio=audio,
+        sample_rate=int(meta["sample_rate"]),
+        usage=Usage(**{f: int(usage.get(f, 0)) for f in Usage.__dataclass_fields__}),
+        finish_reason=str(meta["finish_reason"]),
+    )
