@@ -1,0 +1,69 @@
+"""dubkit: subtitle and dub videos with qwen3-livetranslate-flash, without drift or re-encoding.
+
+>>> import dubkit
+>>> dubkit.Utterance(1000, 2500).duration_ms
+1500
+
+The heavy parts (media, engines, pipeline) load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # pipeline
+    "dub": "dubkit.pipeline",
+    "subtitle": "dubkit.pipeline",
+    "Options": "dubkit.pipeline",
+    "Result": "dubkit.pipeline",
+    "Outputs": "dubkit.pipeline",
+    # stages
+    "segment": "dubkit.segment",
+    "SegmentOptions": "dubkit.segment",
+    "SubtitleOptions": "dubkit.subtitles",
+    "FitOptions": "dubkit.fit",
+    "Placement": "dubkit.fit",
+    "MixOptions": "dubkit.mix",
+    "probe": "dubkit.media",
+    # engines
+    "Translator": "dubkit.engine",
+    "Job": "dubkit.engine",
+    "CloudTranslator": "dubkit.cloud",
+    "CloudConfig": "dubkit.cloud",
+    "LocalTranslator": "dubkit.local",
+    "make_translator": "dubkit.engines",
+    # data types
+    "Utterance": "dubkit.types",
+    "Translation": "dubkit.types",
+    "Usage": "dubkit.types",
+    "Cue": "dubkit.types",
+    "MediaInfo": "dubkit.types",
+    "StreamInfo": "dubkit.types",
+    # errors
+    "DubkitError": "dubkit.errors",
+    "InputError": "dubkit.errors",
+    "OutputError": "dubkit.errors",
+    "ConfigError": "dubkit.errors",
+    "ServiceError": "dubkit.errors",
+    "AuthError": "dubkit.errors",
+    "PartialFailure": "dubkit.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dubkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,3 @@
+from dubkit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""The ``dubkit`` command. Only this package prints, prompts or exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from dubkit import __version__
+from dubkit.cli import common, dub, emulate, languages, segments, subs
+from dubkit.errors import DubkitError
+
+COMMANDS = (dub, subs, segments, emulate, languages)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dubkit",
+        description=(
+            "Subtitle and dub videos with Alibaba's qwen3-livetranslate-flash "
+            "(or an offline engine), without drift and without re-encoding the video."
+        ),
+        epilog=(
+            "examples:\n  dubkit dub talk.mp4 --to es\n  dubkit subs talk.mp4 --to Japanese\n"
+            "  dubkit segments talk.mp4 --json\n  dubkit languages\n\n"
+            "exit status: 0 done, 2 bad usage or input, 3 configuration or authentication,\n"
+            "4 some utterances failed (outputs written, rerun to fill the gaps), 130 interrupted"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dubkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        common.error("interrupted")
+        return 130
+    except DubkitError as exc:
+        if debug:
+            traceback.print_exc()
+        common.error(str(exc))
+        return exc.exit_status
+    except BrokenPipeError:
+        return 1

@@ -1,0 +1,180 @@
+"""Options shared by the subcommands, engine set-up, progress display and messages."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from dubkit.config import Environment
+from dubkit.engines import EngineOptions, choose_engine, make_translator
+from dubkit.engine import Translator
+from dubkit.fit import FitOptions
+from dubkit.mix import MixOptions
+from dubkit.pipeline import Options, Progress
+
+Formatter = argparse.ArgumentDefaultsHelpFormatter
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown, examples kept as written."""
+
+
+def error(message: str) -> None:
+    print(f"dubkit: error: {message}", file=sys.stderr)
+
+
+def notice(args: argparse.Namespace, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(f"dubkit: {message}", file=sys.stderr)
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=("cloud", "local"), default=None,
+                   help="cloud (qwen3-livetranslate-flash) or local (offline); "
+                   "default: cloud when DASHSCOPE_API_KEY is set, else local")
+    g.add_argument("--base-url", default=None,
+                   help="any compatible server, e.g. `dubkit emulate` (env DASHSCOPE_BASE_URL)")
+    g.add_argument("--region", choices=("singapore", "beijing"), default="singapore",
+                   help="which official endpoint (keys are region-bound)")
+    g.add_argument("--model", default="qwen3-livetranslate-flash", help="model name")
+    g.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
+    g.add_argument("--rpm", type=int, default=100, help="requests-per-minute budget")
+    g.add_argument("--tpm", type=int, default=100_000, help="tokens-per-minute budget")
+    g.add_argument("--cache-dir", type=Path, default=None,
+                   help="translation cache (env DUBKIT_CACHE_DIR; default $XDG_CACHE_HOME/dubkit)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+
+
+def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="video or audio files")
+    p.add_argument("--to", required=True, metavar="LANG", help="target language: code, name or ISO 639-2")
+    p.add_argument("--from", dest="source", default=None, metavar="LANG",
+                   help="source language (default: auto-detect)")
+    p.add_argument("--out-dir", type=Path, default=None, help="write outputs here instead of beside each input")
+    p.add_argument("--format", dest="formats", default="srt", help="subtitle formats, comma-separated: srt,vtt")
+    if dubbing:
+        g = p.add_argument_group("dub")
+        g.add_argument("--voice", default=None, help="voice (see `dubkit languages`; default Cherry)")
+        g.add_argument("--mix", choices=("duck", "replace"), default="duck",
+                       help="keep the original ducked under the dub, or replace it")
+        g.add_argument("--max-speed", type=float, default=1.3,
+                       help="largest speed-up applied to a dubbed clip before other rules")
+        g.add_argument("--no-original", action="store_true", help="do not keep the original audio track")
+    p.add_argument("--visual", action="store_true",
+                   help="send each utterance as a short video clip so the model sees the picture")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the utterances and a token estimate; send nothing")
+    add_engine_options(p)
+    add_output_options(p)
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    g.add_argument("--quiet", action="store_true", help="no progress or notices")
+    g.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+
+
+def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) -> Options:
+    formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
+    cache = None if args.no_cache else (args.cache_dir or env.cache_dir)
+    kw: dict[str, Any] = {}
+    if dubbing:
+        kw = {
+            "voice": args.voice,
+            "keep_original": not args.no_original,
+            "fit": FitOptions(max_ratio=args.max_speed, hard_max_ratio=max(args.max_speed, 1.5)),
+            "mix": MixOptions(mode=args.mix),
+        }
+    return Options(
+        target=args.to, source=args.source, out_dir=args.out_dir, formats=formats,
+        concurrency=args.concurrency, cache_dir=cache, visual=args.visual, **kw,
+    )  # fmt: skip
+
+
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    return EngineOptions(
+        engine=args.engine, base_url=args.base_url, region=args.region,
+        model=args.model, rpm=args.rpm, tpm=args.tpm,
+    )  # fmt: skip
+
+
+def translator(args: argparse.Namespace, env: Environment) -> Translator:
+    opts = engine_options(args)
+    if choose_engine(opts, env) == "local" and args.engine is None:
+        notice(args, "no DASHSCOPE_API_KEY set: using the offline engine (lower quality). "
+               "Set DASHSCOPE_API_KEY to use qwen3-livetranslate-flash.")
+    return make_translator(opts, env)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and not args.json and sys.stdout.isatty() and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def progress_display(args: argparse.Namespace, label: str) -> Iterator[Progress | None]:
+    """A rich progress bar per stage on a terminal; nothing otherwise."""
+    if not show_progress(args):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
+
+    names = {"segment": "segmenting", "translate": "translating", "mix": "mixing and muxing"}
+    with Bars(
+        TextColumn(f"{label} [bold]{{task.description}}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+    ) as bars:  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(names.get(stage, stage), total=total or None)
+            bars.update(tasks[stage], completed=done, total=total or None)
+
+        yield update
+
+
+def emit_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def run_inputs(args: argparse.Namespace, one: Callable[[Path], tuple[int, dict[str, Any]]]) -> int:
+    """Run ``one`` on each input; a failing input does not stop the others."""
+    from dubkit.errors import ConfigError, DubkitError
+
+    worst = 0
+    summaries = []
+    for path in args.inputs:
+        try:
+            status, summary = one(path)
+        except ConfigError:
+            raise
+        except DubkitError as exc:
+            if args.debug:
+                import traceback
+
+                traceback.print_exc()
+            error(str(exc))
+            status, summary = exc.exit_status, {"input": str(path), "error": str(exc)}
+        summaries.append({"status": status, **summary})
+        worst = _worse(worst, status)
+    if args.json:
+        emit_json(summaries if len(summaries) > 1 else summaries[0])
+    return worst
+
+
+def _worse(a: int, b: int) -> int:
+    rank = {0: 0, 4: 1, 2: 2, 3: 3, 130: 4}
+    return a if rank.get(a, 2) >= rank.get(b, 2) else b
+
+
+def no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR"))

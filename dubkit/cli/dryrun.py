@@ -1,0 +1,54 @@
+"""``--dry-run``: what a run would send and cost in tokens, before anything is paid."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dubkit import media
+from dubkit.cli import common
+from dubkit.languages import resolve, resolve_dub_target, resolve_voice
+from dubkit.pacing import audio_tokens
+from dubkit.pipeline import Options
+from dubkit.segment import segment
+
+
+def estimate(path: Path, options: Options, *, dubbing: bool) -> dict[str, Any]:
+    info = media.require_audio(media.probe(path))
+    utterances = segment(path, options.segment)
+    tokens_in = sum(audio_tokens(u.duration_ms) for u in utterances)
+    # The answer's audio is about as long as the question's; text adds a little.
+    tokens_out = tokens_in if dubbing else 0
+    return {
+        "input": str(path),
+        "duration_ms": info.duration_ms,
+        "requests": len(utterances),
+        "speech_ms": sum(u.duration_ms for u in utterances),
+        "estimated_input_tokens": tokens_in,
+        "estimated_output_audio_tokens": tokens_out,
+        "utterances": [{"start_ms": u.start_ms, "end_ms": u.end_ms} for u in utterances],
+    }
+
+
+def dry_run(args: argparse.Namespace, options: Options, *, dubbing: bool) -> int:
+    target = resolve_dub_target(options.target) if dubbing else resolve(options.target)
+    if options.source:
+        resolve(options.source)
+    if dubbing:
+        resolve_voice(options.voice, target)
+
+    def one(path: Path) -> tuple[int, dict[str, Any]]:
+        e = estimate(path, options, dubbing=dubbing)
+        if not args.json:
+            print(f"{path}: {e['requests']} requests, {e['speech_ms'] / 1000:.1f} s of speech "
+                  f"in {e['duration_ms'] / 1000:.1f} s")
+            for i, u in enumerate(e["utterances"]):
+                print(f"  {i:4d}  {u['start_ms'] / 1000:9.2f}  {u['end_ms'] / 1000:9.2f}  "
+                      f"{(u['end_ms'] - u['start_ms']) / 1000:6.2f} s")
+            out = f" + about {e['estimated_output_audio_tokens']} output audio tokens" if dubbing else ""
+            print(f"  estimate: {e['estimated_input_tokens']} input tokens{out} "
+                  f"(12.5 tokens per second of audio, at least 1 s per request); nothing sent")
+        return 0, e
+
+    return common.run_inputs(args, one)

@@ -1,0 +1,85 @@
+"""``dubkit dub``: dubbed media, subtitles and a manifest for each input."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from dubkit.cli import common
+from dubkit.config import Environment
+from dubkit.pipeline import Result, dub
+
+EXAMPLES = """examples:
+  dubkit dub talk.mp4 --to es                 # talk.es.mp4, talk.es.srt, talk.es.dubkit.json
+  dubkit dub a.mkv b.mkv --to German --voice Ethan --format srt,vtt
+  dubkit dub talk.mp4 --to ja --mix replace --out-dir dubbed/
+  dubkit dub talk.mp4 --to es --dry-run       # utterances and a token estimate, nothing sent
+  dubkit dub talk.mp4 --to es --engine cloud --base-url http://127.0.0.1:8000/compatible-mode/v1
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "dub", help="dub videos or audio into another language",
+        description="Segment, translate (text and speech), subtitle, fit, mix and mux. "
+        "The video stream is copied, never re-encoded.",
+        epilog=EXAMPLES, formatter_class=common.HelpFormatter,
+    )  # fmt: skip
+    common.add_job_options(p, dubbing=True)
+    p.set_defaults(run=run)
+
+
+def summary(result: Result) -> dict[str, Any]:
+    placed = [p for p in result.placements if p is not None]
+    return {
+        "input": str(result.input),
+        "engine": result.engine,
+        "target": result.target.code,
+        "media": str(result.outputs.media),
+        "subtitles": [str(p) for p in result.outputs.subtitles],
+        "manifest": str(result.outputs.manifest),
+        "utterances": len(result.results),
+        "failed": len(result.failed),
+        "sped_up": sum(1 for p in placed if p.ratio > 1.0),
+        "max_ratio": round(max((p.ratio for p in placed), default=1.0), 3),
+        "cut": sum(1 for p in placed if p.rule == "cut"),
+        "tokens": result.usage.total_tokens,
+    }
+
+
+def describe(s: dict[str, Any]) -> str:
+    lines = [
+        f"{s['input']}: {s['utterances']} utterances, {s['sped_up']} sped up (max {s['max_ratio']}x), "
+        f"{s['cut']} cut, {s['failed']} failed, {s['tokens']} tokens ({s['engine']} engine)",
+        f"  wrote {s['media']}",
+        *(f"  wrote {p}" for p in s["subtitles"]),
+        f"  wrote {s['manifest']}",
+    ]
+    if s["failed"]:
+        lines.append(f"  {s['failed']} utterances kept in the original language; rerun to fill them in")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    env = Environment.read()
+    options = common.job_options(args, env, dubbing=True)
+    if args.dry_run:
+        from dubkit.cli.dryrun import dry_run
+
+        return dry_run(args, options, dubbing=True)
+    translator = common.translator(args, env)
+
+    def one(path: Path) -> tuple[int, dict[str, Any]]:
+        with common.progress_display(args, path.name) as progress:
+            result = dub(path, options, translator, progress=progress)
+        s = summary(result)
+        if not args.json and not args.quiet:
+            print(describe(s))
+        return (4 if result.failed else 0), s
+
+    try:
+        return common.run_inputs(args, one)
+    finally:
+        asyncio.run(translator.aclose())

@@ -1,0 +1,58 @@
+"""Choosing the engine: cloud when a key is available, the offline cascade otherwise."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from dubkit.config import Environment
+from dubkit.engine import Translator
+from dubkit.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """How to reach the translation engine. ``engine`` None picks cloud if a key is set."""
+
+    engine: str | None = None  # "cloud" | "local" | None
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    region: str = "singapore"
+    model: str = "qwen3-livetranslate-flash"
+    rpm: int = 100
+    tpm: int = 100_000
+
+
+def choose_engine(options: EngineOptions, env: Environment) -> str:
+    if options.engine is not None:
+        if options.engine not in ("cloud", "local"):
+            raise ConfigError(f"unknown engine {options.engine!r}; choose cloud or local")
+        return options.engine
+    return "cloud" if (options.api_key or env.api_key) else "local"
+
+
+def make_translator(options: EngineOptions, env: Environment | None = None) -> Translator:
+    """A ready translator for ``options`` (explicit values, then the environment, then defaults)."""
+    env = env if env is not None else Environment.read()
+    if choose_engine(options, env) == "local":
+        from dubkit.local import LocalTranslator
+
+        return LocalTranslator()
+    from dubkit.cloud import CloudConfig, CloudTranslator
+    from dubkit.pacing import RateLimiter
+
+    key = options.api_key or env.api_key
+    if not key:
+        raise ConfigError(
+            "the cloud engine needs an API key: set DASHSCOPE_API_KEY "
+            "(or use --engine local for the offline engine)"
+        )
+    config = CloudConfig(
+        api_key=key,
+        base_url=options.base_url or env.base_url,
+        region=options.region,
+        model=options.model,
+    )
+    return CloudTranslator(config, limiter=RateLimiter(rpm=options.rpm, tpm=options.tpm))

@@ -1,0 +1,351 @@
+"""The whole job: segment, translate, subtitle, fit, mix, mux — for one input file.
+
+:func:`dub` and :func:`subtitle` are the library's main entry points; they
+never print, prompt or exit. Progress goes to an optional callback
+``progress(stage, done, total)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dubkit import media
+from dubkit.engine import Job, Translator
+from dubkit.errors import ConfigError
+from dubkit.fit import FitOptions, Placement, plan, render, trim_silence
+from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voice
+from dubkit.mix import MixOptions, PlacedClip, loudness_gain_db, mix
+from dubkit.runner import UtteranceResult, translate_all_sync
+from dubkit.segment import SegmentOptions, Segmenter
+from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
+from dubkit.types import SERVICE_RATE, VAD_RATE, Cue, MediaInfo, Usage, Utterance
+from dubkit.workspace import FileAudio
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+SUBTITLE_FORMATS = ("srt", "vtt")
+#: How much speech the loudness measures look at (spread over the whole file).
+LOUDNESS_BUDGET_MS = 600_000
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Everything one run needs besides the input and the engine."""
+
+    target: str
+    source: str | None = None
+    voice: str | None = None
+    out_dir: Path | None = None
+    formats: tuple[str, ...] = ("srt",)
+    concurrency: int = 4
+    cache_dir: Path | None = None  # None: no cache
+    visual: bool = False
+    keep_original: bool = True
+    segment: SegmentOptions = field(default_factory=SegmentOptions)
+    subtitles: SubtitleOptions = field(default_factory=SubtitleOptions)
+    fit: FitOptions = field(default_factory=FitOptions)
+    mix: MixOptions = field(default_factory=MixOptions)
+
+    def __post_init__(self) -> None:
+        bad = [f for f in self.formats if f not in SUBTITLE_FORMATS]
+        if bad or not self.formats:
+            raise ConfigError(f"unknown subtitle format {bad}; choose from srt, vtt")
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """The files a run writes (``media`` is None for ``subtitle``)."""
+
+    subtitles: tuple[Path, ...]
+    manifest: Path
+    media: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a run produced: files, utterances, translations, placements and usage."""
+
+    input: Path
+    target: Language
+    engine: str
+    outputs: Outputs
+    results: tuple[UtteranceResult, ...]
+    cues: tuple[Cue, ...]
+    placements: tuple[Placement | None, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def failed(self) -> tuple[UtteranceResult, ...]:
+        return tuple(r for r in self.results if r.error is not None)
+
+
+def output_paths(path: Path, lang: str, options: Options, *, with_media: bool) -> Outputs:
+    """``<stem>.<lang>.<ext>`` beside the input (or in ``out_dir``)."""
+    folder = options.out_dir if options.out_dir is not None else path.parent
+    base = folder / f"{path.stem}.{lang}"
+    subs = tuple(Path(f"{base}.{fmt}") for fmt in options.formats)
+    return Outputs(subs, Path(f"{base}.dubkit.json"), Path(f"{base}{path.suffix}") if with_media else None)
+
+
+def analyze(
+    path: Path, options: SegmentOptions, workdir: Path, progress: Progress | None = None
+) -> tuple[FileAudio, list[Utterance]]:
+    """Decode once at 16 kHz: segment as the audio streams in, keep it on disk for requests."""
+    raw = workdir / "source.s16"
+    segmenter = Segmenter(options)
+    utterances: list[Utterance] = []
+    done = 0
+    with raw.open("wb") as f:
+        for chunk in media.iter_pcm16(path, VAD_RATE):
+            f.write(chunk.astype("<i2").tobytes())
+            utterances += segmenter.feed(chunk)
+            done += len(chunk)
+            if progress:
+                progress("segment", done * 1000 // VAD_RATE, 0)
+    utterances += segmenter.finish()
+    return FileAudio(raw), utterances
+
+
+def _prepare(path: Path, opts: Options, *, dubbing: bool) -> tuple[MediaInfo, Language, Job]:
+    info = media.require_audio(media.probe(path))
+    target = resolve_dub_target(opts.target) if dubbing else resolve(opts.target)
+    source = resolve(opts.source).code if opts.source else None
+    voice = resolve_voice(opts.voice, target) if dubbing else None
+    return info, target, Job(target.code, source, voice)
+
+
+def _translate(
+    translator: Translator,
+    audio: FileAudio,
+    utterances: list[Utterance],
+    job: Job,
+    opts: Options,
+    progress: Progress | None,
+) -> list[UtteranceResult]:
+    from dubkit.cache import TranslationCache
+
+    cache = TranslationCache(opts.cache_dir) if opts.cache_dir is not None else None
+
+    def on_progress(done: int, total: int) -> None:
+        if progress:
+            progress("translate", done, total)
+
+    return translate_all_sync(
+        translator, audio, utterances, job,
+        concurrency=opts.concurrency, cache=cache, on_progress=on_progress,
+    )  # fmt: skip
+
+
+def _sources(results: Sequence[UtteranceResult], speech: Sequence[tuple[tuple[int, int], ...]]) -> list[SubtitleSource]:
+    out = []
+    for r, spans in zip(results, speech):
+        if r.translation is not None and r.translation.text.strip():
+            out.append(SubtitleSource(r.utterance, r.translation.text, spans))
+    return out
+
+
+def _write_subtitles(cues: Sequence[Cue], paths: Sequence[Path]) -> None:
+    for p in paths:
+        (write_vtt if p.suffix == ".vtt" else write_srt)(cues, p)
+
+
+def _usage(results: Sequence[UtteranceResult]) -> Usage:
+    total = Usage()
+    for r in results:
+        if r.translation is not None and not r.cached:
+            total = total + r.translation.usage
+    return total
+
+
+def subtitle(
+    input: str | Path,
+    options: Options,
+    translator: Translator,
+    *,
+    progress: Progress | None = None,
+) -> Result:
+    """Subtitles only (text modality): segment, translate, write ``<stem>.<lang>.srt``.
+
+    >>> Options(target="es").formats
+    ('srt',)
+    """
+    from dubkit.manifest import write_manifest
+
+    path = Path(input)
+    info, target, job = _prepare(path, options, dubbing=False)
+    outputs = output_paths(path, target.code, options, with_media=False)
+    for p in (*outputs.subtitles, outputs.manifest):
+        media.check_output(path, p)
+    with tempfile.TemporaryDirectory(prefix="dubkit-") as work:
+        audio, utterances = analyze(path, options.segment, Path(work), progress)
+        results = _translate(translator, audio, utterances, job, options, progress)
+    cues = layout(_sources(results, [()] * len(results)), target.code, info.duration_ms, options.subtitles)
+    _write_subtitles(cues, outputs.subtitles)
+    result = Result(path, target, translator.name, outputs, tuple(results), tuple(cues), usage=_usage(results))
+    write_manifest(result, info, options, job)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Clip:
+    samples: np.ndarray  # int16 at SERVICE_RATE
+    trim: tuple[int, int]
+
+
+def _clips(results: Sequence[UtteranceResult], fit: FitOptions) -> list[_Clip | None]:
+    clips: list[_Clip | None] = []
+    for r in results:
+        t = r.translation
+        if t is None or not t.audio:
+            clips.append(None)
+            continue
+        s = t.samples()
+        trim = trim_silence(s, t.sample_rate, fit)
+        clips.append(_Clip(s, trim) if trim[1] > trim[0] else None)
+    return clips
+
+
+def speech_spans(samples: np.ndarray, rate: int, start_ms: int, min_pause_ms: int = 250) -> tuple[tuple[int, int], ...]:
+    """Where a rendered clip is audible, as absolute ``[start, end)`` ms spans split at its pauses."""
+    frame = rate // 50  # 20 ms
+    n = len(samples) // frame
+    if n == 0:
+        return ()
+    rms = np.sqrt(np.mean(samples[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
+    loud = rms > max(rms.max() * 10 ** (-35 / 20), 1e-5)
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < n:
+        if not loud[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and loud[j]:
+            j += 1
+        s, e = start_ms + i * 20, start_ms + j * 20
+        if spans and s - spans[-1][1] < min_pause_ms:
+            spans[-1] = (spans[-1][0], e)
+        else:
+            spans.append((s, e))
+        i = j
+    return tuple(spans)
+
+
+def _placed(
+    clips: Sequence[_Clip | None],
+    placements: Sequence[Placement | None],
+    rate: int,
+    fit: FitOptions,
+) -> tuple[list[PlacedClip], list[tuple[tuple[int, int], ...]]]:
+    placed: list[PlacedClip] = []
+    spans: list[tuple[tuple[int, int], ...]] = []
+    for clip, p in zip(clips, placements):
+        if clip is None or p is None:
+            spans.append(())
+            continue
+        own = speech_spans(clip.samples[clip.trim[0] : clip.trim[1]], SERVICE_RATE, 0)
+        spans.append(
+            tuple(
+                (p.start_ms + round(s / p.ratio), min(p.end_ms, p.start_ms + round(e / p.ratio)))
+                for s, e in own
+                if p.start_ms + round(s / p.ratio) < p.end_ms
+            )
+        )
+        start = round(p.start_ms * rate / 1000)
+        length = round(p.end_ms * rate / 1000) - start
+
+        def load(c: _Clip = clip, pl: Placement = p) -> np.ndarray:
+            return render(c.samples, SERVICE_RATE, c.trim, pl, rate, fit)
+
+        placed.append(PlacedClip(start, length, load))
+    return placed, spans
+
+
+def _dub_gain(audio: FileAudio, utterances: Sequence[Utterance], clips: Sequence[_Clip | None]) -> float:
+    spans = [(u.start_ms, u.end_ms) for u in utterances]
+    original = audio.read_spread(spans, LOUDNESS_BUDGET_MS).astype(np.float32) / 32768
+    voiced = [c.samples[c.trim[0] : c.trim[1]] for c in clips if c is not None]
+    if not voiced or original.size == 0:
+        return 0.0
+    step = max(1, int(np.ceil(sum(len(v) for v in voiced) / (LOUDNESS_BUDGET_MS * SERVICE_RATE // 1000))))
+    dub = np.concatenate(voiced[::step]).astype(np.float32) / 32768
+    return loudness_gain_db(original, VAD_RATE, dub, SERVICE_RATE)
+
+
+def dub(
+    input: str | Path,
+    options: Options,
+    translator: Translator,
+    *,
+    progress: Progress | None = None,
+) -> Result:
+    """Dub ``input`` into ``options.target``: dubbed media, subtitles and manifest beside it."""
+    from dubkit.manifest import write_manifest
+
+    path = Path(input)
+    info, target, job = _prepare(path, options, dubbing=True)
+    outputs = output_paths(path, target.code, options, with_media=True)
+    assert outputs.media is not None
+    media.output_kind(outputs.media)
+    for p in (*outputs.subtitles, outputs.manifest, outputs.media):
+        media.check_output(path, p)
+    fmt = media.audio_format(info)
+    total = round(info.duration_ms * fmt.rate / 1000)
+    with tempfile.TemporaryDirectory(prefix="dubkit-") as work_dir:
+        work = Path(work_dir)
+        audio, utterances = analyze(path, options.segment, work, progress)
+        results = _translate(translator, audio, utterances, job, options, progress)
+        utts = [r.utterance for r in results]
+        clips = _clips(results, options.fit)
+        lengths = [None if c is None else (c.trim[1] - c.trim[0]) * 1000 // SERVICE_RATE for c in clips]
+        placements = plan(utts, lengths, info.duration_ms, options.fit)
+        placed, spans = _placed(clips, placements, fmt.rate, options.fit)
+        cues = layout(_sources(results, spans), target.code, info.duration_ms, options.subtitles)
+        gain = _dub_gain(audio, utts, clips) if options.mix.match_loudness else 0.0
+        srt = work / "subs.srt"
+        write_srt(cues, srt)
+        plan_ = media.MuxPlan(
+            fmt.rate, fmt.channels, target.iso639_2, f"{target.name} dub (dubkit {translator.name})",
+            original_language=_original_language(info, job),
+            subtitles=srt if cues else None, subtitle_language=target.iso639_2,
+            keep_original=options.keep_original,
+        )  # fmt: skip
+        blocks = mix(media.iter_float(path, fmt), fmt.rate, fmt.channels, placed, total, options.mix, gain)
+        with media.Muxer(path, info, plan_, outputs.media) as muxer:
+            for block in _counted(blocks, total, progress):
+                muxer.write(block)
+    _write_subtitles(cues, outputs.subtitles)
+    result = Result(
+        path, target, translator.name, outputs, tuple(results), tuple(cues), tuple(placements), _usage(results)
+    )
+    write_manifest(result, info, options, job)
+    return result
+
+
+def _counted(blocks: Iterator[np.ndarray], total: int, progress: Progress | None) -> Iterator[np.ndarray]:
+    done = 0
+    for b in blocks:
+        done += b.shape[-1]
+        if progress:
+            progress("mix", done, total)
+        yield b
+
+
+def _original_language(info: MediaInfo, job: Job) -> str:
+    a = info.audio
+    if a is not None and a.language:
+        return a.language
+    if job.source:
+        with contextlib.suppress(ConfigError):
+            return resolve(job.source).iso639_2
+    return "und"
