@@ -1,0 +1,242 @@
+"""Translate every utterance of a run: cached, concurrent, split when too long.
+
+:func:`translate_all` looks each utterance up in the :class:`TranslationCache` first (a
+cached answer costs no request), runs at most ``concurrency`` requests at once, and
+stores each success the moment it arrives, so an interrupted run loses nothing it
+already paid for.
+
+Splitting: when the service truncates a translation (:class:`TruncatedError`) or the
+utterance is too large to send (:class:`TooLargeError`), the utterance is cut at the
+quietest 20 ms frame of its middle half and both halves are translated (recursively, up
+to ``max_split_depth`` times). **The result list then holds two (or more) results in
+place of that utterance**, each carrying its own shorter ``utterance``; results stay in
+timeline order. An utterance that still fails after all retries yields a result with
+``error`` set and does not stop the others; :class:`AuthError` and :class:`ConfigError`
+abort the whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from dubkit.cache import TranslationCache
+from dubkit.cloud import TooLargeError
+from dubkit.engine import Job, Translator
+from dubkit.errors import AuthError, ConfigError, ServiceError, TruncatedError
+from dubkit.pacing import attempt_scope
+from dubkit.types import VAD_RATE, Translation, Utterance
+
+log = logging.getLogger(__name__)
+
+#: Called as ``on_progress(done, total)`` each time an input utterance is finished.
+ProgressFn = Callable[[int, int], None]
+
+SPLIT_FRAME_MS = 20
+
+
+class AudioSource(Protocol):
+    """Gives the int16 mono 16 kHz samples of ``[start_ms, end_ms)``."""
+
+    def read(self, start_ms: int, end_ms: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ArrayAudio:
+    """An :class:`AudioSource` over an int16 mono array already in memory."""
+
+    samples: np.ndarray
+    rate: int = VAD_RATE
+
+    def __post_init__(self) -> None:
+        if self.samples.ndim != 1 or self.samples.dtype != np.int16:
+            raise ValueError(
+                f"ArrayAudio needs 1-D int16 samples, got {self.samples.dtype} "
+                f"with shape {self.samples.shape}"
+            )
+
+    def read(self, start_ms: int, end_ms: int) -> np.ndarray:
+        return self.samples[start_ms * self.rate // 1000 : end_ms * self.rate // 1000]
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceResult:
+    """What became of one utterance (or of one piece of a split utterance)."""
+
+    utterance: Utterance
+    translation: Translation | None
+    error: str | None = None
+    cached: bool = False
+    attempts: int = 0
+    splits: int = field(default=0)  # how many times the original utterance was halved
+
+    @property
+    def ok(self) -> bool:
+        return self.translation is not None
+
+
+def quietest_split(pcm: np.ndarray, *, rate: int = VAD_RATE, frame_ms: int = SPLIT_FRAME_MS) -> int:
+    """Offset in ms (from the start of ``pcm``) of the quietest frame's centre in the middle half.
+
+    The span is cut there; both sides are at least a quarter of it (less half a frame).
+    Ties go to the frame nearest the middle.
+    """
+    frame = rate * frame_ms // 1000
+    n_frames = len(pcm) // frame
+    total_ms = len(pcm) * 1000 // rate
+    if n_frames < 4:
+        return total_ms // 2
+    frames = pcm[: n_frames * frame].astype(np.float64).reshape(n_frames, frame)
+    energy = (frames * frames).sum(axis=1)
+    lo, hi = n_frames // 4, max(n_frames // 4 + 1, (3 * n_frames + 3) // 4)
+    middle = (n_frames - 1) / 2
+    best = min(range(lo, hi), key=lambda i: (energy[i], abs(i - middle)))
+    return best * frame_ms + frame_ms // 2
+
+
+class _Run:
+    def __init__(
+        self,
+        translator: Translator,
+        audio: AudioSource,
+        job: Job,
+        *,
+        concurrency: int,
+        cache: TranslationCache | None,
+        max_split_depth: int,
+        min_split_ms: int,
+    ) -> None:
+        self.translator = translator
+        self.audio = audio
+        self.job = job
+        self.cache = cache
+        self.identity = translator.identity()
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.max_split_depth = max_split_depth
+        self.min_split_ms = min_split_ms
+
+    async def one(self, utt: Utterance, depth: int = 0) -> list[UtteranceResult]:
+        pcm = self.audio.read(utt.start_ms, utt.end_ms)
+        key = self.cache.key(pcm, self.job, self.identity) if self.cache else None
+        if self.cache is not None and key is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return [UtteranceResult(utt, hit, cached=True, splits=depth)]
+        attempts = [0]
+        try:
+            async with self.semaphore:
+                with attempt_scope() as attempts:
+                    translation = await self.translator.translate(pcm, self.job)
+        except (AuthError, ConfigError):
+            raise
+        except (TruncatedError, TooLargeError) as e:
+            if depth < self.max_split_depth and utt.duration_ms >= 2 * self.min_split_ms:
+                log.info("[%d, %d) ms: %s; splitting it", utt.start_ms, utt.end_ms, e)
+                return await self._split(utt, pcm, depth)
+            return [self._failed(utt, e, attempts[0], depth)]
+        except ServiceError as e:
+            return [self._failed(utt, e, attempts[0], depth)]
+        if self.cache is not None and key is not None:
+            self.cache.put(key, translation)
+        return [UtteranceResult(utt, translation, attempts=max(1, attempts[0]), splits=depth)]
+
+    async def _split(self, utt: Utterance, pcm: np.ndarray, depth: int) -> list[UtteranceResult]:
+        offset = quietest_split(pcm)
+        cut = min(max(utt.start_ms + offset, utt.start_ms + 1), utt.end_ms - 1)
+        halves = await asyncio.gather(
+            self.one(Utterance(utt.start_ms, cut), depth + 1),
+            self.one(Utterance(cut, utt.end_ms), depth + 1),
+        )
+        return [*halves[0], *halves[1]]
+
+    @staticmethod
+    def _failed(utt: Utterance, e: ServiceError, attempts: int, depth: int) -> UtteranceResult:
+        log.warning("[%d, %d) ms failed: %s", utt.start_ms, utt.end_ms, e)
+        return UtteranceResult(utt, None, error=str(e), attempts=attempts, splits=depth)
+
+
+async def translate_all(
+    translator: Translator,
+    audio: AudioSource,
+    utterances: Sequence[Utterance],
+    job: Job,
+    *,
+    concurrency: int = 4,
+    cache: TranslationCache | None = None,
+    on_progress: ProgressFn | None = None,
+    max_split_depth: int = 3,
+    min_split_ms: int = 1000,
+) -> list[UtteranceResult]:
+    """Translate ``utterances`` (see the module doc); results in timeline order.
+
+    A split utterance contributes several results; an utterance shorter than
+    ``2 * min_split_ms`` is never split. Raises :class:`AuthError`/:class:`ConfigError`
+    (after cancelling the requests in flight) when the run cannot succeed at all.
+    """
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    run = _Run(
+        translator, audio, job, concurrency=concurrency, cache=cache,
+        max_split_depth=max_split_depth, min_split_ms=min_split_ms,
+    )  # fmt: skip
+    total = len(utterances)
+    done = 0
+
+    async def task(utt: Utterance) -> list[UtteranceResult]:
+        nonlocal done
+        results = await run.one(utt)
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+        return results
+
+    tasks = [asyncio.ensure_future(task(u)) for u in utterances]
+    if not tasks:
+        return []
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for t in tasks:
+            exc = t.exception() if t.done() and not t.cancelled() else None
+            if exc is not None:
+                raise exc
+        return [r for t in tasks for r in t.result()]
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def translate_all_sync(
+    translator: Translator,
+    audio: AudioSource,
+    utterances: Sequence[Utterance],
+    job: Job,
+    *,
+    concurrency: int = 4,
+    cache: TranslationCache | None = None,
+    on_progress: ProgressFn | None = None,
+    max_split_depth: int = 3,
+    min_split_ms: int = 1000,
+) -> list[UtteranceResult]:
+    """:func:`translate_all` from synchronous code, in a fresh event loop.
+
+    The translator is closed (``aclose``) when the loop ends, so no connection outlives
+    it; translators reopen what they need on their next use.
+    """
+
+    async def main() -> list[UtteranceResult]:
+        try:
+            return await translate_all(
+                translator, audio, utterances, job, concurrency=concurrency, cache=cache,
+                on_progress=on_progress, max_split_depth=max_split_depth,
+                min_split_ms=min_split_ms,
+            )  # fmt: skip
+        finally:
+            await translator.aclose()
+
+    return asyncio.run(main())
