@@ -43,7 +43,7 @@ VIDEO_CONTAINERS: dict[str, tuple[list[str], str]] = {
     ".mp4": (["aac", "-b:a:0", "192k"], "mov_text"),
     ".m4v": (["aac", "-b:a:0", "192k"], "mov_text"),
     ".mov": (["aac", "-b:a:0", "192k"], "mov_text"),
-    ".mkv": (["aac", "-b:a:0", "192k"], "srt"),
+    ".mkv": (["aac", "-b:a:0", "192k"], "subrip"),
     ".webm": (["libopus", "-b:a:0", "128k"], "webvtt"),
 }
 
