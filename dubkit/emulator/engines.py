@@ -1,0 +1,85 @@
+"""Where the emulator's translations come from: synthetic, or the local engine."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import threading
+from typing import Any
+
+import numpy as np
+
+from dubkit.emulator.decode import DecodedInput
+from dubkit.emulator.protocol import ApiError, ParsedRequest
+from dubkit.emulator.synth import synthesize_answer
+from dubkit.engine import Job
+from dubkit.errors import DubkitError
+from dubkit.types import SERVICE_RATE
+
+
+def synthetic(req: ParsedRequest, decoded: DecodedInput) -> tuple[str, np.ndarray]:
+    """The deterministic synthetic translation (text, PCM16 24 kHz)."""
+    ans = synthesize_answer(decoded.pcm, decoded.sha256, req.target.code, req.voice, req.seed)
+    return ans.text, ans.pcm
+
+
+class LocalEngine:
+    """:class:`dubkit.local.LocalTranslator` on its own event-loop thread.
+
+    Imported lazily, created on first use, closed by :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._translator: Any = None
+
+    def _ensure(self) -> tuple[asyncio.AbstractEventLoop, Any]:
+        with self._lock:
+            if self._translator is None:
+                # Imported lazily: optional, heavy, and written separately.
+                local = importlib.import_module("dubkit.local")
+
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="emulator-local-engine", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+                self._translator = local.LocalTranslator()
+            assert self._loop is not None
+            return self._loop, self._translator
+
+    def translate(self, req: ParsedRequest, decoded: DecodedInput) -> tuple[str, np.ndarray]:
+        loop, translator = self._ensure()
+        job = Job(
+            target=req.target.code,
+            source=req.source.code if req.source else None,
+            voice=req.voice,
+        )
+        future = asyncio.run_coroutine_threadsafe(translator.translate(decoded.pcm, job), loop)
+        try:
+            result = future.result()
+        except DubkitError as e:
+            raise ApiError(500, "internal_error", f"local engine failed: {e}",
+                           err_type="internal_error") from e
+        pcm = result.samples().astype(np.int16)
+        if req.wants_audio and result.sample_rate != SERVICE_RATE and len(pcm):
+            n_out = len(pcm) * SERVICE_RATE // result.sample_rate
+            x = np.linspace(0, len(pcm) - 1, n_out)
+            pcm = np.round(np.interp(x, np.arange(len(pcm)), pcm)).astype(np.int16)
+        return result.text, pcm
+
+    def close(self) -> None:
+        with self._lock:
+            loop, translator, thread = self._loop, self._translator, self._thread
+            self._loop = self._translator = self._thread = None
+        if loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(translator.aclose(), loop).result(timeout=5)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                thread.join(timeout=1)
