@@ -306,15 +306,13 @@ class _ErrorMapper:
         where = f"{cfg.endpoint}: HTTP {status}"
         kw: dict[str, Any] = {"status": status, "code": code, "request_id": rid}
         if status == 401:
-            region = (
-                f"the {cfg.region} region" if cfg.base_url is None else "this endpoint"
-            )
-            other = "beijing" if cfg.region == "singapore" else "singapore"
-            return AuthError(
-                f"{where}: API key rejected ({detail}); keys are region-bound, so a key "
-                f"from the {other} region (or a wrong key) fails at {region}",
-                **kw,
-            )
+            if cfg.base_url is None:
+                other = "beijing" if cfg.region == "singapore" else "singapore"
+                hint = (f"keys are region-bound: a key from the {other} region is rejected "
+                        f"in the {cfg.region} region (--region {other})")  # fmt: skip
+            else:
+                hint = "check the key, and that it belongs to this endpoint's region"
+            return AuthError(f"{where}: API key rejected ({detail}); {hint}", **kw)
         if status == 403:
             return AuthError(f"{where}: access denied to model {cfg.model!r} ({detail})", **kw)
         if status == 404:
@@ -421,6 +419,12 @@ class CloudTranslator:
             try:
                 return await self._request_once(request)
             except ServiceError as e:
+                delay = backoff_delay(
+                    attempt, base_s=cfg.backoff_base_s, cap_s=cfg.backoff_cap_s,
+                    retry_after=e.retry_after, rand=self._rand,
+                )
+                if e.status == 429:
+                    self.limiter.penalize(delay)
                 if not e.retryable or attempt >= cfg.max_retries:
                     if e.retryable:
                         raise type(e)(
@@ -429,12 +433,6 @@ class CloudTranslator:
                             retryable=True, retry_after=e.retry_after,
                         ) from e
                     raise
-                delay = backoff_delay(
-                    attempt, base_s=cfg.backoff_base_s, cap_s=cfg.backoff_cap_s,
-                    retry_after=e.retry_after, rand=self._rand,
-                )
-                if e.status == 429:
-                    self.limiter.penalize(delay)
                 log.info("attempt %d failed (%s); retrying in %.2f s", attempt + 1, e, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
@@ -444,6 +442,8 @@ class CloudTranslator:
         try:
             stream = await client.chat.completions.create(**request)
             acc = StreamAccumulator()
+            with contextlib.suppress(AttributeError):
+                acc.request_id = stream.response.headers.get("x-request-id") or ""
             iterator = stream.__aiter__()
             try:
                 while True:
