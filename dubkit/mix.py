@@ -36,10 +36,13 @@ BLOCK = 8192
 MAX_GAIN_DB = 30.0
 
 _OVERSAMPLE = 4
-_FIR_HALF = 8  # interpolation taps on each side of the point (16 per phase)
-_KAISER_BETA = 8.0
+_FIR_HALF = 10  # interpolation taps on each side of the point (20 per phase)
+_KAISER_BETA = 5.0
 _PEAK_MARGIN = 4  # samples: the gain is held down this far around each estimated peak
 _RELEASE_DB = 10.0  # the gain recovers this many dB per release_ms
+# Once limiting is needed, aim this far under the ceiling: covers the estimator's
+# small disagreements with other 4x interpolators and the gain's own modulation.
+_HEADROOM_DB = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +171,10 @@ class TruePeakLimiter:
     """A look-ahead limiter on the true (4x oversampled) peak, for streams.
 
     The true peak is estimated per sample with a 4-phase windowed-sinc
-    interpolator, linked across channels. The gain needed to keep it under the
-    ceiling is held over the look-ahead around each peak and averaged over the
-    look-ahead, so it ramps down (attack) entirely before the peak; afterwards it
+    interpolator (Kaiser, like ``scipy.signal.resample_poly``), linked across
+    channels. Wherever it exceeds the ceiling, the gain that brings it 0.05 dB
+    under the ceiling is held over the look-ahead around the peak and averaged
+    over the look-ahead, so it ramps down (attack) entirely before the peak; it
     recovers by 10 dB per ``release_ms``. Where no reduction is needed the gain
     is exactly 1 and samples pass bit for bit. Samples are finally clamped to the
     ceiling, so none lies outside [-1, 1].
@@ -264,7 +268,7 @@ class TruePeakLimiter:
         tp = self._true_peak(x[:, 1:])
         over = tp > self._ceiling
         need = np.zeros_like(tp)
-        need[over] = self.ceiling_db - 20.0 * np.log10(tp[over])
+        need[over] = self.ceiling_db - _HEADROOM_DB - 20.0 * np.log10(tp[over])
         if not over.any() and self._e_prev == 0.0:
             return np.zeros(count)
         held = _sliding_min(need, la + 2 * margin + 1)
