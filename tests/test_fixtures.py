@@ -46,7 +46,8 @@ def decoded(name: str) -> np.ndarray:
         x = np.concatenate([f.to_ndarray() for f in container.decode(stream)], axis=1)
     if not planar:  # packed: (1, n * channels), interleaved
         x = x.reshape(-1, channels).T
-    return mf.as_float(x).astype(np.float32)
+    result: np.ndarray = mf.as_float(x).astype(np.float32)
+    return result
 
 
 def streams(name: str) -> list[tuple[str, str]]:
@@ -57,7 +58,7 @@ def streams(name: str) -> list[tuple[str, str]]:
 def container_seconds(name: str) -> float:
     with av.open(str(FIXTURES / name)) as container:
         assert container.duration is not None
-        return container.duration / av.time_base
+        return float(container.duration) / av.time_base
 
 
 # ---------------------------------------------------------------- ground truth
