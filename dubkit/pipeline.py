@@ -19,7 +19,7 @@ import numpy as np
 from dubkit import media
 from dubkit.engine import Job, Translator
 from dubkit.errors import ConfigError
-from dubkit.fit import FitOptions, Placement, plan, render, trim_silence
+from dubkit.fit import FitOptions, Placement, plan, render, resample, sample_span, trim_silence, trimmed_ms
 from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voice
 from dubkit.mix import MixOptions, PlacedClip, loudness_gain_db, mix
 from dubkit.runner import UtteranceResult, translate_all_sync
@@ -261,8 +261,7 @@ def _placed(
                 if p.start_ms + round(s / p.ratio) < p.end_ms
             )
         )
-        start = round(p.start_ms * rate / 1000)
-        length = round(p.end_ms * rate / 1000) - start
+        start, length = sample_span(p, rate)
 
         def load(c: _Clip = clip, pl: Placement = p) -> np.ndarray:
             return render(c.samples, SERVICE_RATE, c.trim, pl, rate, fit)
@@ -279,7 +278,7 @@ def _dub_gain(audio: FileAudio, utterances: Sequence[Utterance], clips: Sequence
         return 0.0
     step = max(1, int(np.ceil(sum(len(v) for v in voiced) / (LOUDNESS_BUDGET_MS * SERVICE_RATE // 1000))))
     dub = np.concatenate(voiced[::step]).astype(np.float32) / 32768
-    return loudness_gain_db(original, VAD_RATE, dub, SERVICE_RATE)
+    return loudness_gain_db(resample(original, VAD_RATE, SERVICE_RATE), dub, SERVICE_RATE)
 
 
 def dub(
@@ -307,7 +306,7 @@ def dub(
         results = _translate(translator, audio, utterances, job, options, progress)
         utts = [r.utterance for r in results]
         clips = _clips(results, options.fit)
-        lengths = [None if c is None else (c.trim[1] - c.trim[0]) * 1000 // SERVICE_RATE for c in clips]
+        lengths = [None if c is None else trimmed_ms(c.trim, SERVICE_RATE) for c in clips]
         placements = plan(utts, lengths, info.duration_ms, options.fit)
         placed, spans = _placed(clips, placements, fmt.rate, options.fit)
         cues = layout(_sources(results, spans), target.code, info.duration_ms, options.subtitles)
