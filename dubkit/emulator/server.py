@@ -181,8 +181,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._strike(draw.kind, ex)
             return
         self._write_event("[DONE]")
-        self._write_chunk(b"")
-        ex.ok = True
+        ex.ok = True  # set before the last byte, so a client that saw it sees the record
+        try:
+            self._write_chunk(b"")
+        except OSError:
+            ex.ok = False
+            raise
 
     def _strike(self, kind: str, ex: _Exchange) -> None:
         """A mid-stream fault: dropped connection, error event, or stall."""
@@ -245,7 +249,7 @@ class Emulator:
         self.quota = Quota(self.config.rpm, self.config.tpm)
         self.dice = FaultDice(self.config.fault_rate, self.config.faults, self.config.seed)
         self._lock = threading.Lock()
-        self._records: list[RequestRecord] = []
+        self._exchanges: list[_Exchange] = []
         self._in_flight = 0
         self._conns: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -316,12 +320,13 @@ class Emulator:
 
     @property
     def records(self) -> list[RequestRecord]:
+        """A snapshot, in arrival order; a request still in progress has status 0."""
         with self._lock:
-            return list(self._records)
+            return [ex.record() for ex in self._exchanges]
 
     def reset_records(self) -> None:
         with self._lock:
-            self._records.clear()
+            self._exchanges.clear()
 
     # -- handler hooks ---------------------------------------------------------------
     def _track(self, conn: socket.socket, *, add: bool) -> None:
@@ -331,13 +336,14 @@ class Emulator:
     def _arrive(self, path: str) -> _Exchange:
         with self._lock:
             self._in_flight += 1
-            return _Exchange(time=time.monotonic(), concurrency=self._in_flight, path=path)
+            ex = _Exchange(time=time.monotonic(), concurrency=self._in_flight, path=path)
+            self._exchanges.append(ex)
+            return ex
 
     def _depart(self, ex: _Exchange) -> None:
         record = ex.record()
         with self._lock:
             self._in_flight -= 1
-            self._records.append(record)
         logger.info(
             "POST %s -> %s%s target=%s in=%dms out=%dms ok=%s",
             record.path, record.status, f" fault={record.fault}" if record.fault else "",
