@@ -289,7 +289,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-class _ErrorMapper:
+class ErrorMapper:
     """Turns SDK exceptions into :mod:`dubkit.errors`, never leaking the API key."""
 
     def __init__(self, config: CloudConfig) -> None:
@@ -374,7 +374,7 @@ class CloudTranslator:
         self.config = config
         self.limiter = limiter if limiter is not None else RateLimiter()
         self._rand = rand
-        self._errors = _ErrorMapper(config)
+        self._errors = ErrorMapper(config)
         self._client: openai.AsyncOpenAI | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
