@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Literal
 
 from dubkit.config import Environment
 from dubkit.engine import Translator
@@ -19,7 +20,7 @@ class EngineOptions:
     engine: str | None = None  # "cloud" | "local" | None
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
-    region: str = "singapore"
+    region: Literal["singapore", "beijing"] = "singapore"
     model: str = "qwen3-livetranslate-flash"
     rpm: int = 100
     tpm: int = 100_000

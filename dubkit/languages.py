@@ -60,8 +60,18 @@ for _lang in LANGUAGES:
         _ALIASES[_alias] = _lang
 # Common alternatives users type.
 for _alias, _code in {
-    "chi": "zh", "ger": "de", "fre": "fr", "gre": "el", "zh-cn": "zh", "zh-hans": "zh",
-    "mandarin": "zh", "pt-br": "pt", "jp": "ja", "kr": "ko", "cn": "zh", "ind": "id",
+    "chi": "zh",
+    "ger": "de",
+    "fre": "fr",
+    "gre": "el",
+    "zh-cn": "zh",
+    "zh-hans": "zh",
+    "mandarin": "zh",
+    "pt-br": "pt",
+    "jp": "ja",
+    "kr": "ko",
+    "cn": "zh",
+    "ind": "id",
 }.items():
     _ALIASES[_alias] = next(lg for lg in LANGUAGES if lg.code == _code)
 

@@ -20,9 +20,13 @@ def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -
     """The manifest as plain JSON-ready data (no secrets: the key is never part of a Result)."""
     placements = result.placements or (None,) * len(result.results)
     items = []
-    for i, (r, p) in enumerate(zip(result.results, placements)):
+    for i, (r, p) in enumerate(zip(result.results, placements, strict=True)):
         t = r.translation
-        status = "failed" if r.error is not None else ("ok" if t is not None and t.text.strip() else "empty")
+        status = (
+            "failed"
+            if r.error is not None
+            else ("ok" if t is not None and t.text.strip() else "empty")
+        )
         item: dict[str, Any] = {
             "index": i,
             "start_ms": r.utterance.start_ms,

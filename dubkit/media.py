@@ -186,7 +186,7 @@ class AudioFormat:
 
 
 def audio_format(info: MediaInfo) -> AudioFormat:
-    """The native rate and channel count the mix is made at (mono and stereo kept, more downmixed)."""
+    """The rate and channel count the mix is made at (mono and stereo kept, more downmixed)."""
     a = require_audio(info).audio
     assert a is not None
     return AudioFormat(a.sample_rate or 48_000, 1 if (a.channels or 2) == 1 else 2)
@@ -207,7 +207,9 @@ def check_output(input_path: Path, output_path: Path) -> None:
     if output_path.resolve() == input_path.resolve() or (
         output_path.exists() and output_path.samefile(input_path)
     ):
-        raise OutputError("output path is the input file; refusing to overwrite it", path=output_path)
+        raise OutputError(
+            "output path is the input file; refusing to overwrite it", path=output_path
+        )
     parent = output_path.parent
     if not parent.is_dir():
         raise OutputError("output directory does not exist", path=parent)
@@ -217,7 +219,9 @@ def check_output(input_path: Path, output_path: Path) -> None:
 
 def temp_sibling(final: Path) -> Path:
     """A fresh temporary name beside ``final`` that keeps its extension (ffmpeg needs it)."""
-    fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent
+    )
     os.close(fd)
     return Path(name)
 
@@ -267,7 +271,7 @@ class MuxPlan:
 
 
 def output_kind(path: Path) -> str:
-    """"video" or "audio" by the output's extension; :class:`InputError` if unsupported."""
+    """ "video" or "audio" by the output's extension; :class:`InputError` if unsupported."""
     ext = path.suffix.lower()
     if ext in VIDEO_CONTAINERS:
         return "video"
@@ -314,9 +318,18 @@ def mux_command(
 
 def _muxer(ext: str) -> str:
     return {
-        ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
-        ".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".m4a": "ipod", ".aac": "adts",
-        ".ogg": "ogg", ".opus": "opus",
+        ".mp4": "mp4",
+        ".m4v": "mp4",
+        ".mov": "mov",
+        ".mkv": "matroska",
+        ".webm": "webm",
+        ".wav": "wav",
+        ".flac": "flac",
+        ".mp3": "mp3",
+        ".m4a": "ipod",
+        ".aac": "adts",
+        ".ogg": "ogg",
+        ".opus": "opus",
     }[ext]
 
 
@@ -374,10 +387,8 @@ class Muxer:
         assert proc is not None and proc.stdin is not None
         try:
             if exc_type is None:
-                try:
+                with contextlib.suppress(BrokenPipeError):
                     proc.stdin.close()
-                except BrokenPipeError:
-                    pass
                 if proc.wait() != 0:
                     raise self._failure()
                 os.replace(self._tmp, self.output)
@@ -400,7 +411,7 @@ def mux(
     info: MediaInfo | None = None,
     ffmpeg: str | None = None,
 ) -> Path:
-    """Write ``output``: ``source``'s video copied, the ``blocks`` as the dubbed track, per ``plan``."""
+    """Write ``output``: ``source``'s video copied, ``blocks`` as the dubbed track, per ``plan``."""
     source, output = Path(source), Path(output)
     info = info or probe(source)
     with Muxer(source, info, plan, output, ffmpeg) as m:

@@ -19,11 +19,20 @@ import numpy as np
 from dubkit import media
 from dubkit.engine import Job, Translator
 from dubkit.errors import ConfigError
-from dubkit.fit import FitOptions, Placement, plan, render, resample, sample_span, trim_silence, trimmed_ms
+from dubkit.fit import (
+    FitOptions,
+    Placement,
+    plan,
+    render,
+    resample,
+    sample_span,
+    trim_silence,
+    trimmed_ms,
+)
 from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voice
 from dubkit.mix import MixOptions, PlacedClip, loudness_gain_db, mix
 from dubkit.runner import UtteranceResult, translate_all_sync
-from dubkit.segment import SegmentOptions, Segmenter
+from dubkit.segment import Segmenter, SegmentOptions
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.types import SERVICE_RATE, VAD_RATE, Cue, MediaInfo, Usage, Utterance
 from dubkit.workspace import FileAudio
@@ -94,7 +103,9 @@ def output_paths(path: Path, lang: str, options: Options, *, with_media: bool) -
     folder = options.out_dir if options.out_dir is not None else path.parent
     base = folder / f"{path.stem}.{lang}"
     subs = tuple(Path(f"{base}.{fmt}") for fmt in options.formats)
-    return Outputs(subs, Path(f"{base}.dubkit.json"), Path(f"{base}{path.suffix}") if with_media else None)
+    return Outputs(
+        subs, Path(f"{base}.dubkit.json"), Path(f"{base}{path.suffix}") if with_media else None
+    )
 
 
 def analyze(
@@ -116,12 +127,17 @@ def analyze(
     return FileAudio(raw), utterances
 
 
+def plan_job(options: Options, *, dubbing: bool) -> tuple[Language, Job]:
+    """Check the languages and voice before anything is read or sent; the target and the job."""
+    target = resolve_dub_target(options.target) if dubbing else resolve(options.target)
+    source = resolve(options.source).code if options.source else None
+    voice = resolve_voice(options.voice, target) if dubbing else None
+    return target, Job(target.code, source, voice)
+
+
 def _prepare(path: Path, opts: Options, *, dubbing: bool) -> tuple[MediaInfo, Language, Job]:
-    info = media.require_audio(media.probe(path))
-    target = resolve_dub_target(opts.target) if dubbing else resolve(opts.target)
-    source = resolve(opts.source).code if opts.source else None
-    voice = resolve_voice(opts.voice, target) if dubbing else None
-    return info, target, Job(target.code, source, voice)
+    target, job = plan_job(opts, dubbing=dubbing)
+    return media.require_audio(media.probe(path)), target, job
 
 
 def _translate(
@@ -146,9 +162,11 @@ def _translate(
     )  # fmt: skip
 
 
-def _sources(results: Sequence[UtteranceResult], speech: Sequence[tuple[tuple[int, int], ...]]) -> list[SubtitleSource]:
+def _sources(
+    results: Sequence[UtteranceResult], speech: Sequence[tuple[tuple[int, int], ...]]
+) -> list[SubtitleSource]:
     out = []
-    for r, spans in zip(results, speech):
+    for r, spans in zip(results, speech, strict=True):
         if r.translation is not None and r.translation.text.strip():
             out.append(SubtitleSource(r.utterance, r.translation.text, spans))
     return out
@@ -189,9 +207,13 @@ def subtitle(
     with tempfile.TemporaryDirectory(prefix="dubkit-") as work:
         audio, utterances = analyze(path, options.segment, Path(work), progress)
         results = _translate(translator, audio, utterances, job, options, progress)
-    cues = layout(_sources(results, [()] * len(results)), target.code, info.duration_ms, options.subtitles)
+    cues = layout(
+        _sources(results, [()] * len(results)), target.code, info.duration_ms, options.subtitles
+    )
     _write_subtitles(cues, outputs.subtitles)
-    result = Result(path, target, translator.name, outputs, tuple(results), tuple(cues), usage=_usage(results))
+    result = Result(
+        path, target, translator.name, outputs, tuple(results), tuple(cues), usage=_usage(results)
+    )
     write_manifest(result, info, options, job)
     return result
 
@@ -215,8 +237,10 @@ def _clips(results: Sequence[UtteranceResult], fit: FitOptions) -> list[_Clip | 
     return clips
 
 
-def speech_spans(samples: np.ndarray, rate: int, start_ms: int, min_pause_ms: int = 250) -> tuple[tuple[int, int], ...]:
-    """Where a rendered clip is audible, as absolute ``[start, end)`` ms spans split at its pauses."""
+def speech_spans(
+    samples: np.ndarray, rate: int, start_ms: int, min_pause_ms: int = 250
+) -> tuple[tuple[int, int], ...]:
+    """Where a clip is audible, as ``[start, end)`` ms spans from ``start_ms``, split at pauses."""
     frame = rate // 50  # 20 ms
     n = len(samples) // frame
     if n == 0:
@@ -249,7 +273,7 @@ def _placed(
 ) -> tuple[list[PlacedClip], list[tuple[tuple[int, int], ...]]]:
     placed: list[PlacedClip] = []
     spans: list[tuple[tuple[int, int], ...]] = []
-    for clip, p in zip(clips, placements):
+    for clip, p in zip(clips, placements, strict=True):
         if clip is None or p is None:
             spans.append(())
             continue
@@ -270,13 +294,17 @@ def _placed(
     return placed, spans
 
 
-def _dub_gain(audio: FileAudio, utterances: Sequence[Utterance], clips: Sequence[_Clip | None]) -> float:
+def _dub_gain(
+    audio: FileAudio, utterances: Sequence[Utterance], clips: Sequence[_Clip | None]
+) -> float:
     spans = [(u.start_ms, u.end_ms) for u in utterances]
     original = audio.read_spread(spans, LOUDNESS_BUDGET_MS).astype(np.float32) / 32768
     voiced = [c.samples[c.trim[0] : c.trim[1]] for c in clips if c is not None]
     if not voiced or original.size == 0:
         return 0.0
-    step = max(1, int(np.ceil(sum(len(v) for v in voiced) / (LOUDNESS_BUDGET_MS * SERVICE_RATE // 1000))))
+    step = max(
+        1, int(np.ceil(sum(len(v) for v in voiced) / (LOUDNESS_BUDGET_MS * SERVICE_RATE // 1000)))
+    )
     dub = np.concatenate(voiced[::step]).astype(np.float32) / 32768
     return loudness_gain_db(resample(original, VAD_RATE, SERVICE_RATE), dub, SERVICE_RATE)
 
@@ -314,24 +342,36 @@ def dub(
         srt = work / "subs.srt"
         write_srt(cues, srt)
         plan_ = media.MuxPlan(
-            fmt.rate, fmt.channels, target.iso639_2, f"{target.name} dub (dubkit {translator.name})",
+            fmt.rate, fmt.channels, target.iso639_2,
+            f"{target.name} dub (dubkit {translator.name})",
             original_language=_original_language(info, job),
             subtitles=srt if cues else None, subtitle_language=target.iso639_2,
             keep_original=options.keep_original,
         )  # fmt: skip
-        blocks = mix(media.iter_float(path, fmt), fmt.rate, fmt.channels, placed, total, options.mix, gain)
+        blocks = mix(
+            media.iter_float(path, fmt), fmt.rate, fmt.channels, placed, total, options.mix, gain
+        )
         with media.Muxer(path, info, plan_, outputs.media) as muxer:
             for block in _counted(blocks, total, progress):
                 muxer.write(block)
     _write_subtitles(cues, outputs.subtitles)
     result = Result(
-        path, target, translator.name, outputs, tuple(results), tuple(cues), tuple(placements), _usage(results)
+        path,
+        target,
+        translator.name,
+        outputs,
+        tuple(results),
+        tuple(cues),
+        tuple(placements),
+        _usage(results),
     )
     write_manifest(result, info, options, job)
     return result
 
 
-def _counted(blocks: Iterator[np.ndarray], total: int, progress: Progress | None) -> Iterator[np.ndarray]:
+def _counted(
+    blocks: Iterator[np.ndarray], total: int, progress: Progress | None
+) -> Iterator[np.ndarray]:
     done = 0
     for b in blocks:
         done += b.shape[-1]

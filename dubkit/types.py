@@ -47,9 +47,7 @@ class Usage:
     output_text_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            *(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__)
-        )
+        return Usage(*(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__))
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,7 +99,13 @@ def test_mux_audio_only_gives_audio(tmp_path: Path) -> None:
     info = media.probe(src)
     fmt = media.audio_format(info)
     out = tmp_path / "speech.es.wav"
-    media.mux(src, out, media.iter_float(src, fmt), media.MuxPlan(fmt.rate, fmt.channels, "spa", "dub"), info=info)
+    media.mux(
+        src,
+        out,
+        media.iter_float(src, fmt),
+        media.MuxPlan(fmt.rate, fmt.channels, "spa", "dub"),
+        info=info,
+    )
     got = media.probe(out)
     assert got.video is None and len([s for s in got.streams if s.kind == "audio"]) == 1
     assert abs(got.duration_ms - info.duration_ms) < 30
@@ -144,7 +150,7 @@ def test_mux_command_is_a_pure_argument_list() -> None:
     ],
     ids=["missing", "directory", "empty", "notmedia", "truncated"],
 )
-def test_bad_inputs_raise_one_line_errors(tmp_path: Path, make, match: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_inputs_raise_one_line_errors(tmp_path: Path, make, match: str) -> None:
     path = make(tmp_path)
     with pytest.raises(InputError, match=match) as err:
         media.require_audio(media.probe(path))

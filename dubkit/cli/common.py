@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from dubkit.config import Environment
-from dubkit.engines import EngineOptions, choose_engine, make_translator
 from dubkit.engine import Translator
+from dubkit.engines import EngineOptions, choose_engine, make_translator
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
-from dubkit.pipeline import Options, Progress
-
-Formatter = argparse.ArgumentDefaultsHelpFormatter
+from dubkit.pipeline import Options, Progress, plan_job
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -36,41 +33,85 @@ def notice(args: argparse.Namespace, message: str) -> None:
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
-    g.add_argument("--engine", choices=("cloud", "local"), default=None,
-                   help="cloud (qwen3-livetranslate-flash) or local (offline); "
-                   "default: cloud when DASHSCOPE_API_KEY is set, else local")
-    g.add_argument("--base-url", default=None,
-                   help="any compatible server, e.g. `dubkit emulate` (env DASHSCOPE_BASE_URL)")
-    g.add_argument("--region", choices=("singapore", "beijing"), default="singapore",
-                   help="which official endpoint (keys are region-bound)")
+    g.add_argument(
+        "--engine",
+        choices=("cloud", "local"),
+        default=None,
+        help="cloud (qwen3-livetranslate-flash) or local (offline); "
+        "default: cloud when DASHSCOPE_API_KEY is set, else local",
+    )
+    g.add_argument(
+        "--base-url",
+        default=None,
+        help="any compatible server, e.g. `dubkit emulate` (env DASHSCOPE_BASE_URL)",
+    )
+    g.add_argument(
+        "--region",
+        choices=("singapore", "beijing"),
+        default="singapore",
+        help="which official endpoint (keys are region-bound)",
+    )
     g.add_argument("--model", default="qwen3-livetranslate-flash", help="model name")
     g.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
     g.add_argument("--rpm", type=int, default=100, help="requests-per-minute budget")
     g.add_argument("--tpm", type=int, default=100_000, help="tokens-per-minute budget")
-    g.add_argument("--cache-dir", type=Path, default=None,
-                   help="translation cache (env DUBKIT_CACHE_DIR; default $XDG_CACHE_HOME/dubkit)")
+    g.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="translation cache (env DUBKIT_CACHE_DIR; default $XDG_CACHE_HOME/dubkit)",
+    )
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
 
 
 def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="video or audio files")
-    p.add_argument("--to", required=True, metavar="LANG", help="target language: code, name or ISO 639-2")
-    p.add_argument("--from", dest="source", default=None, metavar="LANG",
-                   help="source language (default: auto-detect)")
-    p.add_argument("--out-dir", type=Path, default=None, help="write outputs here instead of beside each input")
-    p.add_argument("--format", dest="formats", default="srt", help="subtitle formats, comma-separated: srt,vtt")
+    p.add_argument(
+        "--to", required=True, metavar="LANG", help="target language: code, name or ISO 639-2"
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        metavar="LANG",
+        help="source language (default: auto-detect)",
+    )
+    p.add_argument(
+        "--out-dir", type=Path, default=None, help="write outputs here instead of beside each input"
+    )
+    p.add_argument(
+        "--format", dest="formats", default="srt", help="subtitle formats, comma-separated: srt,vtt"
+    )
     if dubbing:
         g = p.add_argument_group("dub")
-        g.add_argument("--voice", default=None, help="voice (see `dubkit languages`; default Cherry)")
-        g.add_argument("--mix", choices=("duck", "replace"), default="duck",
-                       help="keep the original ducked under the dub, or replace it")
-        g.add_argument("--max-speed", type=float, default=1.3,
-                       help="largest speed-up applied to a dubbed clip before other rules")
-        g.add_argument("--no-original", action="store_true", help="do not keep the original audio track")
-    p.add_argument("--visual", action="store_true",
-                   help="send each utterance as a short video clip so the model sees the picture")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the utterances and a token estimate; send nothing")
+        g.add_argument(
+            "--voice", default=None, help="voice (see `dubkit languages`; default Cherry)"
+        )
+        g.add_argument(
+            "--mix",
+            choices=("duck", "replace"),
+            default="duck",
+            help="keep the original ducked under the dub, or replace it",
+        )
+        g.add_argument(
+            "--max-speed",
+            type=float,
+            default=1.3,
+            help="largest speed-up applied to a dubbed clip before other rules",
+        )
+        g.add_argument(
+            "--no-original", action="store_true", help="do not keep the original audio track"
+        )
+    p.add_argument(
+        "--visual",
+        action="store_true",
+        help="send each utterance as a short video clip so the model sees the picture",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the utterances and a token estimate; send nothing",
+    )
     add_engine_options(p)
     add_output_options(p)
 
@@ -106,11 +147,18 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
     )  # fmt: skip
 
 
-def translator(args: argparse.Namespace, env: Environment) -> Translator:
+def translator(
+    args: argparse.Namespace, env: Environment, options: Options, *, dubbing: bool
+) -> Translator:
+    """The engine for this run, once the languages and voice are known to be valid."""
+    plan_job(options, dubbing=dubbing)
     opts = engine_options(args)
     if choose_engine(opts, env) == "local" and args.engine is None:
-        notice(args, "no DASHSCOPE_API_KEY set: using the offline engine (lower quality). "
-               "Set DASHSCOPE_API_KEY to use qwen3-livetranslate-flash.")
+        notice(
+            args,
+            "no DASHSCOPE_API_KEY set: using the offline engine (lower quality). "
+            "Set DASHSCOPE_API_KEY to use qwen3-livetranslate-flash.",
+        )
     return make_translator(opts, env)
 
 
@@ -125,7 +173,15 @@ def progress_display(args: argparse.Namespace, label: str) -> Iterator[Progress 
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import (
+        Progress as Bars,
+    )
 
     names = {"segment": "segmenting", "translate": "translating", "mix": "mixing and muxing"}
     with Bars(
@@ -174,7 +230,3 @@ def run_inputs(args: argparse.Namespace, one: Callable[[Path], tuple[int, dict[s
 def _worse(a: int, b: int) -> int:
     rank = {0: 0, 4: 1, 2: 2, 3: 3, 130: 4}
     return a if rank.get(a, 2) >= rank.get(b, 2) else b
-
-
-def no_color() -> bool:
-    return bool(os.environ.get("NO_COLOR"))

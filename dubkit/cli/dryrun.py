@@ -8,9 +8,8 @@ from typing import Any
 
 from dubkit import media
 from dubkit.cli import common
-from dubkit.languages import resolve, resolve_dub_target, resolve_voice
 from dubkit.pacing import audio_tokens
-from dubkit.pipeline import Options
+from dubkit.pipeline import Options, plan_job
 from dubkit.segment import segment
 
 
@@ -32,23 +31,29 @@ def estimate(path: Path, options: Options, *, dubbing: bool) -> dict[str, Any]:
 
 
 def dry_run(args: argparse.Namespace, options: Options, *, dubbing: bool) -> int:
-    target = resolve_dub_target(options.target) if dubbing else resolve(options.target)
-    if options.source:
-        resolve(options.source)
-    if dubbing:
-        resolve_voice(options.voice, target)
+    plan_job(options, dubbing=dubbing)
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
         e = estimate(path, options, dubbing=dubbing)
         if not args.json:
-            print(f"{path}: {e['requests']} requests, {e['speech_ms'] / 1000:.1f} s of speech "
-                  f"in {e['duration_ms'] / 1000:.1f} s")
+            print(
+                f"{path}: {e['requests']} requests, {e['speech_ms'] / 1000:.1f} s of speech "
+                f"in {e['duration_ms'] / 1000:.1f} s"
+            )
             for i, u in enumerate(e["utterances"]):
-                print(f"  {i:4d}  {u['start_ms'] / 1000:9.2f}  {u['end_ms'] / 1000:9.2f}  "
-                      f"{(u['end_ms'] - u['start_ms']) / 1000:6.2f} s")
-            out = f" + about {e['estimated_output_audio_tokens']} output audio tokens" if dubbing else ""
-            print(f"  estimate: {e['estimated_input_tokens']} input tokens{out} "
-                  f"(12.5 tokens per second of audio, at least 1 s per request); nothing sent")
+                print(
+                    f"  {i:4d}  {u['start_ms'] / 1000:9.2f}  {u['end_ms'] / 1000:9.2f}  "
+                    f"{(u['end_ms'] - u['start_ms']) / 1000:6.2f} s"
+                )
+            out = (
+                f" + about {e['estimated_output_audio_tokens']} output audio tokens"
+                if dubbing
+                else ""
+            )
+            print(
+                f"  estimate: {e['estimated_input_tokens']} input tokens{out} "
+                f"(12.5 tokens per second of audio, at least 1 s per request); nothing sent"
+            )
         return 0, e
 
     return common.run_inputs(args, one)

@@ -51,14 +51,17 @@ def summary(result: Result) -> dict[str, Any]:
 
 def describe(s: dict[str, Any]) -> str:
     lines = [
-        f"{s['input']}: {s['utterances']} utterances, {s['sped_up']} sped up (max {s['max_ratio']}x), "
+        f"{s['input']}: {s['utterances']} utterances, "
+        f"{s['sped_up']} sped up (max {s['max_ratio']}x), "
         f"{s['cut']} cut, {s['failed']} failed, {s['tokens']} tokens ({s['engine']} engine)",
         f"  wrote {s['media']}",
         *(f"  wrote {p}" for p in s["subtitles"]),
         f"  wrote {s['manifest']}",
     ]
     if s["failed"]:
-        lines.append(f"  {s['failed']} utterances kept in the original language; rerun to fill them in")
+        lines.append(
+            f"  {s['failed']} utterances kept in the original language; rerun to fill them in"
+        )
     return "\n".join(lines)
 
 
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         from dubkit.cli.dryrun import dry_run
 
         return dry_run(args, options, dubbing=True)
-    translator = common.translator(args, env)
+    translator = common.translator(args, env, options, dubbing=True)
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
         with common.progress_display(args, path.name) as progress:

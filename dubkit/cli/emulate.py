@@ -18,22 +18,32 @@ EXAMPLES = """examples:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "emulate", help="serve an emulator of the service on loopback",
-        description="Serve POST /compatible-mode/v1/chat/completions with the documented validation, "
+        description="Serve POST /compatible-mode/v1/chat/completions with the documented "
+        "validation, "
         "SSE chunks, errors, quotas and injected faults. Deterministic.",
         epilog=EXAMPLES, formatter_class=common.HelpFormatter,
     )  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
-    p.add_argument("--api-key", default=None, help="the only key accepted (default: any non-empty key)")
-    p.add_argument("--engine", choices=("synthetic", "local"), default="synthetic",
-                   help="synthetic speech-like answers, or real offline translations")
+    p.add_argument(
+        "--api-key", default=None, help="the only key accepted (default: any non-empty key)"
+    )
+    p.add_argument(
+        "--engine",
+        choices=("synthetic", "local"),
+        default="synthetic",
+        help="synthetic speech-like answers, or real offline translations",
+    )
     p.add_argument("--latency", type=float, default=0.0, help="seconds before the first byte")
     p.add_argument("--chunk-interval", type=float, default=0.0, help="seconds between SSE chunks")
     p.add_argument("--rpm", type=int, default=None, help="requests-per-minute quota (429 above)")
     p.add_argument("--tpm", type=int, default=None, help="tokens-per-minute quota (429 above)")
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a fault")
-    p.add_argument("--faults", default="429,429_native,500,503,drop,error_event,stall",
-                   help="fault kinds to draw from")
+    p.add_argument(
+        "--faults",
+        default="429,429_native,500,503,drop,error_event,stall",
+        help="fault kinds to draw from",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for faults and answers")
     p.add_argument("--debug", action="store_true", help="verbose logs")
     p.set_defaults(run=run, quiet=False)

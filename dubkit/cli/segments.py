@@ -35,8 +35,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{'#':>4}  {'start':>10}  {'end':>10}  {'duration':>8}")
     for i, u in enumerate(utterances, 1):
-        print(f"{i:4d}  {_clock(u.start_ms):>10}  {_clock(u.end_ms):>10}  {u.duration_ms / 1000:7.2f}s")
-    print(f"{len(utterances)} utterances, {sum(u.duration_ms for u in utterances) / 1000:.1f} s of speech")
+        print(
+            f"{i:4d}  {_clock(u.start_ms):>10}  {_clock(u.end_ms):>10}  "
+            f"{u.duration_ms / 1000:7.2f}s"
+        )
+    print(
+        f"{len(utterances)} utterances, "
+        f"{sum(u.duration_ms for u in utterances) / 1000:.1f} s of speech"
+    )
     return 0
 
 

@@ -35,12 +35,12 @@ def run(args: argparse.Namespace) -> int:
         from dubkit.cli.dryrun import dry_run
 
         return dry_run(args, options, dubbing=False)
-    translator = common.translator(args, env)
+    translator = common.translator(args, env, options, dubbing=False)
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
         with common.progress_display(args, path.name) as progress:
             result = subtitle(path, options, translator, progress=progress)
-        s = {
+        s: dict[str, Any] = {
             "input": str(path), "engine": result.engine, "target": result.target.code,
             "subtitles": [str(p) for p in result.outputs.subtitles],
             "manifest": str(result.outputs.manifest), "utterances": len(result.results),
@@ -48,8 +48,10 @@ def run(args: argparse.Namespace) -> int:
             "tokens": result.usage.total_tokens,
         }  # fmt: skip
         if not args.json and not args.quiet:
-            print(f"{path}: {s['utterances']} utterances, {s['cues']} cues, {s['failed']} failed, "
-                  f"{s['tokens']} tokens ({s['engine']} engine)")
+            print(
+                f"{path}: {s['utterances']} utterances, {s['cues']} cues, {s['failed']} failed, "
+                f"{s['tokens']} tokens ({s['engine']} engine)"
+            )
             for p in s["subtitles"]:
                 print(f"  wrote {p}")
         return (4 if result.failed else 0), s
