@@ -17,6 +17,7 @@ import time
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import av
@@ -566,3 +567,21 @@ def test_config_rejects_nonsense() -> None:
         EmulatorConfig(fault_rate=2.0)
     with pytest.raises(ValueError):
         EmulatorConfig(engine="gpt")
+
+
+@pytest.mark.slow
+def test_local_engine_translates_real_speech() -> None:
+    """engine="local": the offline cascade answers over the same protocol."""
+    wav = Path(__file__).resolve().parent.parent / "fixtures" / "speech.wav"
+    with av.open(str(wav)) as f:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+        pcm = np.concatenate([o.to_ndarray().reshape(-1) for fr in f.decode(audio=0)
+                              for o in resampler.resample(fr)])
+    first = pcm[700 * 16: 2216 * 16]  # "The weather is nice today."
+    with Emulator(EmulatorConfig(api_key=KEY, engine="local")) as e:
+        res = sdk_stream(e, body(audio_url(wav_bytes(first))))
+        assert res.finish == "stop" and res.text.strip()
+        assert len(res.audio) > 24000  # over half a second of speech
+        assert e.records[0].ok
+        status, err, _ = raw_post(e, body(target="ja", audio=False))  # no eng-jpn pair here
+        assert status == 400 and "local engine" in err["error"]["message"], err

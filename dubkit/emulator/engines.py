@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from dubkit.emulator.decode import DecodedInput
-from dubkit.emulator.protocol import ApiError, ParsedRequest
+from dubkit.emulator.protocol import ApiError, ParsedRequest, bad
 from dubkit.emulator.synth import synthesize_answer
 from dubkit.engine import Job
-from dubkit.errors import DubkitError
+from dubkit.errors import ConfigError, DubkitError
 from dubkit.types import SERVICE_RATE
 
 
@@ -61,6 +61,8 @@ class LocalEngine:
         future = asyncio.run_coroutine_threadsafe(translator.translate(decoded.pcm, job), loop)
         try:
             result = future.result()
+        except ConfigError as e:  # e.g. no Apertium pair or voice for this language here
+            raise bad(f"local engine cannot translate this request: {e}") from e
         except DubkitError as e:
             raise ApiError(500, "internal_error", f"local engine failed: {e}",
                            err_type="internal_error") from e
