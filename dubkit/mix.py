@@ -20,7 +20,7 @@ overlap the current block in memory, whatever the media's length.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -398,7 +398,7 @@ def mix(
     total_samples: int,
     options: MixOptions | None = None,
     dub_gain_db: float = 0.0,
-) -> Iterator[np.ndarray]:
+) -> Generator[np.ndarray, None, None]:
     """Mix ``clips`` over ``original``; yields float32 ``(channels, n)`` blocks.
 
     The blocks cover exactly ``total_samples`` (the original is padded with
@@ -419,7 +419,7 @@ def _mix(
     total: int,
     opts: MixOptions,
     dub_gain_db: float,
-) -> Iterator[np.ndarray]:
+) -> Generator[np.ndarray, None, None]:
     ramp = opts.ramp_ms * rate // 1000
     gain = float(10.0 ** (dub_gain_db / 20.0))
     schedule = _Schedule(clips, ramp)

@@ -27,7 +27,8 @@ from dubkit.types import SERVICE_RATE, Utterance
 def harmonic(f0: float, ms: int, rate: int, amp: float = 0.3) -> np.ndarray:
     """A voiced, speech-like tone: f0 and four harmonics falling 1/k, float64."""
     t = np.arange(ms * rate // 1000) / rate
-    return amp * sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6)) / 1.5
+    partials = [np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6)]
+    return np.asarray(amp * np.sum(partials, axis=0) / 1.5)
 
 
 def syllables(ms: int, rate: int, f0: float = 220.0) -> np.ndarray:
@@ -212,11 +213,13 @@ def test_trim_silence_of_silence_is_empty() -> None:
 # --- render ------------------------------------------------------------------------------
 
 
-def fitted(clip: np.ndarray, in_rate: int, slot_ms: int, start_ms: int = 1234, **kw: int):
+def fitted(
+    clip: np.ndarray, in_rate: int, slot_ms: int, start_ms: int = 1234
+) -> tuple[tuple[int, int], Placement]:
     """Plan one clip (int16) into a slot of ``slot_ms`` starting at ``start_ms``."""
     trim = (0, len(clip))
     utts = [Utterance(start_ms, start_ms + 10), Utterance(start_ms + slot_ms + 80, 10**7)]
-    p = plan(utts, [trimmed_ms(trim, in_rate), None], 10**7, FitOptions(borrow_ms=0, **kw))[0]
+    p = plan(utts, [trimmed_ms(trim, in_rate), None], 10**7, FitOptions(borrow_ms=0))[0]
     assert p is not None
     return trim, p
 
