@@ -235,6 +235,20 @@ def test_output_length_varies_around_the_input() -> None:
     assert min(ratios) < 0.9 and max(ratios) > 1.1  # some shorter, some longer
 
 
+def test_long_outputs_have_word_gaps_and_a_longer_pause() -> None:
+    ans = synthesize_answer(speechy_pcm(8000, 1), "long", "en", "Ethan", None)
+    x = ans.pcm.astype(np.float64)
+    rms = np.sqrt(np.mean(x[: len(x) // 480 * 480].reshape(-1, 480) ** 2, axis=1))  # 20 ms
+    quiet = rms < 30
+    runs, run = [], 0
+    for q in quiet[10:-16]:  # inside the speech, not the head or tail
+        run = run + 1 if q else 0
+        runs.append(run)
+    assert max(runs) * 20 >= 240  # a sentence-like pause
+    starts = np.flatnonzero(np.diff(quiet[10:-16].astype(int)) == 1)
+    assert len(starts) >= 10  # many short pauses between words
+
+
 def test_text_follows_the_script_and_length() -> None:
     pcm = speechy_pcm(3000, 5)
     checks = {

@@ -75,6 +75,10 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     emulator: Emulator
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log (never print) what escaped a handler, e.g. a client resetting the connection."""
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
