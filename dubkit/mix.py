@@ -203,6 +203,8 @@ class TruePeakLimiter:
         self._la = max(1, round(lookahead_ms * rate / 1000))
         self._release = _RELEASE_DB / (release_ms * rate / 1000)  # dB per sample
         self._kernels = _phase_kernels()
+        # No interpolated value can exceed the sample peak times this bound.
+        self._overshoot = float(np.max(np.sum(np.abs(self._kernels), axis=1)))
         self._reach = self._la + _PEAK_MARGIN + _FIR_HALF
         self.latency = self._reach
         # Input from global sample index self._buf_start; silence before 0.
@@ -264,6 +266,8 @@ class TruePeakLimiter:
     def _gain_db(self, x: np.ndarray, count: int) -> np.ndarray:
         """Gain (dB, <= 0) for the ``count`` samples at ``x[:, reach:reach+count]``."""
         la, margin = self._la, _PEAK_MARGIN
+        if self._e_prev == 0.0 and np.max(np.abs(x)) * self._overshoot <= self._ceiling:
+            return np.zeros(count)  # quiet: no true peak can reach the ceiling
         # Estimates for samples [n0 - la - margin, n1 + la + margin).
         tp = self._true_peak(x[:, 1:])
         over = tp > self._ceiling
