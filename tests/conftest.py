@@ -1,0 +1,52 @@
+"""Shared test fixtures: paths, an emulator on loopback, and translators pointed at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dubkit.cloud import CloudConfig, CloudTranslator
+from dubkit.emulator import Emulator, EmulatorConfig
+from dubkit.pacing import RateLimiter
+
+ROOT = Path(__file__).resolve().parent.parent
+FIX = ROOT / "fixtures"
+KEY = "sk-test-0123456789abcdef"
+
+
+def truth(name: str) -> dict:  # type: ignore[type-arg]
+    return json.loads((FIX / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(api_key=KEY)) as emu:
+        yield emu
+
+
+def translator_for(emu: Emulator, **config: object) -> CloudTranslator:
+    cfg = CloudConfig(api_key=KEY, base_url=emu.base_url, **config)  # type: ignore[arg-type]
+    return CloudTranslator(cfg, limiter=RateLimiter(rpm=100_000, tpm=100_000_000))
+
+
+@pytest.fixture
+def cloud(emulator: Emulator) -> CloudTranslator:
+    return translator_for(emulator)
+
+
+def run_cli(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m dubkit ARGS`` as a user would, with a clean environment."""
+    child = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "DUBKIT_"))}
+    child.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "dubkit", *map(str, args)],
+        capture_output=True, text=True, env=child, timeout=timeout, check=False,
+    )  # fmt: skip

@@ -1,0 +1,206 @@
+"""The dub end to end through the emulator: placement, mix, loudness, mux (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pyloudnorm
+import pytest
+from scipy.signal import resample_poly
+
+import dubkit
+from dubkit import media
+from dubkit.cloud import CloudTranslator
+from dubkit.fit import ms_to_samples
+from dubkit.mix import MixOptions
+from dubkit.pipeline import Options, Result
+from tests.conftest import FIX, truth
+
+FIXED_RULES = ("fit", "sped_up")
+
+
+def decode(path: Path, index: int = 0) -> tuple[np.ndarray, int]:
+    """Audio stream ``index`` of ``path`` as float32 (channels, n) and its rate."""
+    with av.open(str(path)) as c:
+        s = c.streams.audio[index]
+        rs = av.AudioResampler(format="fltp", layout=s.layout.name, rate=s.rate)
+        parts = [f.to_ndarray() for fr in c.decode(s) for f in rs.resample(fr)]
+        return np.concatenate(parts, axis=1), s.rate
+
+
+def true_peak_dbtp(x: np.ndarray) -> float:
+    up = resample_poly(x, 4, 1, axis=-1)
+    return float(20 * np.log10(np.abs(up).max() + 1e-12))
+
+
+def spans_loudness(x: np.ndarray, rate: int, spans: list[tuple[int, int]]) -> float:
+    parts = [x[:, ms_to_samples(s, rate) : ms_to_samples(e, rate)] for s, e in spans]
+    return float(pyloudnorm.Meter(rate).integrated_loudness(np.concatenate(parts, axis=1).T))
+
+
+def check_placements(result: Result, duration_ms: int, max_ratio: float = 1.3) -> None:
+    placed = [(r, p) for r, p in zip(result.results, result.placements, strict=True) if p]
+    assert placed
+    for r, p in placed:
+        if p.rule in FIXED_RULES:
+            assert p.start_ms == r.utterance.start_ms
+            assert p.ratio <= max_ratio + 1e-9
+        else:
+            assert p.start_ms <= r.utterance.start_ms
+    for (_, a), (_, b) in zip(placed, placed[1:]):
+        assert a.end_ms <= b.start_ms  # never overlapping
+    assert placed[-1][1].end_ms <= duration_ms
+
+
+def test_dub_mp4_end_to_end(tmp_path: Path, cloud: CloudTranslator) -> None:
+    src = tmp_path / "talk.mp4"
+    shutil.copy(FIX / "speech.mp4", src)
+    before = src.read_bytes()
+    result = dubkit.dub(src, Options(target="es", formats=("srt", "vtt")), cloud)
+    assert src.read_bytes() == before
+
+    out = tmp_path / "talk.es.mp4"
+    assert result.outputs.media == out and out.exists()
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "talk.mp4", "talk.es.mp4", "talk.es.srt", "talk.es.vtt", "talk.es.dubkit.json"
+    }  # fmt: skip
+    info = media.probe(src)
+    check_placements(result, info.duration_ms)
+
+    # video packets untouched, tracks ordered and tagged, durations within a frame
+    def packets(p: Path) -> list[tuple[bytes, int | None]]:
+        with av.open(str(p)) as c:
+            return [(bytes(k), k.pts) for k in c.demux(c.streams.video[0]) if k.size]
+
+    assert packets(out) == packets(src)
+    got = media.probe(out)
+    kinds = [(s.kind, s.language) for s in got.streams]
+    assert kinds == [("video", None), ("audio", "spa"), ("audio", None), ("subtitle", "spa")]
+    assert abs(got.duration_ms - info.duration_ms) <= 1000 / 12
+
+    manifest = json.loads((tmp_path / "talk.es.dubkit.json").read_text())
+    assert manifest["totals"]["utterances"] == len(result.results) >= 6
+    assert manifest["totals"]["failed"] == 0
+    for item, r in zip(manifest["utterances"], result.results, strict=True):
+        assert item["start_ms"] == r.utterance.start_ms and item["status"] == "ok"
+        assert item["dub"]["rule"] in ("fit", "sped_up", "borrowed", "over_cap", "cut")
+
+
+def test_loudness_matched_and_true_peak_limited(tmp_path: Path, cloud: CloudTranslator) -> None:
+    """Lossless output (WAV) so the measures see the mix itself, not an encoder's overshoot."""
+    src = tmp_path / "talk.wav"
+    shutil.copy(FIX / "speech.wav", src)
+    result = dubkit.dub(src, Options(target="fr"), cloud)
+    out = result.outputs.media
+    assert out is not None and out.suffix == ".wav"
+    dub, rate = decode(out)
+    orig, _ = decode(src)
+    assert abs(dub.shape[1] - orig.shape[1]) <= rate // 100
+    assert true_peak_dbtp(dub) <= -1.0 + 0.05
+    assert np.abs(dub).max() < 1.0
+    dub_spans = [(p.start_ms, p.end_ms) for p in result.placements if p]
+    orig_spans = [(u["start_ms"], u["end_ms"]) for u in truth("speech")["utterances"]]
+    assert abs(spans_loudness(dub, rate, dub_spans) - spans_loudness(orig, rate, orig_spans)) <= 1.0
+
+
+def test_music_bed_survives_under_and_between_clips(tmp_path: Path, cloud: CloudTranslator) -> None:
+    wav = tmp_path / "music.wav"
+    ff = media.ffmpeg_exe()
+    subprocess.run(
+        [ff, "-loglevel", "error", "-i", str(FIX / "music.mp4"), "-c:a", "pcm_s16le", str(wav)],
+        check=True,
+    )
+    outs = {}
+    for mode in ("duck", "replace"):
+        d = tmp_path / mode
+        d.mkdir()
+        r = dubkit.dub(wav, Options(target="es", out_dir=d, mix=MixOptions(mode=mode)), cloud)
+        outs[mode] = (decode(d / "music.es.wav")[0], r)
+    orig, rate = decode(wav)
+    bed = outs["duck"][0] - outs["replace"][0]  # what the duck mix kept of the original
+    placed = [p for p in outs["duck"][1].placements if p]
+    n = min(bed.shape[1], orig.shape[1])
+
+    def level(x: np.ndarray, s: int, e: int) -> float:
+        seg = x[:, ms_to_samples(s, rate) : ms_to_samples(e, rate)]
+        return float(10 * np.log10(np.mean(seg**2) + 1e-20))
+
+    # under each clip (away from the ramps) the original is there, about 15 dB down
+    for p in placed:
+        if p.end_ms - p.start_ms > 600:
+            s, e = p.start_ms + 150, p.end_ms - 150
+            assert level(bed[:, :n], s, e) - level(orig[:, :n], s, e) == pytest.approx(-15, abs=1.5)
+    # between clips it is untouched
+    for a, b in zip(placed, placed[1:]):
+        if b.start_ms - a.end_ms > 500:
+            s, e = a.end_ms + 150, b.start_ms - 150
+            assert level(bed[:, :n], s, e) - level(orig[:, :n], s, e) == pytest.approx(0, abs=0.5)
+            assert level(orig, s, e) > -60  # there is music to keep
+
+
+def test_mkv_gives_mkv_with_subrip(tmp_path: Path, cloud: CloudTranslator) -> None:
+    src = tmp_path / "talk.mkv"
+    shutil.copy(FIX / "speech.mkv", src)
+    result = dubkit.dub(src, Options(target="de", source="en"), cloud)
+    got = media.probe(tmp_path / "talk.de.mkv")
+    assert result.outputs.media == tmp_path / "talk.de.mkv"
+    subs = [s for s in got.streams if s.kind == "subtitle"]
+    audio = [s for s in got.streams if s.kind == "audio"]
+    assert [a.language for a in audio] == ["deu", "eng"]
+    assert subs and subs[0].codec in ("subrip", "srt") and subs[0].language == "deu"
+
+
+def _many_utterances(path: Path, count: int) -> list[tuple[int, int]]:
+    """A WAV of ``count`` fixture sentences with pauses of 0.35-1.2 s; their true spans."""
+    speech, rate = decode(FIX / "speech.wav")
+    clips = [
+        speech[0, ms_to_samples(u["start_ms"], rate) : ms_to_samples(u["end_ms"], rate)]
+        for u in truth("speech")["utterances"]
+        if u["end_ms"] - u["start_ms"] < 3000
+    ]
+    rng = np.random.default_rng(7)
+    parts, spans, t = [np.zeros(rate // 2, np.float32)], [], rate // 2
+    for i in range(count):
+        clip = clips[i % len(clips)]
+        spans.append((t * 1000 // rate, (t + len(clip)) * 1000 // rate))
+        pause = np.zeros(int(rate * rng.uniform(0.35, 1.2)), np.float32)
+        parts += [clip, pause]
+        t += len(clip) + len(pause)
+    pcm = (np.concatenate(parts) * 32767).astype("<i2")
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return spans
+
+
+@pytest.mark.slow
+def test_no_drift_over_200_utterances(tmp_path: Path, cloud: CloudTranslator) -> None:
+    src = tmp_path / "long.wav"
+    _many_utterances(src, 210)
+    opts = Options(target="es", mix=MixOptions(mode="replace"), concurrency=8)
+    result = dubkit.dub(src, opts, cloud)
+    assert len(result.results) >= 200 and not result.failed
+    info = media.probe(src)
+    check_placements(result, info.duration_ms)
+    dub, rate = decode(result.outputs.media)  # type: ignore[arg-type]
+    mono = np.abs(dub[0])
+    # each clip's audio begins at its planned sample: nothing before it, sound right after
+    late = []
+    for p in result.placements:
+        if p is None or p.end_ms - p.start_ms < 200:
+            continue
+        first = ms_to_samples(p.start_ms, rate)
+        assert mono[max(0, first - rate // 100) : first - 2].max() < 1e-3, p
+        onset = first + int(np.argmax(mono[first : first + rate // 5] > 1e-3))
+        late.append(onset - first)
+    assert np.median(late) * 1000 / rate < 10  # trimmed clips start at once, last one too
+    assert late[-1] * 1000 / rate < 30
