@@ -112,7 +112,7 @@ class SegmentOptions:
     pad_before_ms: int = 90
     pad_after_ms: int = 120
     min_pause_ms: int = 250
-    min_utterance_ms: int = 250
+    min_utterance_ms: int = 400
     max_utterance_ms: int = 20_000
     smoothing_ms: int = 150
     trigger_ratio: float = 0.6

@@ -1,0 +1,368 @@
+"""Voice activity segmentation: real webrtcvad on the fixtures, Hypothesis on the pure core."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dubkit.errors import ConfigError, InputError
+from dubkit.segment import (
+    MAX_REQUEST_MS,
+    FrameGate,
+    Segmenter,
+    SegmentOptions,
+    SpanTracker,
+    choose_cut,
+    segment,
+    split_span,
+)
+from dubkit.types import Utterance
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+RATE = 16_000
+
+
+def _need(name: str) -> Path:
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.skip(f"fixture {name} not generated")
+    return path
+
+
+def _truth(name: str) -> list[tuple[int, int]]:
+    data = json.loads(_need(name).read_text(encoding="utf-8"))
+    return [(u["start_ms"], u["end_ms"]) for u in data["utterances"]]
+
+
+def _decode(name: str) -> np.ndarray:
+    from dubkit.media import iter_pcm16
+
+    return np.concatenate(list(iter_pcm16(_need(name), rate=RATE)))
+
+
+@pytest.fixture(scope="module")
+def speech_pcm() -> np.ndarray:
+    return _decode("speech.mp4")
+
+
+def _make_fixtures() -> ModuleType:
+    path = _need("make_fixtures.py")
+    spec = importlib.util.spec_from_file_location("dubkit_make_fixtures", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_invariants(utts: list[Utterance], duration_ms: int, options: SegmentOptions) -> None:
+    for u in utts:
+        assert 0 <= u.start_ms < u.end_ms <= duration_ms
+        assert options.min_utterance_ms <= u.duration_ms <= options.max_utterance_ms
+    for a, b in itertools.pairwise(utts):
+        assert a.end_ms <= b.start_ms
+
+
+def boundary_errors(utts: list[Utterance], truth: list[tuple[int, int]]) -> list[int]:
+    """Match segments to true utterances by overlap; |start error| and |end error| of each.
+
+    Asserts recall (every true utterance overlaps a segment) and that no segment lies
+    wholly outside speech.
+    """
+    errors: list[int] = []
+    for start, end in truth:
+        hits = [u for u in utts if u.start_ms < end and u.end_ms > start]
+        assert hits, f"true utterance [{start}, {end}) missed"
+        errors += [abs(hits[0].start_ms - start), abs(hits[-1].end_ms - end)]
+    for u in utts:
+        assert any(u.start_ms < e and u.end_ms > s for s, e in truth), f"{u} lies in silence"
+    return errors
+
+
+# ------------------------------------------------------------------ real audio
+
+
+@pytest.mark.parametrize("name", ["speech.mp4", "speech.wav"])
+def test_clean_speech_boundaries(name: str) -> None:
+    truth = _truth("speech.json")
+    utts = segment(_need(name))
+    data = json.loads((FIXTURES / "speech.json").read_text(encoding="utf-8"))
+    check_invariants(utts, data["duration_ms"] + 50, SegmentOptions())
+    errors = boundary_errors(utts, truth)
+    assert np.percentile(errors, 90) <= 150, errors
+    assert max(errors) <= 300, errors
+
+
+def test_speech_over_music_boundaries() -> None:
+    truth = _truth("music.json")
+    utts = segment(_need("music.mp4"))
+    errors = boundary_errors(utts, truth)
+    assert np.percentile(errors, 90) <= 300, errors
+
+
+def test_silence_tone_and_noise_give_nothing() -> None:
+    t = np.arange(RATE * 8) / RATE
+    rng = np.random.default_rng(3)
+    assert segment(np.zeros(RATE * 5, dtype=np.int16)) == []
+    assert segment((0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)) == []
+    assert segment((rng.normal(0, 0.1, t.size) * 32767).astype(np.int16)) == []
+    assert segment(np.empty(0, dtype=np.int16)) == []
+
+
+@pytest.mark.parametrize(("seed", "gain"), [(1, 1.0), (2, 0.1)])
+def test_pure_music_gives_nothing(seed: int, gain: float) -> None:
+    mf = _make_fixtures()
+    bed = mf.music_bed(RATE * 15, RATE, seed)  # chord pads, bass, drums
+    assert segment(mf.to_pcm16(bed.mean(axis=0) * gain)) == []
+
+
+def test_streaming_matches_one_array(speech_pcm: np.ndarray) -> None:
+    whole = segment(speech_pcm)
+    rng = np.random.default_rng(7)
+    cuts = np.sort(rng.integers(0, speech_pcm.size, 60))
+    chunks = np.split(speech_pcm, cuts)  # sizes from 0 to seconds, most not frame multiples
+    seg = Segmenter()
+    streamed: list[Utterance] = []
+    for chunk in chunks:
+        streamed += seg.feed(chunk)
+        assert seg.buffered_samples < RATE * 30 // 1000
+    streamed += seg.finish()
+    assert streamed == whole
+    assert segment(iter(chunks)) == whole
+    assert len(whole) >= 6
+
+
+def test_utterances_are_released_as_soon_as_complete(speech_pcm: np.ndarray) -> None:
+    seg = Segmenter()
+    released_at: list[tuple[Utterance, int]] = []
+    for chunk in np.array_split(speech_pcm, speech_pcm.size // 1600):  # 100 ms chunks
+        released_at += [(u, seg.duration_ms) for u in seg.feed(chunk)]
+    assert len(released_at) >= 6
+    for u, now in released_at:
+        assert now - u.end_ms <= 1000  # one pause's worth of delay, not the whole file
+
+
+def test_state_stays_bounded_over_30_minutes() -> None:
+    """30 minutes of tone bursts and noise: the segmenter holds no more than one utterance."""
+    opts = SegmentOptions(max_utterance_ms=5_000)
+    seg = Segmenter(opts)
+    rng = np.random.default_rng(11)
+    t = np.arange(RATE * 60) / RATE
+    minute = 0.2 * np.sin(2 * np.pi * (150 + 80 * np.sin(2 * np.pi * 3 * t)) * t)
+    minute *= (np.sin(2 * np.pi * 4 * t) > 0) * (np.sin(2 * np.pi * 0.1 * t) > -0.3)
+    pcm = ((minute + rng.normal(0, 0.01, t.size)) * 32767).astype(np.int16)
+    most = 0
+    found: list[Utterance] = []
+    for _ in range(30):
+        for chunk in np.array_split(pcm, 7):
+            found += seg.feed(chunk)
+            most = max(most, seg.buffered_frames)
+    found += seg.finish()
+    assert seg.duration_ms == 30 * 60 * 1000
+    check_invariants(found, seg.duration_ms, opts)
+    assert most <= 2 * opts.max_utterance_ms // opts.frame_ms + 20
+
+
+def test_duration_clips_and_inputs_are_checked(speech_pcm: np.ndarray) -> None:
+    full = segment(speech_pcm)
+    k = len(full) // 2
+    limit = (full[k].start_ms + full[k].end_ms) // 2
+    assert limit - full[k].start_ms >= SegmentOptions().min_utterance_ms
+    assert segment(speech_pcm, duration_ms=limit) == [*full[:k], Utterance(full[k].start_ms, limit)]
+    with pytest.raises(InputError):
+        segment(speech_pcm.astype(np.float32))
+    with pytest.raises(InputError):
+        Segmenter().feed(np.zeros((2, 480), dtype=np.int16))
+
+
+def test_long_speech_is_split_under_the_maximum(speech_pcm: np.ndarray) -> None:
+    opts = SegmentOptions(max_utterance_ms=3_000, min_pause_ms=2_500)
+    utts = segment(speech_pcm, opts)
+    check_invariants(utts, speech_pcm.size * 1000 // RATE, opts)
+    assert any(a.end_ms == b.start_ms for a, b in itertools.pairwise(utts))  # some were split
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"aggressiveness": 4},
+        {"frame_ms": 25},
+        {"pad_before_ms": -1},
+        {"min_utterance_ms": 0},
+        {"max_utterance_ms": MAX_REQUEST_MS + 1},
+        {"max_utterance_ms": 700, "min_utterance_ms": 400},
+        {"trigger_ratio": 0.0},
+        {"energy_gate_db": -1.0},
+    ],
+)
+def test_bad_options_are_config_errors(bad: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        SegmentOptions(**bad)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ pure core
+
+LOUD, QUIET = -20.0, -70.0
+
+
+def _track(flags: list[bool], opts: SegmentOptions, energy: list[float] | None = None,
+           ) -> list[Utterance]:
+    e = energy if energy is not None else [LOUD if f else QUIET for f in flags]
+    tracker = SpanTracker(opts)
+    return tracker.push(flags, e) + tracker.finish()
+
+
+def test_short_pauses_are_bridged_and_long_ones_separate() -> None:
+    opts = SegmentOptions(pad_before_ms=0, pad_after_ms=0, min_dynamics_db=0)
+    speech = [True] * 20  # 600 ms
+    short = speech + [False] * 8 + speech  # 240 ms < 250 ms
+    long = speech + [False] * 9 + speech  # 270 ms
+    assert _track(short, opts) == [Utterance(0, 1440)]
+    assert _track(long, opts) == [Utterance(0, 600), Utterance(870, 1470)]
+
+
+def test_one_noisy_frame_neither_starts_nor_ends_speech() -> None:
+    opts = SegmentOptions(
+        pad_before_ms=0, pad_after_ms=0, min_dynamics_db=0, min_pause_ms=0, min_utterance_ms=250
+    )
+    silence = [False] * 30
+    assert _track([*silence, True, *silence], opts) == []
+    assert _track([*silence, True, False, True, *silence], opts) == []
+    # one dropped frame inside speech does not end it, even with no pause bridging at all
+    assert _track(silence + [True] * 20 + [False] + [True] * 20 + silence, opts) == [
+        Utterance(900, 2130)
+    ]
+
+
+def test_padding_is_applied_and_clamped() -> None:
+    opts = SegmentOptions(pad_before_ms=90, pad_after_ms=120, min_dynamics_db=0)
+    flags = [True] * 20 + [False] * 20
+    assert _track(flags, opts) == [Utterance(0, 720)]
+    assert _track([False] * 10 + [True] * 20, opts) == [Utterance(210, 900)]
+
+
+def test_frame_gate_drops_quiet_and_static_frames() -> None:
+    gate = FrameGate(SegmentOptions())
+    n = 40
+    energy = np.full(n, -60.0)
+    energy[10:30] = -20.0
+    flux = np.full(n, 8.0)
+    flux[20:30] = 0.5  # a held note: loud but unchanging
+    out = gate.apply([True] * n, energy, flux)
+    assert not any(out[:10]) and not any(out[30:])  # at the noise floor
+    assert all(out[12:20])
+    assert not any(out[22:30])  # median flux over 5 frames below 3 dB
+
+
+def _decisions(draw: st.DrawFn) -> tuple[list[bool], list[float]]:
+    runs = draw(st.lists(st.tuples(st.booleans(), st.integers(1, 60)), max_size=40))
+    flags: list[bool] = []
+    for value, length in runs:
+        flags += [value] * length
+    energy = draw(st.lists(st.floats(-90, 0), min_size=len(flags), max_size=len(flags)))
+    return flags, energy
+
+
+@st.composite
+def tracker_cases(draw: st.DrawFn) -> tuple[SegmentOptions, list[bool], list[float]]:
+    frame = draw(st.sampled_from([10, 20, 30]))
+    min_utt = draw(st.integers(1, 600))
+    opts = SegmentOptions(
+        frame_ms=frame,
+        pad_before_ms=draw(st.integers(0, 400)),
+        pad_after_ms=draw(st.integers(0, 400)),
+        min_pause_ms=draw(st.integers(0, 800)),
+        min_utterance_ms=min_utt,
+        max_utterance_ms=draw(st.integers(2 * min_utt + frame, 2 * min_utt + frame + 3000)),
+        smoothing_ms=draw(st.integers(0, 300)),
+        trigger_ratio=draw(st.floats(0.05, 1.0)),
+        min_dynamics_db=draw(st.sampled_from([0.0, 10.0])),
+    )
+    flags, energy = _decisions(draw)
+    return opts, flags, energy
+
+
+@settings(max_examples=300, deadline=None)
+@given(tracker_cases(), st.data())
+def test_tracker_output_is_valid_and_batching_free(
+    case: tuple[SegmentOptions, list[bool], list[float]], data: st.DataObject
+) -> None:
+    opts, flags, energy = case
+    duration = len(flags) * opts.frame_ms + data.draw(st.integers(0, opts.frame_ms - 1))
+    whole_tracker = SpanTracker(opts)
+    whole = whole_tracker.push(flags, energy) + whole_tracker.finish(duration)
+    check_invariants(whole, duration, opts)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(flags)), max_size=6)))
+    tracker = SpanTracker(opts)
+    pieces: list[Utterance] = []
+    for a, b in zip([0, *cuts], [*cuts, len(flags)], strict=True):
+        pieces += tracker.push(flags[a:b], energy[a:b])
+    assert pieces + tracker.finish(duration) == whole
+    assert tracker.buffered_frames <= 2 * opts.max_utterance_ms // opts.frame_ms + 60
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_split_span_pieces(data: st.DataObject) -> None:
+    frame = data.draw(st.sampled_from([10, 20, 30]))
+    min_utt = data.draw(st.integers(1, 500))
+    max_utt = data.draw(st.integers(2 * min_utt + frame, 2 * min_utt + frame + 4000))
+    opts = SegmentOptions(frame_ms=frame, min_utterance_ms=min_utt, max_utterance_ms=max_utt)
+    start = data.draw(st.integers(0, 5000))
+    end = start + data.draw(st.integers(1, 6 * max_utt))
+    first = start // frame - data.draw(st.integers(0, 5))
+    n = max(-(-end // frame) - first, 0) + data.draw(st.integers(0, 5))
+    energy = np.array(data.draw(st.lists(st.floats(-90, 0), min_size=n, max_size=n)))
+    voiced = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    pieces = split_span(start, end, energy, voiced, max(first, 0), opts)
+    assert pieces[0][0] == start and pieces[-1][1] == end
+    for (_a, b), (c, _) in itertools.pairwise(pieces):
+        assert b == c
+    if end - start <= max_utt:
+        assert pieces == [(start, end)]
+    else:
+        assert all(min_utt <= b - a <= max_utt for a, b in pieces)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_split_lands_in_the_pause_not_mid_word(data: st.DataObject) -> None:
+    """One over-long utterance, one pause anywhere the cut may go: the cut is in the pause."""
+    opts = SegmentOptions(min_utterance_ms=300, max_utterance_ms=6000)
+    f = opts.frame_ms
+    n = data.draw(st.integers(6000 // f + 1, 12000 // f - 1))  # needs exactly one cut
+    energy = np.array(data.draw(st.lists(st.floats(-35, -15), min_size=n, max_size=n)))
+    voiced = np.ones(n, dtype=bool)
+    width = data.draw(st.integers(6, 15))  # 180-450 ms pause
+    lo = max(300 // f + 1, n - 6000 // f)  # leaves both parts legal
+    hi = min(n - 300 // f - width - 1, 6000 // f - width)
+    if lo > hi:
+        return
+    at = data.draw(st.integers(lo, hi))
+    energy[at : at + width] = data.draw(st.floats(-80, -50))
+    voiced[at : at + width] = False
+    pieces = split_span(0, n * f, energy, voiced, 0, opts)
+    assert len(pieces) == 2
+    cut = pieces[0][1] // f
+    assert at < cut < at + width
+
+
+def test_choose_cut_prefers_the_middle_among_equal_pauses() -> None:
+    opts = SegmentOptions()
+    energy = np.full(200, -20.0)
+    voiced = np.ones(200, dtype=bool)
+    for at in (30, 95, 160):
+        energy[at : at + 8] = -60.0
+        voiced[at : at + 8] = False
+    cut = choose_cut(600, 5400, 3000, energy, voiced, 0, opts)
+    assert cut is not None and 95 * 30 < cut < 103 * 30
+    assert choose_cut(601, 602, 601, energy, voiced, 0, opts) is None
