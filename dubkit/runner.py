@@ -119,6 +119,7 @@ class _Run:
         self.semaphore = asyncio.Semaphore(concurrency)
         self.max_split_depth = max_split_depth
         self.min_split_ms = min_split_ms
+        self.fatal: AuthError | ConfigError | None = None  # set once: no new request after it
 
     async def one(self, utt: Utterance, depth: int = 0) -> list[UtteranceResult]:
         pcm = self.audio.read(utt.start_ms, utt.end_ms)
@@ -130,9 +131,12 @@ class _Run:
         attempts = [0]
         try:
             async with self.semaphore:
+                if self.fatal is not None:
+                    raise self.fatal
                 with attempt_scope() as attempts:
                     translation = await self.translator.translate(pcm, self.job)
-        except (AuthError, ConfigError):
+        except (AuthError, ConfigError) as e:
+            self.fatal = self.fatal or e
             raise
         except (TruncatedError, TooLargeError) as e:
             if depth < self.max_split_depth and utt.duration_ms >= 2 * self.min_split_ms:
