@@ -85,6 +85,7 @@ class LocalOptions:
     apertium: str | None = None
     espeak: str | None = None
     rate_wpm: int = DEFAULT_RATE_WPM
+    workers: int | None = None  # concurrent recognitions; None: the CPU count
     recognizer: RecognizerOptions = field(default_factory=RecognizerOptions)
 
 
@@ -157,7 +158,7 @@ class LocalTranslator:
 
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions()
-        self._recognizer = Recognizer(self.options.recognizer)
+        self._recognizer = Recognizer(self.options.recognizer, self.options.workers)
         self._plans: dict[Job, _Plan] = {}
 
     @cached_property

@@ -4,8 +4,10 @@ A ``pocketsphinx.Decoder`` is not thread-safe, so :class:`Recognizer` keeps a
 small pool: each call borrows a decoder no other thread is using (creating one
 when all are busy) and gives it back.
 
-Two cheap things make the default model much better on clean audio (measured on
-eSpeak NG speech: word error rate from about 60% down to about 20%):
+Two cheap things make the default model much better on clean audio (on six
+eSpeak NG sentences with digital silence, the reference words recognized in
+order went from 37% to 76%; on ``fixtures/speech.wav``, which has a -60 dBFS
+noise floor, 89% of the words are recognized):
 
 - a low, fixed, seeded dither (Gaussian, sigma :data:`DITHER` LSB, about -50 dBFS)
   so that digital silence does not reach the log-energy features as -inf;
@@ -18,6 +20,7 @@ The dither's seed is fixed, so the same audio always gives the same words.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -95,10 +98,17 @@ class RecognizerOptions:
 
 
 class Recognizer:
-    """English speech to text; safe to call from several threads at once."""
+    """English speech to text; safe to call from several threads at once.
 
-    def __init__(self, options: RecognizerOptions | None = None) -> None:
+    At most ``workers`` decodes run at the same time (default: the CPU count),
+    since decoding is CPU-bound; further callers wait for a free decoder.
+    """
+
+    def __init__(
+        self, options: RecognizerOptions | None = None, workers: int | None = None
+    ) -> None:
         self.options = options or RecognizerOptions()
+        self._slots = threading.BoundedSemaphore(max(1, workers or os.cpu_count() or 1))
         self._lock = threading.Lock()
         self._idle: list[Any] = []
         self._created = 0
@@ -115,15 +125,16 @@ class Recognizer:
 
     @contextmanager
     def _decoder(self) -> Iterator[Any]:
-        with self._lock:
-            decoder = self._idle.pop() if self._idle else None
-        if decoder is None:
-            decoder = self._new_decoder()
-        try:
-            yield decoder
-        finally:
+        with self._slots:
             with self._lock:
-                self._idle.append(decoder)
+                decoder = self._idle.pop() if self._idle else None
+            if decoder is None:
+                decoder = self._new_decoder()
+            try:
+                yield decoder
+            finally:
+                with self._lock:
+                    self._idle.append(decoder)
 
     def recognize(self, pcm: np.ndarray) -> str:
         """The English words in ``pcm`` (int16 mono 16 kHz) as a sentence, or ``""``."""
