@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dubkit.engine import Job, Translator
-from dubkit.errors import ConfigError, ServiceError
+from dubkit.errors import ConfigError, InputError, ServiceError
 from dubkit.local import (
     LocalOptions,
     LocalToolError,
@@ -197,6 +197,11 @@ def test_describe_pairs_lists_what_runs_here() -> None:
 
 
 # --- real recognition, translation and synthesis ------------------------------------
+
+
+def test_bad_samples_are_an_input_error(translator: LocalTranslator) -> None:
+    with pytest.raises(InputError, match="int16 mono"):
+        asyncio.run(translator.translate(np.zeros(800, np.float32), Job("en", "en", None)))
 
 
 def test_silence_gives_empty_text_and_audio(translator: LocalTranslator) -> None:

@@ -25,7 +25,7 @@ from functools import cached_property
 import numpy as np
 
 from dubkit.engine import Job
-from dubkit.errors import ConfigError
+from dubkit.errors import ConfigError, InputError
 from dubkit.languages import LANGUAGES, Language, resolve
 from dubkit.local._run import LocalToolError
 from dubkit.local.apertium import Apertium, installed_modes, installed_pairs, modes_dir_for
@@ -213,7 +213,7 @@ class LocalTranslator:
     ) -> Translation:
         """Recognize, translate and (if ``job.voice``) speak one utterance; ``video`` is unused."""
         if pcm.ndim != 1 or pcm.dtype != np.int16:
-            raise ValueError(f"expected int16 mono samples, got {pcm.dtype} of shape {pcm.shape}")
+            raise InputError(f"expected int16 mono samples, got {pcm.dtype} of shape {pcm.shape}")
         plan = await asyncio.to_thread(self._plan, job)
         return await asyncio.to_thread(self._translate, pcm, plan)
 

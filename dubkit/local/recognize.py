@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from dubkit.errors import ConfigError
+from dubkit.errors import ConfigError, InputError
 from dubkit.local._run import LocalToolError
 from dubkit.types import VAD_RATE
 
@@ -139,7 +139,7 @@ class Recognizer:
     def recognize(self, pcm: np.ndarray) -> str:
         """The English words in ``pcm`` (int16 mono 16 kHz) as a sentence, or ``""``."""
         if pcm.ndim != 1:
-            raise ValueError(f"expected mono samples, got shape {pcm.shape}")
+            raise InputError(f"expected mono samples, got shape {pcm.shape}")
         if pcm.size < MIN_MS * VAD_RATE // 1000 or not np.any(pcm):
             return ""
         audio = prepare(pcm, pad_ms=self.options.pad_ms, dither=self.options.dither)
