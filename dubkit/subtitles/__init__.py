@@ -104,15 +104,14 @@ def layout(
     )
     if ordered and duration_ms <= 0:
         raise SubtitleError(f"media duration must be positive for subtitles, not {duration_ms}")
-    keyed: list[tuple[int, int, int, RawCue]] = []
-    for order, src in enumerate(ordered):
+    # Cues keep the order of the text: utterance by utterance, then within each.
+    raw: list[RawCue] = []
+    for src in ordered:
         s = normalize(src.text)
         u = src.utterance
         spans = speech_spans(src.speech, u.start_ms, u.end_ms, duration_ms)
-        for k, raw in enumerate(chunk(s, code, TimeMap(spans, len(s)), line_chars, options)):
-            keyed.append((raw.start_ms, order, k, raw))
-    keyed.sort(key=lambda item: item[:3])
-    cues = fix_timing([item[3] for item in keyed], duration_ms, options)
+        raw += chunk(s, code, TimeMap(spans, len(s)), line_chars, options)
+    cues = fix_timing(raw, duration_ms, options)
     log.debug("laid out %d sources in %d cues (%s)", len(ordered), len(cues), code)
     return cues
 

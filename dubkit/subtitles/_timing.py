@@ -14,6 +14,10 @@ Applied to the cues of all utterances together, in order:
    ``min_gap_ms``, never past ``duration_ms`` nor past ``max_duration_ms``.
 4. Chaining: a gap up to ``chain_gap_ms`` is closed to exactly ``min_gap_ms``
    by extending the earlier cue (unless that makes it longer than the maximum).
+5. Last resort, for cues still short because the next cue or the media's end
+   follows closely (text at the very end of the media): the cue starts earlier,
+   into the silence before it; a cue before it that is itself short moves
+   earlier with it, into its own silence.
 """
 
 from __future__ import annotations
@@ -81,4 +85,28 @@ def fix_timing(raw: Sequence[RawCue], duration_ms: int, options: SubtitleOptions
                 and closed - starts[i] <= options.max_duration_ms
             ):
                 ends[i] = closed
+    _extend_back(starts, ends, [reading_ms(c.lines, options) for c in raw], gap)
     return [Cue(a, b, raw_cue.lines) for a, b, raw_cue in zip(starts, ends, raw, strict=True)]
+
+
+def _extend_back(starts: list[int], ends: list[int], need: list[int], gap: int) -> None:
+    """Step 5, from the last cue to the first (in place)."""
+    for i in range(len(starts) - 1, -1, -1):
+        want = ends[i] - need[i]
+        if want >= starts[i]:
+            continue
+        if i == 0:
+            starts[0] = max(want, 0)
+            continue
+        lower = ends[i - 1] + gap
+        prev_short = ends[i - 1] - starts[i - 1] < need[i - 1]
+        if prev_short:  # the short cue before may move back into its own silence
+            lower -= starts[i - 1] - (ends[i - 2] + gap if i >= 2 else 0)
+        new_start = max(want, lower)
+        if new_start >= starts[i]:
+            continue
+        starts[i] = new_start
+        shift = ends[i - 1] + gap - new_start
+        if shift > 0:
+            starts[i - 1] -= shift
+            ends[i - 1] -= shift
