@@ -1,0 +1,125 @@
+"""The CLI as a user runs it: a subprocess, real files, the emulator over loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dubkit.emulator import Emulator
+from tests.conftest import FIX, KEY, run_cli
+
+
+def cloud_env(emu: Emulator) -> dict[str, str]:
+    return {"DASHSCOPE_API_KEY": KEY, "DASHSCOPE_BASE_URL": emu.base_url}
+
+
+def test_version_and_help() -> None:
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("dubkit ")
+    r = run_cli("--help")
+    assert r.returncode == 0 and "exit status" in r.stdout
+    for cmd in ("dub", "subs", "segments", "emulate", "languages"):
+        r = run_cli(cmd, "--help")
+        assert r.returncode == 0, r.stderr
+        assert "examples:" in r.stdout and f"dubkit {cmd}" in r.stdout
+
+
+def test_no_command_is_usage_error() -> None:
+    assert run_cli().returncode == 2
+    r = run_cli("dub", "x.mp4")  # --to missing
+    assert r.returncode == 2 and "--to" in r.stderr
+
+
+def test_languages_table_and_json() -> None:
+    r = run_cli("languages")
+    assert r.returncode == 0 and "Spanish" in r.stdout and "Kiki" in r.stdout
+    rows = json.loads(run_cli("languages", "--json").stdout)
+    by = {row["code"]: row for row in rows}
+    assert len(rows) == 18 and by["es"]["dub"] and not by["th"]["dub"]
+    assert by["yue"]["voices"] == ["Kiki"] and by["es"]["local_engine"]
+
+
+def test_segments_table_and_json() -> None:
+    r = run_cli("segments", FIX / "speech.mp4", "--json")
+    assert r.returncode == 0
+    segs = json.loads(r.stdout)
+    assert len(segs) >= 6 and set(segs[0]) == {"start_ms", "end_ms"}
+    table = run_cli("segments", FIX / "speech.mp4").stdout
+    assert "start" in table and f"{len(segs)} utterances" in table
+
+
+def test_dry_run_sends_nothing(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.reset_records()
+    r = run_cli("dub", FIX / "speech.mp4", "--to", "es", "--dry-run", "--out-dir", tmp_path,
+                env=cloud_env(emulator))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "input tokens" in r.stdout and "nothing sent" in r.stdout
+    assert emulator.records == [] and list(tmp_path.iterdir()) == []
+    data = json.loads(
+        run_cli("subs", FIX / "speech.mp4", "--to", "es", "--dry-run", "--json").stdout
+    )
+    assert data["requests"] == len(data["utterances"]) >= 6
+    # 12.5 tokens a second, a second at least per request
+    assert data["estimated_input_tokens"] >= 12.5 * data["speech_ms"] / 1000
+
+
+def test_dub_json_summary_and_rerun_sends_nothing(tmp_path: Path, emulator: Emulator) -> None:
+    src = tmp_path / "talk.mp4"
+    shutil.copy(FIX / "speech.mp4", src)
+    env = {**cloud_env(emulator), "DUBKIT_CACHE_DIR": str(tmp_path / "cache")}
+    r = run_cli("dub", src, "--to", "Spanish", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no progress bars or notices when not on a terminal
+    s = json.loads(r.stdout)
+    assert s["status"] == 0 and s["engine"] == "cloud" and s["failed"] == 0
+    assert Path(s["media"]) == tmp_path / "talk.es.mp4" and Path(s["media"]).exists()
+    assert s["tokens"] > 0
+    emulator.reset_records()
+    again = run_cli("dub", src, "--to", "es", "--json", env=env)
+    assert again.returncode == 0 and emulator.records == []
+    assert json.loads(again.stdout)["tokens"] == 0
+
+
+def test_subs_writes_sidecars(tmp_path: Path, emulator: Emulator) -> None:
+    r = run_cli("subs", FIX / "speech.mkv", "--to", "ja", "--format", "srt,vtt", "--out-dir",
+                tmp_path, "--no-cache", env=cloud_env(emulator))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "speech.ja.srt").exists() and (tmp_path / "speech.ja.vtt").exists()
+    assert (tmp_path / "speech.ja.vtt").read_text(encoding="utf-8").startswith("WEBVTT")
+    assert not (tmp_path / "speech.ja.mkv").exists()
+    assert all(tuple(x.modalities) == ("text",) for x in emulator.records[-3:])
+
+
+def test_several_inputs_one_failing(tmp_path: Path, emulator: Emulator) -> None:
+    a = tmp_path / "a.mp4"
+    shutil.copy(FIX / "speech.mp4", a)
+    r = run_cli("subs", tmp_path / "missing.mp4", a, "--to", "es", "--json", "--no-cache",
+                env=cloud_env(emulator))  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "missing.mp4: no such file" in r.stderr
+    results = json.loads(r.stdout)
+    assert [x["status"] for x in results] == [2, 0]
+    assert (tmp_path / "a.es.srt").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "text"),
+    [
+        (["--to", "xx"], 3, "unknown language 'xx'"),
+        (["--to", "th"], 3, "text output only"),
+        (["--to", "es", "--voice", "Kiki"], 3, "does not speak Spanish"),
+        (["--to", "es", "--engine", "cloud"], 3, "DASHSCOPE_API_KEY"),
+    ],
+)
+def test_configuration_errors(args: list[str], status: int, text: str) -> None:
+    r = run_cli("dub", FIX / "speech.mp4", *args)
+    assert r.returncode == status and text in r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_debug_shows_traceback() -> None:
+    r = run_cli("dub", FIX / "speech.mp4", "--to", "xx", "--debug")
+    assert r.returncode == 3 and "Traceback" in r.stderr
