@@ -26,9 +26,12 @@ is reported as :attr:`Placement.rule`:
 5. ``"cut"``: too long even at ``hard_max_ratio``: played at
    ``hard_max_ratio`` over the same span, the end is dropped (``cut_ms`` of
    the trimmed clip) and faded out over ``fade_ms``. When there is no room at
-   all the placement is empty (``start_ms == end_ms``) and the whole clip is cut.
+   all (utterances closer than ``gap_ms``, or past the media's end) the
+   placement is empty, ``start_ms == end_ms`` at the utterance start, and the
+   whole clip is cut.
 
-Hence ``start_ms == utterance.start_ms`` for ``"fit"`` and ``"sped_up"``, and
+Hence ``start_ms == utterance.start_ms`` for ``"fit"`` and ``"sped_up"`` (an
+utterance starting past ``duration_ms`` counts as starting there), and
 ``utterance.start_ms - start_ms`` is the time borrowed for the later rules.
 Clips are never moved later than their utterance start, so nothing
 accumulates: the 500th clip is placed as exactly as the first. Placements never
@@ -186,8 +189,7 @@ def _place(
         return Placement(
             index, earliest, slot_end, slot_end, clip, opts.hard_max_ratio, "cut", clip - kept
         )
-    at = min(start, slot_end)
-    return Placement(index, at, at, slot_end, clip, opts.hard_max_ratio, "cut", clip)
+    return Placement(index, start, start, slot_end, clip, opts.hard_max_ratio, "cut", clip)
 
 
 def plan(
@@ -220,7 +222,8 @@ def plan(
             log.debug("utterance %d: %s (ratio %.3f, cut %d ms)", i, placed.rule,
                       placed.ratio, placed.cut_ms)
         out.append(placed)
-        prev_end = placed.end_ms
+        if placed.end_ms > placed.start_ms:  # an empty placement takes no room
+            prev_end = placed.end_ms
     return out
 
 
