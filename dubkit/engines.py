@@ -24,6 +24,7 @@ class EngineOptions:
     model: str = "qwen3-livetranslate-flash"
     rpm: int = 100
     tpm: int = 100_000
+    max_retries: int = 6
 
 
 def choose_engine(options: EngineOptions, env: Environment) -> str:
@@ -55,5 +56,6 @@ def make_translator(options: EngineOptions, env: Environment | None = None) -> T
         base_url=options.base_url or env.base_url,
         region=options.region,
         model=options.model,
+        max_retries=options.max_retries,
     )
     return CloudTranslator(config, limiter=RateLimiter(rpm=options.rpm, tpm=options.tpm))

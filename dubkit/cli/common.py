@@ -56,6 +56,12 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rpm", type=int, default=100, help="requests-per-minute budget")
     g.add_argument("--tpm", type=int, default=100_000, help="tokens-per-minute budget")
     g.add_argument(
+        "--retries",
+        type=int,
+        default=6,
+        help="retries of a failed request (429, 5xx, broken streams) before giving up",
+    )
+    g.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
@@ -143,7 +149,7 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
 def engine_options(args: argparse.Namespace) -> EngineOptions:
     return EngineOptions(
         engine=args.engine, base_url=args.base_url, region=args.region,
-        model=args.model, rpm=args.rpm, tpm=args.tpm,
+        model=args.model, rpm=args.rpm, tpm=args.tpm, max_retries=args.retries,
     )  # fmt: skip
 
 

@@ -44,6 +44,8 @@ def register(sub: Any) -> None:
         default="429,429_native,500,503,drop,error_event,stall",
         help="fault kinds to draw from",
     )
+    p.add_argument("--stall", type=float, default=30.0, help="seconds a stalled stream hangs")
+    p.add_argument("--chunk-bytes", type=int, default=9600, help="PCM bytes per audio chunk")
     p.add_argument("--seed", type=int, default=0, help="seed for faults and answers")
     p.add_argument("--debug", action="store_true", help="verbose logs")
     p.set_defaults(run=run, quiet=False)
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         rpm=args.rpm, tpm=args.tpm, fault_rate=args.fault_rate,
         faults=tuple(f.strip() for f in args.faults.split(",") if f.strip()),
         seed=args.seed, engine=args.engine, host=args.host, port=args.port,
+        stall_s=args.stall, audio_chunk_bytes=args.chunk_bytes,
     )  # fmt: skip
     serve(cfg)
     return 0
