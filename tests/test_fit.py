@@ -73,7 +73,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Utterance], list[int | None], int, 
     return utts, clips, duration, opts
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_plan_properties(case: tuple[list[Utterance], list[int | None], int, FitOptions]) -> None:
     utts, clips, duration, opts = case
