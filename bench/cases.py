@@ -1,0 +1,266 @@
+"""The benchmark cases. Each takes the run's :class:`Sizes` and returns rows for the table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import inputs
+from harness import (
+    API_KEY,
+    PYTHON,
+    VENV_BIN,
+    EmulatorProcess,
+    Row,
+    Timed,
+    median,
+    repeat,
+    run_timed,
+    spread,
+)
+
+log = logging.getLogger(__name__)
+
+#: Client budgets far above anything the runs reach, so the client never paces itself.
+UNPACED = ["--rpm", "1000000", "--tpm", "1000000000"]
+CONCURRENCY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How big each case is (full run or ``--quick``)."""
+
+    overhead_s: int  # case 1 input length
+    runs: int  # repetitions of the short cases
+    moviepy_runs: int
+    memory_s: int  # case 4 long input length
+    memory_runs: int
+    quota_utts: int  # case 2
+    latency_utts: int  # case 3
+
+
+FULL = Sizes(overhead_s=600, runs=3, moviepy_runs=1, memory_s=7200, memory_runs=1,
+             quota_utts=300, latency_utts=100)  # fmt: skip
+QUICK = Sizes(overhead_s=60, runs=3, moviepy_runs=1, memory_s=600, memory_runs=1,
+              quota_utts=30, latency_utts=24)  # fmt: skip
+
+
+def overhead_spec(sizes: Sizes) -> inputs.VideoSpec:
+    return inputs.VideoSpec(sizes.overhead_s, 1280, 720, 25)
+
+
+def memory_spec(sizes: Sizes) -> inputs.VideoSpec:
+    return inputs.VideoSpec(sizes.memory_s, 160, 90, 5)
+
+
+@contextmanager
+def scratch() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="dubkit-bench-"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def dub_cmd(src: Path, base_url: str, out_dir: Path) -> list[str]:
+    """``dubkit dub`` as a user would type it against the emulator, with no cache."""
+    return [
+        str(VENV_BIN / "dubkit"), "dub", str(src), "--to", "es", "--engine", "cloud",
+        "--base-url", base_url, "--no-cache", "--out-dir", str(out_dir),
+        "--concurrency", str(CONCURRENCY), *UNPACED, "--quiet",
+    ]  # fmt: skip
+
+
+def dub_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["DASHSCOPE_API_KEY"] = API_KEY
+    env.pop("DASHSCOPE_BASE_URL", None)
+    return env
+
+
+def time_dub(src: Path, base_url: str) -> Timed:
+    with scratch() as out:
+        return run_timed(dub_cmd(src, base_url, out), env=dub_env())
+
+
+def floor_cmd(src: Path, out: Path) -> list[str]:
+    """The floor: copy the video, encode one AAC track of the same length."""
+    return [
+        inputs.ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
+        "-map", "0:v", "-c:v", "copy", "-map", "0:a", "-c:a", "aac", str(out),
+    ]  # fmt: skip
+
+
+def time_floor(src: Path) -> Timed:
+    with scratch() as d:
+        return run_timed(floor_cmd(src, d / "floor.mp4"))
+
+
+MOVIEPY_SCRIPT = """
+import sys
+from moviepy import AudioFileClip, VideoFileClip
+video = VideoFileClip(sys.argv[1])
+video.with_audio(AudioFileClip(sys.argv[2])).write_videofile(
+    sys.argv[3], audio_codec="aac", logger=None)
+"""
+
+
+def time_moviepy(src: Path, track: Path) -> Timed:
+    with scratch() as d:
+        return run_timed([PYTHON, "-c", MOVIEPY_SCRIPT, str(src), str(track), str(d / "mp.mp4")])
+
+
+# -- case 1 ---------------------------------------------------------------------------------
+def case_overhead(sizes: Sizes) -> tuple[list[Row], list[Timed]]:
+    """dubkit end to end vs the ffmpeg floor vs moviepy; also returns dubkit's runs (for RSS)."""
+    spec = overhead_spec(sizes)
+    src, track = inputs.video(spec), inputs.track_wav(spec.seconds)
+    label = f"{spec.seconds // 60} min {spec.width}x{spec.height}"
+    with EmulatorProcess(latency_s=0.0) as emu:
+        time_dub(src, emu.base_url)  # warm-up: page cache, .pyc files
+        dubs = repeat(sizes.runs, lambda _: time_dub(src, emu.base_url), "dubkit dub")
+    floors = repeat(sizes.runs, lambda _: time_floor(src), "ffmpeg floor")
+    movies = repeat(sizes.moviepy_runs, lambda _: time_moviepy(src, track), "moviepy")
+    d, f, m = (median([t.wall_s for t in ts]) for ts in (dubs, floors, movies))
+    case = f"1. overhead ({label})"
+    return [
+        Row(case, "dubkit dub, end to end (emulator, 0 latency)", spread([t.wall_s for t in dubs])),
+        Row(case, "floor: ffmpeg -c:v copy + AAC encode", spread([t.wall_s for t in floors])),
+        Row(case, "moviepy 2 write_videofile (audio replaced)", spread([t.wall_s for t in movies])),
+        Row(case, "dubkit / floor", f"{d / f:.2f}x", "<= 1.5", d / f <= 1.5),
+        Row(case, "moviepy / dubkit", f"{m / d:.2f}x", ">= 6", m / d >= 6),
+        Row(case, "dubkit realtime factor (media s / wall s)", f"{spec.seconds / d:.1f}x"),
+    ], dubs
+
+
+# -- cases 2 and 3 --------------------------------------------------------------------------
+def _utterances(n: int) -> tuple[object, list[object]]:
+    """``n`` 2-second utterances cycling over the fixture's eight, over the fixture audio."""
+    import json
+
+    from dubkit.runner import ArrayAudio
+    from dubkit.types import Utterance
+
+    starts = [u["start_ms"] for u in json.loads(inputs.FIXTURE_JSON.read_text())["utterances"]]
+    audio = ArrayAudio(inputs.fixture_pcm16())
+    return audio, [Utterance(starts[i % 8], starts[i % 8] + 2000) for i in range(n)]
+
+
+def _translate(base_url: str, n: int, rpm: int | None) -> tuple[float, int, float]:
+    """Wall seconds of ``translate_all`` over ``n`` utterances, how many failed, and the
+    client's CPU seconds (this process)."""
+    from dubkit.cloud import CloudConfig, CloudTranslator
+    from dubkit.engine import Job
+    from dubkit.pacing import RateLimiter
+    from dubkit.runner import translate_all
+
+    audio, utts = _utterances(n)
+    translator = CloudTranslator(
+        CloudConfig(api_key=API_KEY, base_url=base_url), limiter=RateLimiter(rpm=rpm, tpm=None)
+    )
+    job = Job("es", None, "Cherry")
+
+    async def main() -> tuple[float, int, float]:
+        try:
+            t0, c0 = time.perf_counter(), time.process_time()
+            results = await translate_all(
+                translator, audio, utts, job, concurrency=CONCURRENCY  # type: ignore[arg-type]
+            )
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        finally:
+            await translator.aclose()
+        return wall, sum(1 for r in results if not r.ok), cpu
+
+    return asyncio.run(main())
+
+
+def case_quota(sizes: Sizes) -> list[Row]:
+    rpm, n = 600, sizes.quota_utts
+    rates, got_429, failed = [], 0, 0
+    with EmulatorProcess(latency_s=0.3, rpm=rpm) as emu:
+        _translate(emu.base_url, 8, None)  # warm-up (imports, connections), not counted
+        emu.reset()
+        for i in range(sizes.runs):
+            # Back to back, one fresh client each (as successive jobs would be): the server's
+            # sliding 60 s window still holds the previous run's requests.
+            before = len(emu.records())
+            wall, bad, _ = _translate(emu.base_url, n, rpm)
+            recs = emu.records()[before:]
+            got_429 += sum(1 for r in recs if r[1] == 429)
+            failed += bad
+            rates.append(n / wall * 60)
+            log.info("quota run %d: %d requests in %.2f s = %.0f rpm, %d 429s, %d failed",
+                     i + 1, len(recs), wall, n / wall * 60,
+                     sum(1 for r in recs if r[1] == 429), bad)
+    share = median(rates) / rpm
+    case = f"2. quota (rpm {rpm}, 300 ms latency, {n} utterances)"
+    return [
+        Row(case, "achieved requests/min", spread(rates, "rpm", 0)),
+        Row(case, "share of quota", f"{share:.1%}", ">= 90%", share >= 0.9),
+        Row(case, "429s received (all runs, back to back)", str(got_429), "0", got_429 == 0),
+        Row(case, "utterances failed (all runs)", str(failed), "0", failed == 0),
+    ]
+
+
+def case_latency(sizes: Sizes) -> list[Row]:
+    latency, n = 1.5, sizes.latency_utts
+    ideal = n * latency / CONCURRENCY
+    walls, cpus, failed = [], [], 0
+    with EmulatorProcess(latency_s=latency) as emu:
+        _translate(emu.base_url, 8, None)
+        for _ in range(sizes.runs):
+            wall, bad, cpu = _translate(emu.base_url, n, None)
+            walls.append(wall)
+            cpus.append(cpu)
+            failed += bad
+    with EmulatorProcess(latency_s=0.0) as emu:  # the same work with nothing to hide
+        _translate(emu.base_url, 8, None)
+        zero = [_translate(emu.base_url, n, None)[0] for _ in range(sizes.runs)]
+    ratio = median(walls) / ideal
+    case = f"3. latency hiding ({latency} s, {n} utterances, concurrency {CONCURRENCY})"
+    return [
+        Row(case, "wall time", spread(walls),
+            note=f"client CPU {median(cpus):.1f} s"),
+        Row(case, "same requests at 0 latency (processing alone)", spread(zero),
+            note="emulator + client work that latency cannot hide"),
+        Row(case, f"wall / ({n}*{latency}/{CONCURRENCY} = {ideal:.2f} s)", f"{ratio:.3f}",
+            "<= 1.2", ratio <= 1.2),
+        Row(case, "utterances failed (all runs)", str(failed), "0", failed == 0),
+    ]
+
+
+# -- case 4 ---------------------------------------------------------------------------------
+def case_memory(sizes: Sizes, short_runs: list[Timed] | None) -> list[Row]:
+    spec = memory_spec(sizes)
+    src = inputs.video(spec)
+    with EmulatorProcess(latency_s=0.0) as emu:
+        if short_runs is None:
+            short_runs = [time_dub(inputs.video(overhead_spec(sizes)), emu.base_url)]
+        longs = repeat(sizes.memory_runs, lambda _: time_dub(src, emu.base_url), "dubkit long")
+    peak = max(t.maxrss_mb for t in longs)
+    tree = max(t.tree_peak_mb for t in longs)
+    short_peak = max(t.maxrss_mb for t in short_runs)
+    short_tree = max(t.tree_peak_mb for t in short_runs)
+    hours = spec.seconds / 3600
+    case = "4. memory (peak RSS of `dubkit dub`)"
+    short_label = f"{overhead_spec(sizes).seconds // 60} min 1280x720"
+    long_label = f"{hours:g} h {spec.width}x{spec.height} {spec.fps} fps" if hours >= 1 else (
+        f"{spec.seconds // 60} min {spec.width}x{spec.height} {spec.fps} fps")
+    return [
+        Row(case, f"{long_label}: dubkit process", f"{peak:.0f} MB", "< 400 MB", peak < 400),
+        Row(case, f"{long_label}: process tree (with ffmpeg)", f"{tree:.0f} MB"),
+        Row(case, f"{long_label}: wall time", spread([t.wall_s for t in longs]),
+            note=f"{spec.seconds / median([t.wall_s for t in longs]):.1f}x realtime"),
+        Row(case, f"{short_label}: dubkit process", f"{short_peak:.0f} MB"),
+        Row(case, f"{short_label}: process tree (with ffmpeg)", f"{short_tree:.0f} MB"),
+        Row(case, "long / short peak", f"{peak / short_peak:.2f}x", "same order (< 3x)",
+            peak / short_peak < 3),
+    ]
