@@ -359,11 +359,18 @@ ALL_FAULTS = ["429", "429_native", "500", "503", "drop", "error_event", "stall"]
 def test_every_fault_kind_is_retried_until_success(fault: str) -> None:
     cfg = EmulatorConfig(api_key=EMU_KEY, fault_rate=0.5, faults=(fault,), stall_s=3.0, seed=1)
     with Emulator(cfg) as emu:
-        for i in range(6):
-            pcm = _pcm(600, seed=100 + i)
-            t, _ = _translate(_fast(emu.base_url, max_retries=12), pcm, Job("de", None, "Ethan"))
-            assert t.text and t.audio
+
+        async def main() -> list[Translation]:
+            config = _fast(emu.base_url, max_retries=12)
+            tr = CloudTranslator(config, limiter=RateLimiter(None, None))
+            try:
+                return [await tr.translate(_pcm(600, seed=100 + i), Job("de")) for i in range(6)]
+            finally:
+                await tr.aclose()
+
+        translations = asyncio.run(main())
         records = emu.records
+    assert all(t.text and t.finish_reason == "stop" for t in translations)
     assert any(r.fault == fault for r in records), "the fault was never injected"
     assert sum(r.ok for r in records) == 6
 
