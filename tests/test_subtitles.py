@@ -160,7 +160,8 @@ def assert_roundtrip(cues: list[Cue]) -> None:
     assert [(c.start_ms, c.end_ms, c.lines) for c in parse_srt(text)] == expected
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario())
 def test_layout_properties(case: tuple[str, list[SubtitleSource], int]) -> None:
     lang, sources, duration = case
