@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -26,6 +27,9 @@ from harness import (
     run_timed,
     spread,
 )
+
+from dubkit.runner import ArrayAudio
+from dubkit.types import Utterance
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +146,8 @@ def case_overhead(sizes: Sizes) -> tuple[list[Row], list[Timed]]:
 
 
 # -- cases 2 and 3 --------------------------------------------------------------------------
-def _utterances(n: int) -> tuple[object, list[object]]:
+def _utterances(n: int) -> tuple[ArrayAudio, list[Utterance]]:
     """``n`` 2-second utterances cycling over the fixture's eight, over the fixture audio."""
-    import json
-
-    from dubkit.runner import ArrayAudio
-    from dubkit.types import Utterance
-
     starts = [u["start_ms"] for u in json.loads(inputs.FIXTURE_JSON.read_text())["utterances"]]
     audio = ArrayAudio(inputs.fixture_pcm16())
     return audio, [Utterance(starts[i % 8], starts[i % 8] + 2000) for i in range(n)]
@@ -172,7 +171,11 @@ def _translate(base_url: str, n: int, rpm: int | None) -> tuple[float, int, floa
         try:
             t0, c0 = time.perf_counter(), time.process_time()
             results = await translate_all(
-                translator, audio, utts, job, concurrency=CONCURRENCY  # type: ignore[arg-type]
+                translator,
+                audio,
+                utts,
+                job,
+                concurrency=CONCURRENCY,
             )
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         finally:
@@ -197,9 +200,15 @@ def case_quota(sizes: Sizes) -> list[Row]:
             got_429 += sum(1 for r in recs if r[1] == 429)
             failed += bad
             rates.append(n / wall * 60)
-            log.info("quota run %d: %d requests in %.2f s = %.0f rpm, %d 429s, %d failed",
-                     i + 1, len(recs), wall, n / wall * 60,
-                     sum(1 for r in recs if r[1] == 429), bad)
+            log.info(
+                "quota run %d: %d requests in %.2f s = %.0f rpm, %d 429s, %d failed",
+                i + 1,
+                len(recs),
+                wall,
+                n / wall * 60,
+                sum(1 for r in recs if r[1] == 429),
+                bad,
+            )
     share = median(rates) / rpm
     case = f"2. quota (rpm {rpm}, 300 ms latency, {n} utterances)"
     return [
@@ -227,12 +236,20 @@ def case_latency(sizes: Sizes) -> list[Row]:
     ratio = median(walls) / ideal
     case = f"3. latency hiding ({latency} s, {n} utterances, concurrency {CONCURRENCY})"
     return [
-        Row(case, "wall time", spread(walls),
-            note=f"client CPU {median(cpus):.1f} s"),
-        Row(case, "same requests at 0 latency (processing alone)", spread(zero),
-            note="emulator + client work that latency cannot hide"),
-        Row(case, f"wall / ({n}*{latency}/{CONCURRENCY} = {ideal:.2f} s)", f"{ratio:.3f}",
-            "<= 1.2", ratio <= 1.2),
+        Row(case, "wall time", spread(walls), note=f"client CPU {median(cpus):.1f} s"),
+        Row(
+            case,
+            "same requests at 0 latency (processing alone)",
+            spread(zero),
+            note="emulator + client work that latency cannot hide",
+        ),
+        Row(
+            case,
+            f"wall / ({n}*{latency}/{CONCURRENCY} = {ideal:.2f} s)",
+            f"{ratio:.3f}",
+            "<= 1.2",
+            ratio <= 1.2,
+        ),
         Row(case, "utterances failed (all runs)", str(failed), "0", failed == 0),
     ]
 
@@ -252,15 +269,27 @@ def case_memory(sizes: Sizes, short_runs: list[Timed] | None) -> list[Row]:
     hours = spec.seconds / 3600
     case = "4. memory (peak RSS of `dubkit dub`)"
     short_label = f"{overhead_spec(sizes).seconds // 60} min 1280x720"
-    long_label = f"{hours:g} h {spec.width}x{spec.height} {spec.fps} fps" if hours >= 1 else (
-        f"{spec.seconds // 60} min {spec.width}x{spec.height} {spec.fps} fps")
+    long_label = (
+        f"{hours:g} h {spec.width}x{spec.height} {spec.fps} fps"
+        if hours >= 1
+        else (f"{spec.seconds // 60} min {spec.width}x{spec.height} {spec.fps} fps")
+    )
     return [
         Row(case, f"{long_label}: dubkit process", f"{peak:.0f} MB", "< 400 MB", peak < 400),
         Row(case, f"{long_label}: process tree (with ffmpeg)", f"{tree:.0f} MB"),
-        Row(case, f"{long_label}: wall time", spread([t.wall_s for t in longs]),
-            note=f"{spec.seconds / median([t.wall_s for t in longs]):.1f}x realtime"),
+        Row(
+            case,
+            f"{long_label}: wall time",
+            spread([t.wall_s for t in longs]),
+            note=f"{spec.seconds / median([t.wall_s for t in longs]):.1f}x realtime",
+        ),
         Row(case, f"{short_label}: dubkit process", f"{short_peak:.0f} MB"),
         Row(case, f"{short_label}: process tree (with ffmpeg)", f"{short_tree:.0f} MB"),
-        Row(case, "long / short peak", f"{peak / short_peak:.2f}x", "same order (< 3x)",
-            peak / short_peak < 3),
+        Row(
+            case,
+            "long / short peak",
+            f"{peak / short_peak:.2f}x",
+            "same order (< 3x)",
+            peak / short_peak < 3,
+        ),
     ]

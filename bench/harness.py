@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -100,10 +101,8 @@ class EmulatorProcess:
         self._conn.recv()
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._conn.send("stop")
-        except OSError:
-            pass
         self._proc.join(timeout=10)
         if self._proc.is_alive():
             self._proc.kill()
@@ -155,8 +154,13 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
-def run_timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
-              poll_s: float = 0.1) -> Timed:
+def run_timed(
+    cmd: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    poll_s: float = 0.1,
+) -> Timed:
     """Run ``cmd`` to completion; wall time from just before spawn to reaping."""
     peak = [0]
     stop = threading.Event()
@@ -189,8 +193,16 @@ def repeat(n: int, fn: Callable[[int], Timed], label: str) -> list[Timed]:
     out = []
     for i in range(n):
         t = fn(i)
-        log.info("%s run %d/%d: %.2f s, status %d, peak RSS %.0f MB (tree %.0f MB)",
-                 label, i + 1, n, t.wall_s, t.returncode, t.maxrss_mb, t.tree_peak_mb)
+        log.info(
+            "%s run %d/%d: %.2f s, status %d, peak RSS %.0f MB (tree %.0f MB)",
+            label,
+            i + 1,
+            n,
+            t.wall_s,
+            t.returncode,
+            t.maxrss_mb,
+            t.tree_peak_mb,
+        )
         if t.returncode != 0:
             raise RuntimeError(f"{label} exited with status {t.returncode}: {t.stderr_tail}")
         out.append(t)

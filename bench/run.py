@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import cases  # noqa: E402
-import segcase  # noqa: E402
-from harness import Row  # noqa: E402
+import cases
+import segcase
+from harness import Row
 
 CASES = ("overhead", "quota", "latency", "memory", "segment")
 
@@ -46,8 +46,10 @@ def text_table(rows: list[Row]) -> str:
     head = ("case", "figure", "value", "target", "", "note")
     body = [(r.case, r.figure, r.value, r.target, r.verdict, r.note) for r in rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(x, widths, strict=True)).rstrip()
-             for x in [head, *body]]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(x, widths, strict=True)).rstrip()
+        for x in [head, *body]
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -84,15 +86,25 @@ def run(selected: list[str], sizes: cases.Sizes, quick: bool) -> tuple[list[Row]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="reduced sizes (1-minute inputs...)")
     p.add_argument("--only", action="append", choices=CASES, help="run only this case")
     p.add_argument("--runs", type=int, default=None, help="repetitions of the short cases")
-    p.add_argument("--markdown", default=None, metavar="FILE",
-                   help="also write the table as markdown to FILE ('-' for stdout)")
+    p.add_argument(
+        "--markdown",
+        default=None,
+        metavar="FILE",
+        help="also write the table as markdown to FILE ('-' for stdout)",
+    )
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     for noisy in ("httpx", "httpx2", "openai", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     sizes = cases.QUICK if args.quick else cases.FULL
@@ -100,12 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, runs=args.runs)
     selected = args.only or list(CASES)
     started = time.time()
-    header = (f"dubkit benchmarks, {dt.date.today().isoformat()}, "
-              f"{'quick' if args.quick else 'full'} run; {machine()}")
+    header = (
+        f"dubkit benchmarks, {dt.date.today().isoformat()}, "
+        f"{'quick' if args.quick else 'full'} run; {machine()}"
+    )
     rows, verbatim = run(selected, sizes, args.quick)
     load = os.getloadavg()
-    footer = (f"took {(time.time() - started) / 60:.1f} min; load average at end "
-              f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+    footer = (
+        f"took {(time.time() - started) / 60:.1f} min; load average at end "
+        f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
+    )
     print(header)
     print(text_table(rows))
     print(footer)

@@ -74,10 +74,21 @@ def case_segment(quick: bool, seconds: int, runs: int) -> SegmentReport:
         out, wall, code = _bench_segment(quick)
         verbatim = out
         ok = code == 0
-        rows.append(Row("5. segmentation", "bench/bench_segment.py (output below the table)",
-                        f"ran in {wall:.1f} s" if ok else f"failed (status {code})",
-                        ok=None if ok else False))
+        rows.append(
+            Row(
+                "5. segmentation",
+                "bench/bench_segment.py (output below the table)",
+                f"ran in {wall:.1f} s" if ok else f"failed (status {code})",
+                ok=None if ok else False,
+            )
+        )
     else:
-        rows.append(Row("5. segmentation", "bench/bench_segment.py", "not present yet",
-                        note="figures from the segmentation engineer's script missing"))
+        rows.append(
+            Row(
+                "5. segmentation",
+                "bench/bench_segment.py",
+                "not present yet",
+                note="figures from the segmentation engineer's script missing",
+            )
+        )
     return SegmentReport(rows, verbatim)
