@@ -194,6 +194,10 @@ class StreamAccumulator:
     def result(self) -> Translation:
         """The translation, or an error if the stream was cut short or truncated."""
         rid = self.request_id
+        if self.finish_reason is None and self.usage is not None:
+            # the usage chunk comes last: the answer is complete even without a finish_reason
+            log.debug("stream %s has usage but no finish_reason; taking it as 'stop'", rid)
+            self.finish_reason = "stop"
         if self.finish_reason is None:
             raise ServiceError(
                 "stream ended before the translation finished", request_id=rid, retryable=True

@@ -183,6 +183,13 @@ def test_usage_details_may_be_absent() -> None:
     assert acc.result().usage == Usage(5, 1, 6)
 
 
+def test_usage_without_finish_reason_is_complete() -> None:
+    acc = StreamAccumulator()
+    acc.feed(_chunk({"content": "fin"}))
+    acc.feed(_chunk(usage=USAGE))
+    assert acc.result().text == "fin"
+
+
 def test_truncated_stream_is_an_error() -> None:
     acc = StreamAccumulator()
     acc.feed(_chunk({"content": "cut"}, finish="length"))
