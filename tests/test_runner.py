@@ -255,6 +255,9 @@ def test_hundred_utterances_at_20_percent_faults_then_a_free_rerun(tmp_path: Pat
     assert progress == [(i, 100) for i in range(1, 101)]
     assert [r.translation for r in rerun] == [r.translation for r in results]
     assert all(r.cached and r.attempts == 0 for r in rerun)
+    entries = list((tmp_path / "cache").rglob("*.dkc"))
+    assert len(entries) == 100
+    assert not any(KEY.encode() in p.read_bytes() for p in entries)
 
 
 def test_concurrency_is_bounded(tmp_path: Path) -> None:
