@@ -135,8 +135,13 @@ def plan_job(options: Options, *, dubbing: bool) -> tuple[Language, Job]:
     return target, Job(target.code, source, voice)
 
 
-def _prepare(path: Path, opts: Options, *, dubbing: bool) -> tuple[MediaInfo, Language, Job]:
+def _prepare(
+    path: Path, opts: Options, translator: Translator, *, dubbing: bool
+) -> tuple[MediaInfo, Language, Job]:
     target, job = plan_job(opts, dubbing=dubbing)
+    check = getattr(translator, "check", None)  # engines that can refuse a job up front
+    if check is not None:
+        check(job)
     return media.require_audio(media.probe(path)), target, job
 
 
@@ -172,9 +177,13 @@ def _sources(
     return out
 
 
-def _write_subtitles(cues: Sequence[Cue], paths: Sequence[Path]) -> None:
+def _write_subtitles(
+    cues: Sequence[Cue], paths: Sequence[Path], lang: str, duration_ms: int, opts: SubtitleOptions
+) -> None:
+    """Write each sidecar; the writers refuse cues that break a hard rule."""
     for p in paths:
-        (write_vtt if p.suffix == ".vtt" else write_srt)(cues, p)
+        writer = write_vtt if p.suffix == ".vtt" else write_srt
+        writer(cues, p, lang=lang, duration_ms=duration_ms, options=opts)
 
 
 def _usage(results: Sequence[UtteranceResult]) -> Usage:
@@ -200,7 +209,7 @@ def subtitle(
     from dubkit.manifest import write_manifest
 
     path = Path(input)
-    info, target, job = _prepare(path, options, dubbing=False)
+    info, target, job = _prepare(path, options, translator, dubbing=False)
     outputs = output_paths(path, target.code, options, with_media=False)
     for p in (*outputs.subtitles, outputs.manifest):
         media.check_output(path, p)
@@ -210,7 +219,7 @@ def subtitle(
     cues = layout(
         _sources(results, [()] * len(results)), target.code, info.duration_ms, options.subtitles
     )
-    _write_subtitles(cues, outputs.subtitles)
+    _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
     result = Result(
         path, target, translator.name, outputs, tuple(results), tuple(cues), usage=_usage(results)
     )
@@ -320,7 +329,7 @@ def dub(
     from dubkit.manifest import write_manifest
 
     path = Path(input)
-    info, target, job = _prepare(path, options, dubbing=True)
+    info, target, job = _prepare(path, options, translator, dubbing=True)
     outputs = output_paths(path, target.code, options, with_media=True)
     assert outputs.media is not None
     media.output_kind(outputs.media)
@@ -340,7 +349,7 @@ def dub(
         cues = layout(_sources(results, spans), target.code, info.duration_ms, options.subtitles)
         gain = _dub_gain(audio, utts, clips) if options.mix.match_loudness else 0.0
         srt = work / "subs.srt"
-        write_srt(cues, srt)
+        _write_subtitles(cues, [srt], target.code, info.duration_ms, options.subtitles)
         plan_ = media.MuxPlan(
             fmt.rate, fmt.channels, target.iso639_2,
             f"{target.name} dub (dubkit {translator.name})",
@@ -354,7 +363,7 @@ def dub(
         with media.Muxer(path, info, plan_, outputs.media) as muxer:
             for block in _counted(blocks, total, progress):
                 muxer.write(block)
-    _write_subtitles(cues, outputs.subtitles)
+    _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
     result = Result(
         path,
         target,
