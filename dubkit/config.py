@@ -21,15 +21,11 @@ class Environment:
 
     @classmethod
     def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
+        from dubkit.cache import default_cache_dir
+
         env = os.environ if environ is None else environ
-        if env.get("DUBKIT_CACHE_DIR"):
-            cache = Path(env["DUBKIT_CACHE_DIR"])
-        elif env.get("XDG_CACHE_HOME"):
-            cache = Path(env["XDG_CACHE_HOME"]) / "dubkit"
-        else:
-            cache = Path(env.get("HOME", "~")) / ".cache" / "dubkit"
         return cls(
             api_key=(env.get("DASHSCOPE_API_KEY") or "").strip() or None,
             base_url=(env.get("DASHSCOPE_BASE_URL") or "").strip() or None,
-            cache_dir=cache.expanduser(),
+            cache_dir=default_cache_dir(env),
         )
