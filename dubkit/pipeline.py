@@ -146,6 +146,7 @@ def _prepare(
 
 
 def _translate(
+    source: Path,
     translator: Translator,
     audio: FileAudio,
     utterances: list[Utterance],
@@ -161,9 +162,15 @@ def _translate(
         if progress:
             progress("translate", done, total)
 
+    video = None
+    if opts.visual:
+
+        def video(u: Utterance) -> bytes:
+            return media.extract_clip(source, u.start_ms, u.end_ms)
+
     return translate_all_sync(
         translator, audio, utterances, job,
-        concurrency=opts.concurrency, cache=cache, on_progress=on_progress,
+        concurrency=opts.concurrency, cache=cache, on_progress=on_progress, video=video,
     )  # fmt: skip
 
 
@@ -215,7 +222,7 @@ def subtitle(
         media.check_output(path, p)
     with tempfile.TemporaryDirectory(prefix="dubkit-") as work:
         audio, utterances = analyze(path, options.segment, Path(work), progress)
-        results = _translate(translator, audio, utterances, job, options, progress)
+        results = _translate(path, translator, audio, utterances, job, options, progress)
     cues = layout(
         _sources(results, [()] * len(results)), target.code, info.duration_ms, options.subtitles
     )
@@ -340,7 +347,7 @@ def dub(
     with tempfile.TemporaryDirectory(prefix="dubkit-") as work_dir:
         work = Path(work_dir)
         audio, utterances = analyze(path, options.segment, work, progress)
-        results = _translate(translator, audio, utterances, job, options, progress)
+        results = _translate(path, translator, audio, utterances, job, options, progress)
         utts = [r.utterance for r in results]
         clips = _clips(results, options.fit)
         lengths = [None if c is None else trimmed_ms(c.trim, SERVICE_RATE) for c in clips]

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Called as ``on_progress(done, total)`` each time an input utterance is finished.
 ProgressFn = Callable[[int, int], None]
+#: Gives a short video clip of an utterance, sent instead of its audio (``--visual``).
+VideoSource = Callable[[Utterance], bytes]
 
 SPLIT_FRAME_MS = 20
 
@@ -110,8 +112,10 @@ class _Run:
         cache: TranslationCache | None,
         max_split_depth: int,
         min_split_ms: int,
+        video: VideoSource | None = None,
     ) -> None:
         self.translator = translator
+        self.video = video
         self.audio = audio
         self.job = job
         self.cache = cache
@@ -122,19 +126,26 @@ class _Run:
         self.fatal: AuthError | ConfigError | None = None  # set once: no new request after it
 
     async def one(self, utt: Utterance, depth: int = 0) -> list[UtteranceResult]:
-        pcm = self.audio.read(utt.start_ms, utt.end_ms)
-        key = self.cache.key(pcm, self.job, self.identity) if self.cache else None
-        if self.cache is not None and key is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                return [UtteranceResult(utt, hit, cached=True, splits=depth)]
         attempts = [0]
         try:
+            # The audio is read inside the semaphore, so at most ``concurrency``
+            # utterances' samples are held at once, whatever the media's length.
             async with self.semaphore:
+                pcm = self.audio.read(utt.start_ms, utt.end_ms)
+                video = await asyncio.to_thread(self.video, utt) if self.video else None
+                key = (
+                    self.cache.key(pcm, self.job, self.identity, video=video)
+                    if self.cache
+                    else None
+                )
+                if self.cache is not None and key is not None:
+                    hit = self.cache.get(key)
+                    if hit is not None:
+                        return [UtteranceResult(utt, hit, cached=True, splits=depth)]
                 if self.fatal is not None:
                     raise self.fatal
                 with attempt_scope() as attempts:
-                    translation = await self.translator.translate(pcm, self.job)
+                    translation = await self.translator.translate(pcm, self.job, video=video)
         except (AuthError, ConfigError) as e:
             self.fatal = self.fatal or e
             raise
@@ -175,18 +186,20 @@ async def translate_all(
     on_progress: ProgressFn | None = None,
     max_split_depth: int = 3,
     min_split_ms: int = 1000,
+    video: VideoSource | None = None,
 ) -> list[UtteranceResult]:
     """Translate ``utterances`` (see the module doc); results in timeline order.
 
     A split utterance contributes several results; an utterance shorter than
-    ``2 * min_split_ms`` is never split. Raises :class:`AuthError`/:class:`ConfigError`
+    ``2 * min_split_ms`` is never split. With ``video``, each request carries that
+    utterance's clip (and the cache key its hash). Raises :class:`AuthError`/:class:`ConfigError`
     (after cancelling the requests in flight) when the run cannot succeed at all.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     run = _Run(
         translator, audio, job, concurrency=concurrency, cache=cache,
-        max_split_depth=max_split_depth, min_split_ms=min_split_ms,
+        max_split_depth=max_split_depth, min_split_ms=min_split_ms, video=video,
     )  # fmt: skip
     total = len(utterances)
     done = 0
@@ -226,6 +239,7 @@ def translate_all_sync(
     on_progress: ProgressFn | None = None,
     max_split_depth: int = 3,
     min_split_ms: int = 1000,
+    video: VideoSource | None = None,
 ) -> list[UtteranceResult]:
     """:func:`translate_all` from synchronous code, in a fresh event loop.
 
@@ -238,7 +252,7 @@ def translate_all_sync(
             return await translate_all(
                 translator, audio, utterances, job, concurrency=concurrency, cache=cache,
                 on_progress=on_progress, max_split_depth=max_split_depth,
-                min_split_ms=min_split_ms,
+                min_split_ms=min_split_ms, video=video,
             )  # fmt: skip
         finally:
             await translator.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -52,7 +53,7 @@ def check_placements(result: Result, duration_ms: int, max_ratio: float = 1.3) -
             assert p.ratio <= max_ratio + 1e-9
         else:
             assert p.start_ms <= r.utterance.start_ms
-    for (_, a), (_, b) in zip(placed, placed[1:]):
+    for (_, a), (_, b) in itertools.pairwise(placed):
         assert a.end_ms <= b.start_ms  # never overlapping
     assert placed[-1][1].end_ms <= duration_ms
 
@@ -136,7 +137,7 @@ def test_music_bed_survives_under_and_between_clips(tmp_path: Path, cloud: Cloud
             s, e = p.start_ms + 150, p.end_ms - 150
             assert level(bed[:, :n], s, e) - level(orig[:, :n], s, e) == pytest.approx(-15, abs=1.5)
     # between clips it is untouched
-    for a, b in zip(placed, placed[1:]):
+    for a, b in itertools.pairwise(placed):
         if b.start_ms - a.end_ms > 500:
             s, e = a.end_ms + 150, b.start_ms - 150
             assert level(bed[:, :n], s, e) - level(orig[:, :n], s, e) == pytest.approx(0, abs=0.5)
@@ -204,3 +205,18 @@ def test_no_drift_over_200_utterances(tmp_path: Path, cloud: CloudTranslator) ->
         late.append(onset - first)
     assert np.median(late) * 1000 / rate < 10  # trimmed clips start at once, last one too
     assert late[-1] * 1000 / rate < 30
+
+
+def test_visual_sends_video_clips(tmp_path: Path, cloud: CloudTranslator) -> None:
+    """--visual: each request carries a short video clip; the service counts its frames."""
+    usage = {}
+    for visual in (False, True):
+        d = tmp_path / str(visual)
+        d.mkdir()
+        r = dubkit.subtitle(
+            FIX / "speech.mp4", Options(target="es", out_dir=d, visual=visual), cloud
+        )
+        assert not r.failed and r.cues
+        usage[visual] = r.usage
+    assert usage[False].input_video_tokens == 0
+    assert usage[True].input_video_tokens > 0
