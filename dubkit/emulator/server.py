@@ -106,10 +106,11 @@ class _Handler(BaseHTTPRequestHandler):
         emu = self.server.emulator
         ex = emu._arrive(self.path.split("?", 1)[0])
         try:
-            self._exchange(ex)
-        except ApiError as e:
-            self._send_error(ex, e)
-        except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError) as e:
+            try:
+                self._exchange(ex)
+            except ApiError as e:
+                self._send_error(ex, e)
+        except OSError as e:  # the client went away (reset, broken pipe, timeout)
             logger.debug("client connection lost: %s", e)
             self.close_connection = True
         finally:
