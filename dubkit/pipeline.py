@@ -332,7 +332,22 @@ def dub(
     *,
     progress: Progress | None = None,
 ) -> Result:
-    """Dub ``input`` into ``options.target``: dubbed media, subtitles and manifest beside it."""
+    """Dub ``input`` into ``options.target``: dubbed media, subtitles and manifest.
+
+    The outputs go beside the input (or in ``options.out_dir``); the input is never
+    modified. Utterances that still fail after every retry are left in the original
+    language and listed in ``Result.failed``; rerunning with the same cache fills them in.
+
+    >>> import tempfile, dubkit
+    >>> from dubkit.emulator import Emulator, EmulatorConfig
+    >>> from dubkit.cloud import CloudConfig, CloudTranslator
+    >>> talk = Path(dubkit.__file__).parent.parent / "fixtures" / "speech.wav"
+    >>> with Emulator(EmulatorConfig()) as emu, tempfile.TemporaryDirectory() as out:
+    ...     engine = CloudTranslator(CloudConfig(api_key="sk-any", base_url=emu.base_url))
+    ...     result = dubkit.dub(talk, Options(target="es", out_dir=Path(out)), engine)
+    ...     print(result.outputs.media.name, result.outputs.subtitles[0].name, len(result.failed))
+    speech.es.wav speech.es.srt 0
+    """
     from dubkit.manifest import write_manifest
 
     path = Path(input)
