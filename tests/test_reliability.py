@@ -1,0 +1,320 @@
+"""Reliability: a fault soak, kill-and-resume of the CLI, Ctrl-C, and partial failures.
+
+Everything runs as a user would: the real runner and cloud client against the
+emulator over loopback, and ``python -m dubkit`` as a subprocess that is killed
+with SIGKILL or interrupted with SIGINT at chosen moments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import pysrt
+import pytest
+
+from dubkit import media
+from dubkit.cache import TranslationCache
+from dubkit.cloud import CloudConfig, CloudTranslator
+from dubkit.emulator import FAULT_KINDS, Emulator, EmulatorConfig, RequestRecord
+from dubkit.engine import Job
+from dubkit.pacing import RateLimiter
+from dubkit.pipeline import analyze
+from dubkit.runner import ArrayAudio, translate_all_sync
+from dubkit.segment import SegmentOptions
+from dubkit.types import Utterance
+from tests.conftest import FIX, KEY, run_cli
+
+# --- 1. fault soak ---------------------------------------------------------------------
+
+
+def _bursts(n: int, utt_ms: int, gap_ms: int, seed: int) -> tuple[ArrayAudio, list[Utterance]]:
+    """``n`` distinct noise bursts separated by silence, and their spans."""
+    rng = np.random.default_rng(seed)
+    step = utt_ms + gap_ms
+    samples = np.zeros(n * step * 16, np.int16)
+    utts = []
+    for i in range(n):
+        a = i * step
+        samples[a * 16 : (a + utt_ms) * 16] = rng.integers(-8000, 8000, utt_ms * 16)
+        utts.append(Utterance(a, a + utt_ms))
+    return ArrayAudio(samples), utts
+
+
+@pytest.mark.slow
+def test_fault_soak_every_kind_at_25_percent() -> None:
+    """200 utterances, 25 % faults of every kind: all translated, each answer paid once."""
+    audio, utts = _bursts(200, 300, 100, seed=10)
+    max_retries = 8
+    cfg = EmulatorConfig(api_key=KEY, fault_rate=0.25, stall_s=1.0, seed=7)
+    with Emulator(cfg) as emu:
+        config = CloudConfig(
+            api_key=KEY, base_url=emu.base_url, timeout_s=5.0, stall_timeout_s=0.25,
+            max_retries=max_retries, backoff_base_s=0.01, backoff_cap_s=0.05,
+        )  # fmt: skip
+        translator = CloudTranslator(config, limiter=RateLimiter(rpm=None, tpm=None))
+        results = translate_all_sync(translator, audio, utts, Job("es", "en", "Cherry"),
+                                     concurrency=8)  # fmt: skip
+        records = emu.records
+    assert [r.utterance for r in results] == utts  # nothing split, nothing lost, in order
+    assert all(r.ok and r.error is None and r.translation is not None for r in results)
+    assert all(r.translation.audio and r.translation.text for r in results if r.translation)
+    faults = Counter(r.fault for r in records if r.fault)
+    assert set(faults) == set(FAULT_KINDS), faults
+    assert 0.18 < sum(faults.values()) / len(records) < 0.32
+    shas = [hashlib.sha256(audio.read(u.start_ms, u.end_ms).tobytes()).hexdigest() for u in utts]
+    assert len(set(shas)) == len(utts)
+    ok = Counter(r.audio_sha256 for r in records if r.ok)
+    assert ok == Counter(shas)  # every successful answer was requested exactly once
+    tries = Counter(r.audio_sha256 for r in records)
+    assert max(tries.values()) <= max_retries + 1
+    assert [r.attempts for r in results] == [tries[s] for s in shas]
+    assert sum(tries.values()) == len(records) > len(utts)
+
+
+# --- 2. kill and resume ----------------------------------------------------------------
+
+FINAL_SUFFIXES = (".es.mp4", ".es.srt", ".es.dubkit.json")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One CLI run: how it ended and which requests the emulator saw meanwhile."""
+
+    label: str
+    returncode: int
+    seconds: float  # from the signal to the exit (0 when not signalled)
+    stderr: str
+    records: tuple[RequestRecord, ...]
+    cached_before: frozenset[str]  # cache entries (keys) when the run started
+
+
+def _cache_keys(cache: Path) -> frozenset[str]:
+    """The keys stored in the cache (hidden names are temporary files, not entries)."""
+    if not cache.is_dir():
+        return frozenset()
+    return frozenset(p.stem for p in cache.rglob("*.dkc") if not p.name.startswith("."))
+
+
+def _check_final(path: Path) -> None:
+    """A file under a final name must be complete: probe it, parse it."""
+    if path.suffix == ".mp4":
+        info = media.probe(path)
+        kinds = sorted(s.kind for s in info.streams)
+        assert kinds == ["audio", "audio", "subtitle", "video"], (path, kinds)
+        assert abs(info.duration_ms - 30_750) < 100, info.duration_ms
+        _dub_track(path)  # decodes to the end without error
+    elif path.suffix == ".srt":
+        text = path.read_text(encoding="utf-8")
+        assert text.endswith("\n") and len(pysrt.from_string(text, error_handling=1)) > 0
+    else:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert data["totals"]["utterances"] == len(data["utterances"]) > 0
+
+
+class Watcher:
+    """Checks every file that appears under a final name while runs come and go."""
+
+    def __init__(self, folder: Path, stem: str) -> None:
+        self.finals = [folder / f"{stem}{s}" for s in FINAL_SUFFIXES]
+        self.seen: dict[Path, tuple[int, int]] = {}
+
+    def check(self) -> None:
+        for p in self.finals:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            if self.seen.get(p) != (st.st_ino, st.st_mtime_ns):
+                _check_final(p)
+                self.seen[p] = (st.st_ino, st.st_mtime_ns)
+
+
+def _part_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if ".part" in p.name]
+
+
+def _run(
+    argv: list[str],
+    label: str,
+    emu: Emulator,
+    cache: Path,
+    watcher: Watcher,
+    trigger: Callable[[float], bool] | None = None,
+    sig: int = signal.SIGKILL,
+) -> Run:
+    """Run the CLI; when ``trigger(elapsed)`` turns true, send ``sig`` to its process group."""
+    before = len(emu.records)
+    cached = _cache_keys(cache)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "DUBKIT_"))}
+    env["DASHSCOPE_API_KEY"] = KEY
+    err = cache.parent / f"stderr-{label}.txt"
+    start = time.monotonic()
+    signalled = 0.0
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dubkit", *argv], env=env, stdout=subprocess.DEVNULL,
+            stderr=stderr, start_new_session=True,  # a terminal's Ctrl-C hits the whole group
+        )  # fmt: skip
+        try:
+            while proc.poll() is None:
+                watcher.check()
+                if trigger is not None and not signalled and trigger(time.monotonic() - start):
+                    os.killpg(proc.pid, sig)  # ffmpeg included, as a terminal would
+                    signalled = time.monotonic()
+                time.sleep(0.02)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    watcher.check()
+    took = time.monotonic() - signalled if signalled else 0.0
+    time.sleep(0.3)  # let the emulator finish recording requests the kill cut short
+    return Run(label, proc.returncode, took, err.read_text(), tuple(emu.records[before:]), cached)
+
+
+def _dub_track(path: Path) -> np.ndarray:
+    """The first audio track, decoded to float32 (channels, n)."""
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        blocks = [f.to_ndarray() for f in c.decode(stream)]
+    return np.concatenate(blocks, axis=-1)
+
+
+def _manifest_core(path: Path) -> list[dict[str, object]]:
+    items = json.loads(path.read_text(encoding="utf-8"))["utterances"]
+    return [{k: v for k, v in it.items() if k not in ("cached", "attempts")} for it in items]
+
+
+def _request_keys(src: Path, emu: Emulator, tmp: Path) -> dict[str, str]:
+    """audio SHA-256 (what the emulator records) -> cache key (what the CLI stores)."""
+    from dubkit.pipeline import Options, plan_job
+
+    _, job = plan_job(Options(target="es"), dubbing=True)
+    identity = CloudTranslator(CloudConfig(api_key=KEY, base_url=emu.base_url)).identity()
+    work = tmp / "analyze"
+    work.mkdir()
+    audio, utts = analyze(src, SegmentOptions(), work)
+    out = {}
+    for u in utts:
+        pcm = audio.read(u.start_ms, u.end_ms)
+        out[hashlib.sha256(pcm.tobytes()).hexdigest()] = TranslationCache.key(pcm, job, identity)
+    return out
+
+
+@pytest.fixture(scope="module")
+def slow_emulator() -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(api_key=KEY, latency_s=0.3)) as emu:
+        yield emu
+
+
+@pytest.mark.slow
+def test_kill_and_resume_gives_the_uninterrupted_outputs(
+    tmp_path: Path, slow_emulator: Emulator
+) -> None:
+    emu = slow_emulator
+    ref_dir, work = tmp_path / "ref", tmp_path / "work"
+    ref_dir.mkdir()
+    work.mkdir()
+    src = work / "talk.mp4"
+    shutil.copy(FIX / "speech.mp4", src)
+    src_sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    keys = _request_keys(src, emu, tmp_path)
+    n = len(keys)
+
+    def argv(out: Path, cache: Path) -> list[str]:
+        return ["dub", str(src), "--to", "es", "--base-url", emu.base_url, "--out-dir", str(out),
+                "--cache-dir", str(cache), "--quiet"]  # fmt: skip
+
+    ref_cache = tmp_path / "ref-cache"
+    ref = _run(argv(ref_dir, ref_cache), "reference", emu, ref_cache, Watcher(ref_dir, "talk"))
+    assert ref.returncode == 0, ref.stderr
+    assert Counter(r.audio_sha256 for r in ref.records if r.ok) == Counter(keys.keys())
+    assert _cache_keys(ref_cache) == frozenset(keys.values())  # the key mapping is right
+
+    cache = tmp_path / "cache"
+    watcher = Watcher(work, "talk")
+    args = argv(work, cache)
+
+    def entries(k: int) -> Callable[[float], bool]:
+        return lambda _: len(_cache_keys(cache)) >= k
+
+    def part(min_bytes: int) -> Callable[[float], bool]:
+        """A temporary output written by this run (not a leftover) holds ``min_bytes``."""
+        old = set(_part_files(work))
+
+        def fired(_: float) -> bool:
+            fresh = [p for p in _part_files(work) if p not in old]
+            return any(p.stat().st_size >= min_bytes for p in fresh)
+
+        return fired
+
+    def fitting() -> Callable[[float], bool]:
+        old = set(_part_files(work))
+        return lambda _: len(_cache_keys(cache)) == n and set(_part_files(work)) == old
+
+    plan: list[tuple[str, Callable[[], Callable[[float], bool]], int]] = [
+        ("startup", lambda: lambda t: t >= 0.8, signal.SIGKILL),
+        ("translating", lambda: entries(2), signal.SIGKILL),
+        ("ctrl-c translating", lambda: entries(4), signal.SIGINT),
+        ("translating later", lambda: entries(6), signal.SIGKILL),
+        ("fitting", fitting, signal.SIGKILL),
+        ("muxing", lambda: part(0), signal.SIGKILL),
+        ("ctrl-c muxing", lambda: part(0), signal.SIGINT),
+        ("muxing later", lambda: part(200_000), signal.SIGKILL),
+    ]
+    runs = []
+    for label, make, sig in plan:
+        runs.append(_run(args, label, emu, cache, watcher, make(), sig))
+        r = runs[-1]
+        if sig == signal.SIGKILL:
+            assert r.returncode == -signal.SIGKILL, (label, r.returncode, r.stderr)
+        else:
+            assert r.returncode == 130, (label, r.returncode, r.stderr)
+            assert r.seconds < 5.0, (label, r.seconds)
+            assert r.stderr.strip() == "dubkit: error: interrupted", (label, r.stderr)
+        assert not (work / "talk.es.mp4").exists()  # never finished, so never under its name
+        for p in _part_files(work):  # leftovers are hidden temporary names only
+            assert p.name.startswith(".talk.es.") and ".part" in p.name, p
+    runs.append(_run(args, "final", emu, cache, watcher))
+    final = runs[-1]
+    assert final.returncode == 0, final.stderr
+
+    # the outputs are the uninterrupted run's
+    for suffix in (".es.srt",):
+        assert (work / f"talk{suffix}").read_text() == (ref_dir / f"talk{suffix}").read_text()
+    assert _manifest_core(work / "talk.es.dubkit.json") == _manifest_core(
+        ref_dir / "talk.es.dubkit.json"
+    )
+    ours, theirs = _dub_track(work / "talk.es.mp4"), _dub_track(ref_dir / "talk.es.mp4")
+    assert ours.shape == theirs.shape and np.array_equal(ours, theirs)  # bit-exact
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == src_sha
+
+    # no answer that had arrived (was stored) before an interruption was asked for again
+    by_key = {v: k for k, v in keys.items()}
+    for r in runs:
+        asked = {x.audio_sha256 for x in r.records}
+        assert not asked & {by_key[k] for k in r.cached_before}, r.label
+    ok = Counter(x.audio_sha256 for r in runs for x in r.records if x.ok)
+    assert set(ok) == set(keys)
+    # an answer paid twice only if the kill landed between its last byte and its storage
+    twice = {s for s, c in ok.items() if c > 1}
+    assert len(twice) <= 1, twice
+    assert sum(1 for r in runs if r.records) >= 4  # the interruptions did cut translation
+    if os.environ.get("DUBKIT_REPORT"):
+        for r in runs:
+            print(r.label, r.returncode, f"{r.seconds:.2f}", len(r.cached_before),
+                  len(r.records), sum(x.ok for x in r.records))
+        print("leftover parts:", [p.name for p in _part_files(work)], "twice:", len(twice))
