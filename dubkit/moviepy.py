@@ -60,7 +60,8 @@ class DubbedClip:
 
     ``cues`` are the subtitles in milliseconds from the clip's start. ``result`` is the
     pipeline's :class:`~dubkit.pipeline.Result`; its output files exist only when
-    ``options.out_dir`` was set (otherwise they lived in a removed temporary folder).
+    ``options.out_dir`` was set (otherwise they lived in a removed temporary folder),
+    and its ``input`` (like the manifest's) names the temporary WAV the clip was rendered to.
     """
 
     clip: Any

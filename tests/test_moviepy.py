@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +13,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from moviepy import AudioFileClip, ColorClip, VideoFileClip
+from moviepy import AudioClip, AudioFileClip, ColorClip, VideoFileClip
 
 from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import Emulator, EmulatorConfig
 from dubkit.errors import ConfigError, InputError
-from dubkit.moviepy import DubbedClip, burn_subtitles, dub_clip, find_font, subtitle_clips
+from dubkit.moviepy import (
+    DubbedClip,
+    burn_subtitles,
+    dub_clip,
+    find_font,
+    render_wav,
+    subtitle_clips,
+)
 from dubkit.pipeline import Options
 from dubkit.types import Cue
 
@@ -166,6 +174,20 @@ def test_audio_clip_input(emulator: Emulator) -> None:
         assert not result.result.outputs.manifest.exists()  # no out_dir: nothing left behind
     finally:
         audio.close()
+
+
+def test_render_wav_of_a_mono_function_clip(tmp_path: Path) -> None:
+    def tone(t: Any) -> Any:
+        return 0.5 * np.sin(2 * np.pi * 440 * np.asarray(t))
+
+    clip = AudioClip(tone, duration=1.25, fps=16_000)
+    rate, channels = render_wav(clip, tmp_path / "a.wav", 1.25)
+    assert (rate, channels) == (16_000, 1)
+    with wave.open(str(tmp_path / "a.wav"), "rb") as w:
+        assert (w.getnchannels(), w.getframerate(), w.getnframes()) == (1, 16_000, 20_000)
+        pcm = np.frombuffer(w.readframes(20_000), "<i2")
+    expected = np.round(tone(np.arange(20_000) / 16_000) * 32767)
+    assert np.abs(pcm - expected).max() <= 1
 
 
 def test_clip_without_audio_is_an_input_error() -> None:
