@@ -32,6 +32,7 @@ from dubkit.local.apertium import Apertium, installed_modes, installed_pairs, mo
 from dubkit.local.espeak import DEFAULT_RATE_WPM, Espeak
 from dubkit.local.espeak import VOICES as ESPEAK_VOICES
 from dubkit.local.recognize import Recognizer, RecognizerOptions
+from dubkit.pacing import audio_tokens
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation, Usage
 
 __all__ = [
@@ -47,17 +48,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _ENGLISH = resolve("en")
-#: Tokens per second of audio, in and out (livetranslate-api.md); under 1 s counts as 1 s.
-TOKENS_PER_SECOND = 12.5
-
-
-def audio_tokens(duration_ms: int) -> int:
-    """Tokens the service would count for ``duration_ms`` of audio (12.5/s, at least 1 s)."""
-    if duration_ms <= 0:
-        return 0
-    return -(-max(duration_ms, 1000) * 25 // 2000)
-
-
 def text_tokens(text: str) -> int:
     """A rough token count for ``text`` (about 4 UTF-8 bytes a token)."""
     return -(-len(text.encode("utf-8")) // 4)
