@@ -211,6 +211,8 @@ def check_output(input_path: Path, output_path: Path) -> None:
             "output path is the input file; refusing to overwrite it", path=output_path
         )
     parent = output_path.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputError("output directory is not a directory (it is a file)", path=parent)
     if not parent.is_dir():
         raise OutputError("output directory does not exist", path=parent)
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -218,12 +220,26 @@ def check_output(input_path: Path, output_path: Path) -> None:
 
 
 def temp_sibling(final: Path) -> Path:
-    """A fresh temporary name beside ``final`` that keeps its extension (ffmpeg needs it)."""
+    """A fresh temporary name beside ``final`` that keeps its extension (ffmpeg needs it).
+
+    The file gets the permissions a newly created file would (``0o666`` less the umask),
+    not ``mkstemp``'s private ``0o600``, since it is renamed into place as the output.
+    """
     fd, name = tempfile.mkstemp(
         prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent
     )
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(name)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
