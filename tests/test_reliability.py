@@ -35,7 +35,7 @@ from dubkit.pipeline import analyze
 from dubkit.runner import ArrayAudio, translate_all_sync
 from dubkit.segment import SegmentOptions
 from dubkit.types import Utterance
-from tests.conftest import FIX, KEY, run_cli
+from tests.conftest import FIX, KEY
 
 # --- 1. fault soak ---------------------------------------------------------------------
 
@@ -277,6 +277,7 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
     ]
     runs = []
     for label, make, sig in plan:
+        parts_before = set(_part_files(work))
         runs.append(_run(args, label, emu, cache, watcher, make(), sig))
         r = runs[-1]
         if sig == signal.SIGKILL:
@@ -285,6 +286,7 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
             assert r.returncode == 130, (label, r.returncode, r.stderr)
             assert r.seconds < 5.0, (label, r.seconds)
             assert r.stderr.strip() == "dubkit: error: interrupted", (label, r.stderr)
+            assert set(_part_files(work)) == parts_before  # an orderly stop cleans up
         assert not (work / "talk.es.mp4").exists()  # never finished, so never under its name
         for p in _part_files(work):  # leftovers are hidden temporary names only
             assert p.name.startswith(".talk.es.") and ".part" in p.name, p
@@ -313,8 +315,3 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
     twice = {s for s, c in ok.items() if c > 1}
     assert len(twice) <= 1, twice
     assert sum(1 for r in runs if r.records) >= 4  # the interruptions did cut translation
-    if os.environ.get("DUBKIT_REPORT"):
-        for r in runs:
-            print(r.label, r.returncode, f"{r.seconds:.2f}", len(r.cached_before),
-                  len(r.records), sum(x.ok for x in r.records))
-        print("leftover parts:", [p.name for p in _part_files(work)], "twice:", len(twice))
