@@ -35,7 +35,7 @@ from dubkit.pipeline import analyze
 from dubkit.runner import ArrayAudio, translate_all_sync
 from dubkit.segment import SegmentOptions
 from dubkit.types import Utterance
-from tests.conftest import FIX, KEY
+from tests.conftest import FIX, KEY, run_cli
 
 # --- 1. fault soak ---------------------------------------------------------------------
 
@@ -315,3 +315,87 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
     twice = {s for s, c in ok.items() if c > 1}
     assert len(twice) <= 1, twice
     assert sum(1 for r in runs if r.records) >= 4  # the interruptions did cut translation
+
+
+# --- 5. partial failure ------------------------------------------------------------------
+
+
+def _snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    noise = float(np.sum((other - reference) ** 2))
+    return 10 * np.log10(float(np.sum(reference**2)) / max(noise, 1e-20))
+
+
+def _untouched_spans(items: list[dict[str, object]], margin_ms: int = 150) -> list[tuple[int, int]]:
+    """The failed utterances' spans, less any place within ``margin_ms`` of a dubbed clip."""
+    placed = [(d["start_ms"], d["end_ms"]) for it in items if (d := it.get("dub"))]
+    spans = []
+    for it in items:
+        if it["status"] != "failed":
+            continue
+        start, end = int(it["start_ms"]), int(it["end_ms"])  # type: ignore[call-overload]
+        for a, b in placed:
+            if a - margin_ms < end and start < b + margin_ms:  # overlap: keep the larger side
+                left, right = (start, a - margin_ms), (b + margin_ms, end)
+                start, end = max(left, right, key=lambda s: s[1] - s[0])
+        if end - start >= 300:
+            spans.append((start, end))
+    return spans
+
+
+@pytest.mark.slow
+def test_partial_failure_keeps_the_original_and_a_rerun_fills_only_the_gaps(
+    tmp_path: Path,
+) -> None:
+    src = Path(shutil.copy(FIX / "speech.mp4", tmp_path / "talk.mp4"))
+    env = {"DASHSCOPE_API_KEY": KEY}
+    faulty = EmulatorConfig(api_key=KEY, fault_rate=0.5, faults=("500",), seed=1)
+    with Emulator(faulty) as emu:
+        url, port = emu.base_url, emu.port
+        args = ["dub", src, "--to", "es", "--base-url", url, "--retries", "0",
+                "--cache-dir", tmp_path / "cache"]  # fmt: skip
+        r = run_cli(*args, "--json", env=env)
+        records = emu.records
+    assert r.returncode == 4, r.stderr
+    assert "Traceback" not in r.stderr and KEY not in r.stderr
+    summary = json.loads(r.stdout)
+    manifest = json.loads((tmp_path / "talk.es.dubkit.json").read_text(encoding="utf-8"))
+    items = manifest["utterances"]
+    failed = [it for it in items if it["status"] == "failed"]
+    n_faults = sum(1 for x in records if x.fault == "500")
+    assert len(records) == len(items)  # --retries 0: one attempt each
+    assert 0 < len(failed) == n_faults == summary["failed"] == manifest["totals"]["failed"]
+    assert summary["status"] == 4 and summary["utterances"] == len(items)
+    for it in failed:
+        assert it["text"] is None and "dub" not in it and "HTTP 500" in it["error"]
+        assert it["attempts"] == 1
+    # where an utterance failed, the dub track is the original: not dubbed, not ducked
+    out = tmp_path / "talk.es.mp4"
+    dub, original = _dub_track(out), _decode_track(out, 1)
+    spans = _untouched_spans(items)
+    assert spans, "every failed utterance is next to a dubbed clip"
+    for a, b in spans:
+        sl = slice(a * 48, b * 48)
+        assert _snr_db(original[:, sl], dub[:, sl]) > 20, (a, b)
+    # and where a clip was dubbed, it is not (the comparison can tell them apart)
+    ok = [it["dub"] for it in items if it.get("dub")]
+    d = ok[0]
+    sl = slice(int(d["start_ms"]) * 48, int(d["end_ms"]) * 48)
+    assert _snr_db(original[:, sl], dub[:, sl]) < 3
+
+    with Emulator(EmulatorConfig(api_key=KEY, port=port)) as emu:
+        assert emu.base_url == url  # same endpoint, so the same cache keys
+        again = run_cli(*args, "--json", env=env)
+        rerun = emu.records
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["failed"] == 0
+    assert len(rerun) == len(failed) and all(x.ok for x in rerun)
+    failed_shas = {x.audio_sha256 for x in records if x.fault == "500"}
+    assert {x.audio_sha256 for x in rerun} == failed_shas  # only the gaps were asked for
+    manifest = json.loads((tmp_path / "talk.es.dubkit.json").read_text(encoding="utf-8"))
+    assert all(it["status"] == "ok" for it in manifest["utterances"])
+
+
+def _decode_track(path: Path, index: int) -> np.ndarray:
+    with av.open(str(path)) as c:
+        blocks = [f.to_ndarray() for f in c.decode(c.streams.audio[index])]
+    return np.concatenate(blocks, axis=-1)
