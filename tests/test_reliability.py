@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -325,14 +326,14 @@ def _snr_db(reference: np.ndarray, other: np.ndarray) -> float:
     return 10 * np.log10(float(np.sum(reference**2)) / max(noise, 1e-20))
 
 
-def _untouched_spans(items: list[dict[str, object]], margin_ms: int = 150) -> list[tuple[int, int]]:
+def _untouched_spans(items: list[dict[str, Any]], margin_ms: int = 150) -> list[tuple[int, int]]:
     """The failed utterances' spans, less any place within ``margin_ms`` of a dubbed clip."""
     placed = [(d["start_ms"], d["end_ms"]) for it in items if (d := it.get("dub"))]
     spans = []
     for it in items:
         if it["status"] != "failed":
             continue
-        start, end = int(it["start_ms"]), int(it["end_ms"])  # type: ignore[call-overload]
+        start, end = int(it["start_ms"]), int(it["end_ms"])
         for a, b in placed:
             if a - margin_ms < end and start < b + margin_ms:  # overlap: keep the larger side
                 left, right = (start, a - margin_ms), (b + margin_ms, end)
@@ -351,7 +352,7 @@ def test_partial_failure_keeps_the_original_and_a_rerun_fills_only_the_gaps(
     faulty = EmulatorConfig(api_key=KEY, fault_rate=0.5, faults=("500",), seed=1)
     with Emulator(faulty) as emu:
         url, port = emu.base_url, emu.port
-        args = ["dub", src, "--to", "es", "--base-url", url, "--retries", "0",
+        args: list[str | Path] = ["dub", src, "--to", "es", "--base-url", url, "--retries", "0",
                 "--cache-dir", tmp_path / "cache"]  # fmt: skip
         r = run_cli(*args, "--json", env=env)
         records = emu.records
