@@ -412,22 +412,20 @@ class SpanTracker:
         self._last_end_ms = end
 
     def _maybe_force_cut(self, out: list[Utterance]) -> None:
-        """Bound memory: an utterance twice the maximum gets its first part cut off now."""
+        """Bound memory: while an utterance is twice the maximum, cut its first part off."""
         o = self.options
-        known_end = (self._n * o.frame_ms if self._pending_end is None
-                     else self._pending_end * o.frame_ms + o.pad_after_ms)
-        if known_end - self._start_ms <= 2 * o.max_utterance_ms:
-            return
-        start = self._start_ms
-        cut = choose_cut(start + o.min_utterance_ms, start + o.max_utterance_ms,
-                         start + o.max_utterance_ms, np.asarray(self._energy),
-                         np.asarray(self._voiced), self._hist0, o)
-        assert cut is not None
-        if self._lively(start, cut, np.asarray(self._energy)):
-            out.append(Utterance(start, cut))
-        self._last_end_ms = cut
-        self._start_ms = cut
-        self._trim(cut // o.frame_ms - self._keep)
+        while self._n * o.frame_ms - self._start_ms > 2 * o.max_utterance_ms:
+            start = self._start_ms
+            energy = np.asarray(self._energy)
+            cut = choose_cut(start + o.min_utterance_ms, start + o.max_utterance_ms,
+                             start + o.max_utterance_ms, energy,
+                             np.asarray(self._voiced), self._hist0, o)
+            assert cut is not None  # max >= 2 x min + one frame: a boundary is in range
+            if self._lively(start, cut, energy):
+                out.append(Utterance(start, cut))
+            self._last_end_ms = cut
+            self._start_ms = cut
+            self._trim(cut // o.frame_ms - self._keep)
 
     def _lively(self, start: int, end: int, energy_db: np.ndarray) -> bool:
         """Whether ``[start, end)`` rises and falls like speech (see ``min_dynamics_db``)."""

@@ -307,7 +307,10 @@ def test_tracker_output_is_valid_and_batching_free(
     for a, b in zip([0, *cuts], [*cuts, len(flags)], strict=True):
         pieces += tracker.push(flags[a:b], energy[a:b])
     assert pieces + tracker.finish(duration) == whole
-    assert tracker.buffered_frames <= 2 * opts.max_utterance_ms // opts.frame_ms + 60
+    # history never exceeds twice the longest utterance plus the pause/padding look-back
+    f = opts.frame_ms
+    bound = (2 * opts.max_utterance_ms + opts.pad_before_ms + opts.pad_after_ms) // f
+    assert tracker.buffered_frames <= bound + 2 * opts.window_frames + opts.pause_frames + 4
 
 
 @settings(max_examples=200, deadline=None)
