@@ -363,18 +363,32 @@ class Muxer:
         check_output(source, output)
         output_kind(output)
         self.output = output
-        self._tmp = temp_sibling(output)
-        self._cmd = mux_command(ffmpeg_exe(ffmpeg), source, info, plan, self._tmp)
+        self._make_cmd = lambda tmp: mux_command(ffmpeg_exe(ffmpeg), source, info, plan, tmp)
+        self._tmp: Path | None = None  # created on entry, so nothing is left if never entered
+        self._cmd: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
     def __enter__(self) -> Muxer:
-        self._stderr = tempfile.TemporaryFile()
-        log.debug("running %s", self._cmd)
-        self._proc = subprocess.Popen(
-            self._cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
-        )
+        try:
+            self._tmp = temp_sibling(self.output)
+            self._cmd = self._make_cmd(self._tmp)
+            self._stderr = tempfile.TemporaryFile()
+            log.debug("running %s", self._cmd)
+            self._proc = subprocess.Popen(
+                self._cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+            )
+        except BaseException:  # Ctrl-C while starting: __exit__ will not run, clean up here
+            self._cleanup()
+            raise
         return self
+
+    def _cleanup(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
 
     def write(self, block: np.ndarray) -> None:
         assert self._proc is not None and self._proc.stdin is not None
@@ -407,15 +421,13 @@ class Muxer:
                     proc.stdin.close()
                 if proc.wait() != 0:
                     raise self._failure()
+                assert self._tmp is not None
                 os.replace(self._tmp, self.output)
             else:
                 proc.kill()
                 proc.wait()
         finally:
-            if self._stderr is not None:
-                self._stderr.close()
-            with contextlib.suppress(FileNotFoundError):
-                self._tmp.unlink()
+            self._cleanup()
 
 
 def mux(
