@@ -209,15 +209,19 @@ def emit_json(data: Any) -> None:
 
 
 def run_inputs(args: argparse.Namespace, one: Callable[[Path], tuple[int, dict[str, Any]]]) -> int:
-    """Run ``one`` on each input; a failing input does not stop the others."""
-    from dubkit.errors import ConfigError, DubkitError
+    """Run ``one`` on each input; a failing input does not stop the others.
+
+    A configuration or authentication failure (bad key, unknown model) would fail every
+    input the same way, so it stops the run instead of being sent again for each.
+    """
+    from dubkit.errors import AuthError, ConfigError, DubkitError
 
     worst = 0
     summaries = []
     for path in args.inputs:
         try:
             status, summary = one(path)
-        except ConfigError:
+        except (ConfigError, AuthError):
             raise
         except DubkitError as exc:
             if args.debug:
