@@ -254,3 +254,16 @@ def test_silence_throughout_is_not_an_error(tmp_path: Path, emulator: Emulator) 
     assert dub.shape == original.shape and not np.any(original)
     assert np.array_equal(dub, original)  # silence in, silence out, sample for sample
     assert _sha(src) == digest
+
+
+def test_rejected_key_stops_every_input_not_just_the_first(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    a = Path(shutil.copy(FIX / "speech.mp4", tmp_path / "a.mp4"))
+    b = Path(shutil.copy(FIX / "speech.mp4", tmp_path / "b.mp4"))
+    before = _tree(tmp_path)
+    emulator.reset_records()
+    r = run_cli("subs", a, b, "--to", "es", "--no-cache", env=_env(emulator, "sk-rejected-1"))
+    _assert_refused(r, 3, "HTTP 401: API key rejected")
+    assert _tree(tmp_path) == before
+    assert 1 <= len(emulator.records) <= 4  # b was never tried with a key known to be bad
