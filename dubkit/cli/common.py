@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from dubkit.config import Environment
 from dubkit.engine import Translator
 from dubkit.engines import EngineOptions, choose_engine, make_translator
+from dubkit.errors import OutputError
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Progress, plan_job
@@ -156,8 +158,9 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
 def translator(
     args: argparse.Namespace, env: Environment, options: Options, *, dubbing: bool
 ) -> Translator:
-    """The engine for this run, once the languages and voice are known to be valid."""
+    """The engine for this run, once the languages, voice and cache folder are known to be valid."""
     plan_job(options, dubbing=dubbing)
+    check_cache_dir(options.cache_dir)
     opts = engine_options(args)
     if choose_engine(opts, env) == "local" and args.engine is None:
         notice(
@@ -166,6 +169,20 @@ def translator(
             "Set DASHSCOPE_API_KEY to use qwen3-livetranslate-flash.",
         )
     return make_translator(opts, env)
+
+
+def check_cache_dir(path: Path | None) -> None:
+    """Refuse an unusable cache folder before any request is paid for, not after the first."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise OutputError("cache folder is a file, not a folder (--cache-dir)", path=path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the cache folder ({e.strerror or e})", path=path) from e
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError("cache folder is not writable (--cache-dir)", path=path)
 
 
 def show_progress(args: argparse.Namespace) -> bool:
