@@ -267,3 +267,15 @@ def test_rejected_key_stops_every_input_not_just_the_first(
     _assert_refused(r, 3, "HTTP 401: API key rejected")
     assert _tree(tmp_path) == before
     assert 1 <= len(emulator.records) <= 4  # b was never tried with a key known to be bad
+
+
+def test_unusable_cache_folder_is_refused_before_any_request(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    src = Path(shutil.copy(FIX / "speech.mp4", tmp_path / "talk.mp4"))
+    (tmp_path / "cache").write_text("a file, not a folder\n")
+    before = _tree(tmp_path)
+    emulator.reset_records()
+    r = run_cli("subs", src, "--to", "es", "--cache-dir", tmp_path / "cache", env=_env(emulator))
+    _assert_refused(r, 2, "cache: cache folder is a file")
+    assert _tree(tmp_path) == before and emulator.records == []  # nothing paid for
