@@ -294,6 +294,11 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
     runs.append(_run(args, "final", emu, cache, watcher))
     final = runs[-1]
     assert final.returncode == 0, final.stderr
+    # a rerun killed while replacing complete outputs leaves the complete ones in place
+    done = {p: p.read_bytes() for p in watcher.finals}
+    again = _run(args, "replacing", emu, cache, watcher, part(200_000), signal.SIGKILL)
+    assert again.returncode == -signal.SIGKILL and again.records == ()
+    assert {p: p.read_bytes() for p in watcher.finals} == done
 
     # the outputs are the uninterrupted run's
     for suffix in (".es.srt",):
