@@ -54,8 +54,17 @@ STEPS = [
 
 
 TIMELINE_CHILD = """
-import json, sys, tempfile, time
+import json, sys, tempfile, threading, time
 t0 = time.perf_counter()
+samples = []  # (seconds, RSS MB) every 0.2 s
+def rss_mb():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
+def sample():
+    while True:
+        samples.append((time.perf_counter() - t0, rss_mb()))
+        time.sleep(0.2)
+threading.Thread(target=sample, daemon=True).start()
 from pathlib import Path
 from dubkit.engines import EngineOptions, make_translator
 from dubkit.pipeline import Options, dub
@@ -70,7 +79,8 @@ tr = make_translator(EngineOptions(engine="cloud", api_key=key, base_url=url,
 with tempfile.TemporaryDirectory() as out:
     dub(src, Options(target="es", out_dir=Path(out), concurrency=conc), tr, progress=progress)
 marks["end"] = time.perf_counter() - t0
-print(json.dumps(marks))
+samples.append((marks["end"], rss_mb()))
+print(json.dumps({"marks": marks, "rss": samples}))
 """
 
 #: (label, from mark, to mark) of the wall-clock phases.
@@ -84,13 +94,19 @@ PHASES = [
 ]
 
 
-def timeline(src: Path, base_url: str) -> list[tuple[str, float]]:
-    """Wall-clock phases of one unprofiled ``dubkit.pipeline.dub`` in a fresh child."""
+def timeline(src: Path, base_url: str) -> list[tuple[str, float, float]]:
+    """Wall-clock phases of one unprofiled ``dubkit.pipeline.dub`` in a fresh child, each
+    with the highest RSS (MB) sampled during it (every 0.2 s, so short spikes may be missed)."""
     cmd = [PYTHON, "-c", TIMELINE_CHILD, str(src), base_url, API_KEY, str(CONCURRENCY)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    marks = json.loads(proc.stdout.strip().splitlines()[-1])
-    rows = [(label, marks[b] - (marks[a] if a else 0.0)) for label, a, b in PHASES]
-    return [*rows, ("total", marks["end"])]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    marks, rss = got["marks"], got["rss"]
+    rows = []
+    for label, a, b in PHASES:
+        lo, hi = (marks[a] if a else 0.0), marks[b]
+        peak = max((mb for t, mb in rss if lo <= t <= hi), default=0.0)
+        rows.append((label, hi - lo, peak))
+    return [*rows, ("total", marks["end"], max(mb for _, mb in rss))]
 
 
 def profiled_cli(src: Path, base_url: str, out: Path, dump: Path) -> float:
@@ -153,9 +169,10 @@ def main() -> int:
         print(f"profiled run (cProfile on): {wall:.2f} s")
         stats = pstats.Stats(str(dump))
     steps = _steps(stats)
-    print("\nwall-clock phases (unprofiled, library call in a fresh process, s):")
-    for name, secs in phases:
-        print(f"  {name:<58} {secs:8.2f}")
+    print("\nwall-clock phases (unprofiled, library call in a fresh process):")
+    print(f"  {'phase':<58} {'seconds':>8} {'peak RSS MB':>12}")
+    for name, secs, peak in phases:
+        print(f"  {name:<58} {secs:8.2f} {peak:12.0f}")
     print("\nimports (-X importtime, cumulative s; top-level modules):")
     for name, secs in imports:
         print(f"  {name:<58} {secs:8.2f}")
