@@ -210,6 +210,10 @@ def check_output(input_path: Path, output_path: Path) -> None:
         raise OutputError(
             "output path is the input file; refusing to overwrite it", path=output_path
         )
+    if output_path.is_dir():
+        raise OutputError(
+            "output path is an existing folder; refusing to replace it", path=output_path
+        )
     parent = output_path.parent
     if parent.exists() and not parent.is_dir():
         raise OutputError("output directory is not a directory (it is a file)", path=parent)
@@ -248,11 +252,19 @@ def atomic_output(final: Path) -> Iterator[Path]:
     tmp = temp_sibling(final)
     try:
         yield tmp
-        os.replace(tmp, final)
+        _rename(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _rename(tmp: Path, final: Path) -> None:
+    """Move a finished temporary file to its final name (atomic on one file system)."""
+    try:
+        os.replace(tmp, final)
+    except OSError as exc:
+        raise OutputError(f"cannot write the output ({_reason(exc)})", path=final) from exc
 
 
 def write_text_atomic(final: Path, text: str) -> None:
@@ -422,7 +434,7 @@ class Muxer:
                 if proc.wait() != 0:
                     raise self._failure()
                 assert self._tmp is not None
-                os.replace(self._tmp, self.output)
+                _rename(self._tmp, self.output)
             else:
                 proc.kill()
                 proc.wait()
