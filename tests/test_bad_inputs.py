@@ -279,3 +279,16 @@ def test_unusable_cache_folder_is_refused_before_any_request(
     r = run_cli("subs", src, "--to", "es", "--cache-dir", tmp_path / "cache", env=_env(emulator))
     _assert_refused(r, 2, "cache: cache folder is a file")
     assert _tree(tmp_path) == before and emulator.records == []  # nothing paid for
+
+
+@pytest.mark.parametrize("name", ["talk.es.mp4", "talk.es.srt"])
+def test_output_name_taken_by_a_folder_is_refused_before_any_request(
+    name: str, tmp_path: Path, emulator: Emulator
+) -> None:
+    src = Path(shutil.copy(FIX / "speech.mp4", tmp_path / "talk.mp4"))
+    (tmp_path / name).mkdir()
+    before = _tree(tmp_path)
+    emulator.reset_records()
+    r = run_cli("dub", src, "--to", "es", "--no-cache", env=_env(emulator))
+    _assert_refused(r, 2, f"{name}: ")
+    assert _tree(tmp_path) == before and emulator.records == []
