@@ -59,6 +59,11 @@ def _check_file(path: Path) -> None:
         raise InputError("is empty (0 bytes)", path=path)
 
 
+def local_path(path: str | Path) -> str:
+    """``path`` made absolute, so FFmpeg never reads ``take:1.mp4`` as a ``take:`` protocol URL."""
+    return os.path.abspath(path)
+
+
 def _reason(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return " ".join(str(text).split())
@@ -68,7 +73,7 @@ def _reason(exc: Exception) -> str:
 def _open(path: Path) -> Iterator[Any]:
     _check_file(path)
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(local_path(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise InputError(
             f"not a readable media file, or truncated ({_reason(exc)})", path=path
@@ -314,17 +319,17 @@ def mux_command(
 ) -> list[str]:
     """The ffmpeg argument list that writes ``output`` (pure; the dub arrives as f32le on stdin)."""
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-y"]
-    cmd += ["-i", str(source)]
+    cmd += ["-i", local_path(source)]
     cmd += ["-f", "f32le", "-ar", str(plan.rate), "-ac", str(plan.channels), "-i", "pipe:0"]
     ext = output.suffix.lower()
     if not info.has_video or ext in AUDIO_ONLY_CODECS:
         codec = AUDIO_ONLY_CODECS.get(ext) or ["-c:a", *VIDEO_CONTAINERS[ext][0]]
         cmd += ["-map", "1:a:0", *codec]
         cmd += ["-map_metadata", "0", "-metadata:s:a:0", f"language={plan.dub_language}"]
-        return [*cmd, "-f", _muxer(ext), str(output)]
+        return [*cmd, "-f", _muxer(ext), local_path(output)]
     dub_codec, sub_codec = VIDEO_CONTAINERS[ext]
     if plan.subtitles is not None:
-        cmd += ["-i", str(plan.subtitles)]
+        cmd += ["-i", local_path(plan.subtitles)]
     cmd += ["-map", "0:v", "-map", "1:a:0"]
     if plan.keep_original:
         cmd += ["-map", "0:a:0"]
@@ -341,7 +346,7 @@ def mux_command(
     if plan.subtitles is not None:
         cmd += ["-c:s", sub_codec, "-metadata:s:s:0", f"language={plan.subtitle_language}"]
         cmd += ["-metadata:s:s:0", f"title={plan.dub_title}", "-disposition:s:0", "0"]
-    return [*cmd, "-f", _muxer(ext), str(output)]
+    return [*cmd, "-f", _muxer(ext), local_path(output)]
 
 
 def _muxer(ext: str) -> str:
@@ -467,7 +472,7 @@ def extract_clip(
     cmd = [
         ffmpeg_exe(ffmpeg), "-hide_banner", "-loglevel", "error", "-nostdin",
         "-ss", f"{start_ms / 1000:.3f}", "-t", f"{(end_ms - start_ms) / 1000:.3f}",
-        "-i", str(source), "-vf", f"scale=-2:{height},fps=2", "-c:v", "libx264",
+        "-i", local_path(source), "-vf", f"scale=-2:{height},fps=2", "-c:v", "libx264",
         "-preset", "veryfast", "-crf", "32", "-c:a", "aac", "-b:a", "64k", "-ac", "1",
         "-movflags", "frag_keyframe+empty_moov", "-f", "mp4", "pipe:1",
     ]  # fmt: skip
