@@ -292,3 +292,16 @@ def test_output_name_taken_by_a_folder_is_refused_before_any_request(
     r = run_cli("dub", src, "--to", "es", "--no-cache", env=_env(emulator))
     _assert_refused(r, 2, f"{name}: ")
     assert _tree(tmp_path) == before and emulator.records == []
+
+
+def test_a_colon_in_the_file_name_is_not_a_protocol(tmp_path: Path, emulator: Emulator) -> None:
+    """``take:1.mp4`` given relative to the working folder is a file, not a ``take:`` URL."""
+    shutil.copy(FIX / "speech.wav", tmp_path / "take:1.wav")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "DUBKIT_"))}
+    env.update(_env(emulator))
+    r = subprocess.run(
+        [sys.executable, "-m", "dubkit", "dub", "take:1.wav", "--to", "es", "--no-cache"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "take:1.es.wav").is_file() and (tmp_path / "take:1.es.srt").is_file()
