@@ -149,6 +149,11 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
 
 
 def engine_options(args: argparse.Namespace) -> EngineOptions:
+    from dubkit.errors import ConfigError
+
+    for flag, value in (("--rpm", args.rpm), ("--tpm", args.tpm)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
     return EngineOptions(
         engine=args.engine, base_url=args.base_url, region=args.region,
         model=args.model, rpm=args.rpm, tpm=args.tpm, max_retries=args.retries,
