@@ -305,3 +305,16 @@ def test_a_colon_in_the_file_name_is_not_a_protocol(tmp_path: Path, emulator: Em
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "take:1.es.wav").is_file() and (tmp_path / "take:1.es.srt").is_file()
+
+
+@pytest.mark.parametrize(
+    "args", [["--rpm", "0"], ["--tpm", "-5"], ["--retries", "-1"], ["--concurrency", "0"]]
+)
+def test_bad_option_value_is_a_one_line_config_error(
+    args: list[str], tmp_path: Path, emulator: Emulator
+) -> None:
+    src = Path(shutil.copy(FIX / "speech.mp4", tmp_path / "talk.mp4"))
+    before = _tree(tmp_path)
+    r = run_cli("dub", src, "--to", "es", *args, env=_env(emulator))
+    _assert_refused(r, 3, args[0].lstrip("-"))
+    assert _tree(tmp_path) == before
