@@ -4,7 +4,8 @@ The pipeline is split in two so that the timing logic can be tested on its own:
 
 * an edge (:class:`Segmenter`) that cuts the audio into frames, asks webrtcvad
   whether each frame is speech and measures each frame's energy;
-* a pure core (:class:`SpanTracker`, :func:`split_span`, :func:`choose_cut`)
+* a pure core in :mod:`dubkit.spans` (:class:`SpanTracker`, :func:`split_span`,
+  :func:`choose_cut`, re-exported here)
   that turns per-frame decisions into utterances: hysteresis smoothing ->
   merging across short pauses -> padding -> dropping blips -> splitting
   over-long utterances at their quietest pause.
@@ -20,16 +21,21 @@ never the media.
 from __future__ import annotations
 
 import logging
-import math
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import webrtcvad
 
-from dubkit.errors import ConfigError, InputError
+from dubkit.errors import InputError
+from dubkit.spans import (
+    MAX_REQUEST_MS,
+    FrameGate,
+    SegmentOptions,
+    SpanTracker,
+    choose_cut,
+    split_span,
+)
 from dubkit.types import VAD_RATE, Utterance
 
 __all__ = [
@@ -45,411 +51,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The longest utterance one request can carry. A data URL must stay under
-#: 10 MiB of base64 (7,864,320 bytes of WAV: 245 s of 16 kHz PCM16) and the
-#: answer under 4,096 output tokens (12.5 a second: 327 s); 240 s leaves room.
-MAX_REQUEST_MS = 240_000
-
 #: Energy floor (dBFS) for digital silence, so that log10 never sees zero.
 _FLOOR_DB = -100.0
-#: How much a cut point's score rises per unit of "voiced" frames in its run (dB).
-_VOICED_PENALTY_DB = 20.0
-#: How much a cut point's score rises from the preferred position to the edge (dB).
-_DISTANCE_PENALTY_DB = 6.0
-#: How fast the noise floor estimate may rise (dB a second); it falls at once.
-_FLOOR_RISE_DB_PER_S = 10.0
-#: Frames whose spectral flux is summarised by their median (the current and earlier ones).
-_FLUX_FRAMES = 5
 #: Log-spaced bands (Hz) over which spectral flux is measured.
 _FLUX_BAND_EDGES = np.geomspace(100.0, 7000.0, 21)
 #: Frames processed per block by the VAD edge (bounds temporary arrays).
 _BLOCK_FRAMES = 2048
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentOptions:
-    """How speech is found and cut into utterances.
-
-    The defaults were tuned on the speech fixtures (clean and over music) and
-    suit ordinary videos: a pause of 250 ms or more separates two utterances,
-    which is longer than the gaps inside a phrase (stops, breaths between
-    words are mostly under 200 ms) and shorter than the pause between
-    sentences, so each utterance is about a sentence, which is what a
-    translation model needs for context. Padding keeps soft onsets and
-    trailing fricatives that webrtcvad misses, without eating the pause
-    (on the fixtures boundaries land 90-150 ms outside the true edges).
-    400 ms (padding included) keeps a lone "yes" but drops clicks and the
-    note attacks of music; 20 s keeps requests small and subtitles in step.
-
-    Attributes:
-        aggressiveness: webrtcvad mode, 0 (keeps most) to 3 (rejects most
-            non-speech). 3 keeps music and hum out.
-        frame_ms: VAD frame length, 10, 20 or 30 ms.
-        pad_before_ms: speech kept before the detected onset.
-        pad_after_ms: speech kept after the detected end.
-        min_pause_ms: the shortest pause that separates two utterances;
-            shorter pauses are bridged.
-        min_utterance_ms: utterances shorter than this (after padding) are
-            dropped as clicks and coughs.
-        max_utterance_ms: longer utterances are split at their quietest
-            pause; never above :data:`MAX_REQUEST_MS`.
-        smoothing_ms: length of the hysteresis window (a ring of frames).
-        trigger_ratio: share of the window's frames that must be speech to
-            start an utterance, and non-speech to end one; above 0.5 one
-            noisy frame can neither start nor end an utterance.
-        energy_gate_db: a frame is speech only if it is at least this much
-            louder than the running noise floor (the quietest recent frames).
-            Removes webrtcvad's hangover after speech and sustained music or
-            hum under it. 0 disables.
-        min_flux_db: a frame is speech only if the median spectral change
-            of the last 5 frames (mean absolute dB change over 20 bands) is at
-            least this: speech changes its spectrum all the time, held notes
-            and pads do not. Tuned for 30 ms frames; 0 disables.
-        min_dynamics_db: an utterance is kept only if its frame energies
-            span at least this much (90th minus 10th percentile): speech
-            rises and falls with its syllables, music stays level. 0 disables.
-    """
-
-    aggressiveness: int = 3
-    frame_ms: int = 30
-    pad_before_ms: int = 90
-    pad_after_ms: int = 120
-    min_pause_ms: int = 250
-    min_utterance_ms: int = 400
-    max_utterance_ms: int = 20_000
-    smoothing_ms: int = 150
-    trigger_ratio: float = 0.6
-    energy_gate_db: float = 6.0
-    min_flux_db: float = 3.0
-    min_dynamics_db: float = 14.0
-
-    def __post_init__(self) -> None:
-        def bad(message: str) -> ConfigError:
-            return ConfigError(f"segment options: {message}")
-
-        if self.aggressiveness not in (0, 1, 2, 3):
-            raise bad(f"aggressiveness must be 0-3, not {self.aggressiveness}")
-        if self.frame_ms not in (10, 20, 30):
-            raise bad(f"frame_ms must be 10, 20 or 30, not {self.frame_ms}")
-        for name in ("pad_before_ms", "pad_after_ms", "min_pause_ms", "smoothing_ms"):
-            if getattr(self, name) < 0:
-                raise bad(f"{name} must not be negative")
-        if self.min_utterance_ms < 1:
-            raise bad("min_utterance_ms must be at least 1")
-        for name in ("energy_gate_db", "min_flux_db", "min_dynamics_db"):
-            if not 0.0 <= getattr(self, name) < 100.0:
-                raise bad(f"{name} must be in [0, 100) dB")
-        if not 0.0 < self.trigger_ratio <= 1.0:
-            raise bad(f"trigger_ratio must be in (0, 1], not {self.trigger_ratio}")
-        if self.max_utterance_ms > MAX_REQUEST_MS:
-            raise bad(f"max_utterance_ms {self.max_utterance_ms} exceeds what one request "
-                      f"carries ({MAX_REQUEST_MS})")
-        if self.max_utterance_ms < 2 * self.min_utterance_ms + self.frame_ms:
-            raise bad("max_utterance_ms must be at least 2 x min_utterance_ms + frame_ms "
-                      "so that an over-long utterance can be split")
-
-    @property
-    def window_frames(self) -> int:
-        """Frames in the hysteresis ring."""
-        return max(1, self.smoothing_ms // self.frame_ms)
-
-    @property
-    def trigger_frames(self) -> int:
-        """Frames of the ring that must agree to flip the state."""
-        return max(1, math.ceil(self.trigger_ratio * self.window_frames - 1e-9))
-
-    @property
-    def pause_frames(self) -> int:
-        """A gap of at least this many frames separates two utterances."""
-        return max(1, math.ceil(self.min_pause_ms / self.frame_ms))
-
-
-# --------------------------------------------------------------------------- pure core
-
-
-def _run_means(energy_db: np.ndarray, run: int) -> np.ndarray:
-    """``out[k]`` = mean of ``energy_db[k-run : k+run]`` (clipped), for k in 0..len."""
-    padded = np.concatenate(([0.0], np.cumsum(energy_db, dtype=np.float64)))
-    ks = np.arange(len(energy_db) + 1)
-    lo = np.clip(ks - run, 0, len(energy_db))
-    hi = np.clip(ks + run, 0, len(energy_db))
-    width = np.maximum(hi - lo, 1)
-    return (padded[hi] - padded[lo]) / width
-
-
-def choose_cut(
-    lo_ms: int,
-    hi_ms: int,
-    target_ms: int,
-    energy_db: np.ndarray,
-    voiced: np.ndarray,
-    first_frame: int,
-    options: SegmentOptions,
-) -> int | None:
-    """The best frame boundary in ``[lo_ms, hi_ms]`` to cut an utterance at.
-
-    ``energy_db[i]``/``voiced[i]`` describe frame ``first_frame + i``. Each
-    candidate boundary is scored by the run of frames around it (about 60 ms
-    each side): mean energy, plus a penalty for frames webrtcvad called
-    speech, plus a small penalty for the distance from ``target_ms``. So a
-    real pause anywhere wins over a dip inside a word, and among equal pauses
-    the one nearest the target wins. None if no frame boundary is in range.
-    """
-    f = options.frame_ms
-    k_lo = max(-(-lo_ms // f), first_frame)
-    k_hi = min(hi_ms // f, first_frame + len(energy_db))
-    if k_lo > k_hi:
-        return None
-    run = max(1, 60 // f)
-    means = _run_means(energy_db.astype(np.float64), run)
-    voiced_share = _run_means(voiced.astype(np.float64), run)
-    ks = np.arange(k_lo, k_hi + 1)
-    idx = ks - first_frame
-    half = max((hi_ms - lo_ms) / 2.0, 1.0)
-    score = (
-        means[idx]
-        + _VOICED_PENALTY_DB * voiced_share[idx]
-        + _DISTANCE_PENALTY_DB * np.abs(ks * f - target_ms) / half
-    )
-    return int(ks[int(np.argmin(score))]) * f
-
-
-def split_span(
-    start_ms: int,
-    end_ms: int,
-    energy_db: np.ndarray,
-    voiced: np.ndarray,
-    first_frame: int,
-    options: SegmentOptions,
-) -> list[tuple[int, int]]:
-    """Split ``[start_ms, end_ms)`` into contiguous pieces of at most ``max_utterance_ms``.
-
-    Each cut is at the quietest pause (see :func:`choose_cut`), preferring
-    the middle, and leaves both sides at least ``min_utterance_ms`` long.
-    A span that needs no split comes back whole.
-    """
-    if end_ms - start_ms <= options.max_utterance_ms:
-        return [(start_ms, end_ms)]
-    lo = start_ms + options.min_utterance_ms
-    hi = end_ms - options.min_utterance_ms
-    cut = choose_cut(lo, hi, (start_ms + end_ms) // 2, energy_db, voiced, first_frame, options)
-    if cut is None:  # energies do not cover the span: cut blind, in the middle
-        cut = (start_ms + end_ms) // 2
-    return split_span(start_ms, cut, energy_db, voiced, first_frame, options) + split_span(
-        cut, end_ms, energy_db, voiced, first_frame, options
-    )
-
-
-class FrameGate:
-    """Refines webrtcvad's per-frame decisions with energy and spectral change.
-
-    A frame stays speech only if it is ``energy_gate_db`` above the running
-    noise floor (which falls at once to any quieter frame and rises at most
-    10 dB a second) and the median spectral flux of the last few frames is at
-    least ``min_flux_db``. Streaming, causal and deterministic: the result
-    does not depend on how the frames are batched.
-    """
-
-    def __init__(self, options: SegmentOptions = SegmentOptions()) -> None:
-        self.options = options
-        self._floor: float | None = None
-        self._rise = _FLOOR_RISE_DB_PER_S * options.frame_ms / 1000.0
-        self._flux: deque[float] = deque(maxlen=_FLUX_FRAMES)
-
-    def apply(self, voiced: Sequence[bool] | np.ndarray, energy_db: np.ndarray,
-              flux_db: np.ndarray) -> list[bool]:
-        """The refined decisions for the next frames."""
-        o = self.options
-        out: list[bool] = []
-        for v, e, fx in zip(np.asarray(voiced, dtype=bool).tolist(),
-                            np.asarray(energy_db, dtype=np.float64).tolist(),
-                            np.asarray(flux_db, dtype=np.float64).tolist(), strict=True):
-            f = self._floor
-            f = e if f is None or e < f else f + min(self._rise, e - f)
-            self._floor = f
-            self._flux.append(fx)
-            out.append(v and e >= f + o.energy_gate_db
-                       and (o.min_flux_db <= 0 or _median(self._flux) >= o.min_flux_db))
-        return out
-
-
-def _median(values: deque[float]) -> float:
-    s = sorted(values)
-    n = len(s)
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
-
-
-def dynamics_db(energy_db: np.ndarray) -> float:
-    """How far frame energies spread: 90th minus 10th percentile (dB)."""
-    if len(energy_db) == 0:
-        return 0.0
-    p10, p90 = np.percentile(energy_db, [10.0, 90.0])
-    return float(p90 - p10)
-
-
-class SpanTracker:
-    """Per-frame speech decisions and energies in, utterances out (no audio, no VAD).
-
-    Feed frames in order with :meth:`push`; each call returns the utterances
-    completed so far, and :meth:`finish` the rest. The result depends only on
-    the sequence of frames, never on how it was batched.
-    """
-
-    def __init__(self, options: SegmentOptions = SegmentOptions()) -> None:
-        self.options = options
-        self._ring: deque[bool] = deque(maxlen=options.window_frames)
-        self._n = 0  # frames seen
-        self._triggered = False
-        self._last_voiced = -1
-        self._region_start = 0  # first frame of the VAD's current speech region
-        self._open = False  # an utterance is being built
-        self._start_ms = 0  # its padded start (or the last forced cut)
-        self._pending_end: int | None = None  # its speech end frame, once the VAD let go
-        self._last_end_ms = 0  # end of the last utterance emitted
-        self._energy: list[float] = []
-        self._voiced: list[bool] = []
-        self._hist0 = 0  # frame index of _energy[0]
-        self._keep = options.window_frames + -(-options.pad_before_ms // options.frame_ms) + 2
-
-    @property
-    def buffered_frames(self) -> int:
-        """Frames of history held (bounded by the current utterance's length)."""
-        return len(self._energy)
-
-    @property
-    def frames_seen(self) -> int:
-        return self._n
-
-    def push(self, voiced: Sequence[bool] | np.ndarray, energy_db: Sequence[float] | np.ndarray
-             ) -> list[Utterance]:
-        """Take the next frames' decisions and energies (dBFS); return completed utterances."""
-        if len(voiced) != len(energy_db):
-            raise ValueError("voiced and energy_db must have the same length")
-        out: list[Utterance] = []
-        for v, e in zip(np.asarray(voiced, dtype=bool).tolist(),
-                        np.asarray(energy_db, dtype=np.float64).tolist(), strict=True):
-            self._step(v, e, out)
-        return out
-
-    def finish(self, duration_ms: int | None = None) -> list[Utterance]:
-        """Close the stream; ``duration_ms`` (default: frames seen) bounds the last utterance."""
-        if duration_ms is None:
-            duration_ms = self._n * self.options.frame_ms
-        out: list[Utterance] = []
-        if self._triggered:
-            self._triggered = False
-            self._pending_end = self._last_voiced + 1
-        if self._open:
-            self._close(out, limit_ms=duration_ms)
-        return out
-
-    # -- internals
-
-    def _step(self, v: bool, e: float, out: list[Utterance]) -> None:
-        o = self.options
-        i = self._n
-        self._n += 1
-        self._energy.append(e)
-        self._voiced.append(v)
-        self._ring.append(v)
-        if v:
-            self._last_voiced = i
-        if not self._triggered:
-            if sum(self._ring) >= o.trigger_frames:
-                start = i - len(self._ring) + 1 + list(self._ring).index(True)
-                self._onset(start, out)
-        elif len(self._ring) - sum(self._ring) >= o.trigger_frames:
-            self._triggered = False
-            self._pending_end = self._last_voiced + 1
-            self._ring.clear()
-        if self._open and not self._triggered and self._can_close():
-            self._close(out, limit_ms=None)
-        if self._open:
-            self._maybe_force_cut(out)
-        if not self._open:
-            self._trim(self._n - self._keep)
-
-    def _onset(self, start: int, out: list[Utterance]) -> None:
-        o = self.options
-        self._triggered = True
-        self._region_start = start
-        self._ring.clear()
-        if self._open and self._pending_end is not None:
-            if start - self._pending_end < o.pause_frames:
-                self._pending_end = None  # a short pause: same utterance
-                return
-            self._close(out, limit_ms=None)
-        if not self._open:
-            self._open = True
-            self._start_ms = max(start * o.frame_ms - o.pad_before_ms, self._last_end_ms, 0)
-        self._pending_end = None
-
-    def _can_close(self) -> bool:
-        o = self.options
-        pe = self._pending_end
-        assert pe is not None
-        earliest_onset = self._n - o.window_frames + 1
-        return (earliest_onset - pe >= o.pause_frames
-                and self._n * o.frame_ms >= pe * o.frame_ms + o.pad_after_ms)
-
-    def _close(self, out: list[Utterance], limit_ms: int | None) -> None:
-        o = self.options
-        assert self._pending_end is not None
-        end = self._pending_end * o.frame_ms + o.pad_after_ms
-        end = min(end, self._n * o.frame_ms if limit_ms is None else limit_ms)
-        self._emit(self._start_ms, end, out)
-        self._open = False
-        self._pending_end = None
-
-    def _emit(self, start: int, end: int, out: list[Utterance]) -> None:
-        o = self.options
-        if end - start < o.min_utterance_ms:
-            log.debug("dropped a %d ms blip at %d ms", max(end - start, 0), start)
-            return
-        e = np.asarray(self._energy, dtype=np.float64)
-        vv = np.asarray(self._voiced, dtype=bool)
-        if not self._lively(start, end, e):
-            return
-        for a, b in split_span(start, end, e, vv, self._hist0, o):
-            out.append(Utterance(a, b))
-        self._last_end_ms = end
-
-    def _maybe_force_cut(self, out: list[Utterance]) -> None:
-        """Bound memory: while an utterance is twice the maximum, cut its first part off."""
-        o = self.options
-        while self._n * o.frame_ms - self._start_ms > 2 * o.max_utterance_ms:
-            start = self._start_ms
-            energy = np.asarray(self._energy)
-            cut = choose_cut(start + o.min_utterance_ms, start + o.max_utterance_ms,
-                             start + o.max_utterance_ms, energy,
-                             np.asarray(self._voiced), self._hist0, o)
-            assert cut is not None  # max >= 2 x min + one frame: a boundary is in range
-            if self._lively(start, cut, energy):
-                out.append(Utterance(start, cut))
-            self._last_end_ms = cut
-            self._start_ms = cut
-            self._trim(cut // o.frame_ms - self._keep)
-
-    def _lively(self, start: int, end: int, energy_db: np.ndarray) -> bool:
-        """Whether ``[start, end)`` rises and falls like speech (see ``min_dynamics_db``)."""
-        o = self.options
-        if o.min_dynamics_db <= 0:
-            return True
-        a = max(start // o.frame_ms - self._hist0, 0)
-        b = max(-(-end // o.frame_ms) - self._hist0, a)
-        spread = dynamics_db(energy_db[a:b])
-        if spread < o.min_dynamics_db:
-            log.debug("dropped [%d, %d) ms: level within %.1f dB, not speech", start, end, spread)
-            return False
-        return True
-
-    def _trim(self, first_kept: int) -> None:
-        drop = first_kept - self._hist0
-        if drop > 0:
-            del self._energy[:drop]
-            del self._voiced[:drop]
-            self._hist0 += drop
-
 
 # --------------------------------------------------------------------------- VAD edge
 
@@ -512,8 +119,10 @@ class Segmenter:
             raise RuntimeError("Segmenter.feed after finish")
         chunk = np.asarray(chunk)
         if chunk.ndim != 1 or chunk.dtype != np.int16:
-            raise InputError(f"audio for segmentation must be 1-D int16 at {VAD_RATE} Hz, "
-                             f"got {chunk.dtype} with shape {chunk.shape}")
+            raise InputError(
+                f"audio for segmentation must be 1-D int16 at {VAD_RATE} Hz, "
+                f"got {chunk.dtype} with shape {chunk.shape}"
+            )
         self._samples += len(chunk)
         out: list[Utterance] = []
         pos = 0
@@ -531,7 +140,7 @@ class Segmenter:
         for a in range(pos, pos + n * self._frame, step):
             b = min(a + step, pos + n * self._frame)
             out += self._process(chunk[a:b].reshape(-1, self._frame))
-        self._rest = chunk[pos + n * self._frame:].copy()
+        self._rest = chunk[pos + n * self._frame :].copy()
         return out
 
     def finish(self) -> list[Utterance]:
@@ -545,7 +154,7 @@ class Segmenter:
         is_speech = self._vad.is_speech
         data = np.ascontiguousarray(frames).tobytes()
         size = frames.shape[1] * 2
-        voiced = [is_speech(data[j:j + size], VAD_RATE) for j in range(0, len(data), size)]
+        voiced = [is_speech(data[j : j + size], VAD_RATE) for j in range(0, len(data), size)]
         energy = frame_energy_db(frames)
         bands = band_levels_db(frames)
         prev = bands[:1] if self._last_bands is None else self._last_bands
@@ -591,6 +200,10 @@ def segment(
             for u in found
             if min(u.end_ms, duration_ms) - u.start_ms >= options.min_utterance_ms
         ]
-    log.info("%s: %d utterances in %d ms of audio", source if isinstance(source, (str, Path))
-             else "audio", len(found), seg.duration_ms)
+    log.info(
+        "%s: %d utterances in %d ms of audio",
+        source if isinstance(source, (str, Path)) else "audio",
+        len(found),
+        seg.duration_ms,
+    )
     return found
