@@ -14,6 +14,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Bound eagerly: the function ``dubkit.segment`` shares its name with its module, and a
+# lazy lookup would lose to the submodule attribute once anything imports it.
+from dubkit.segment import segment
+
 _EXPORTS = {
     # pipeline
     "dub": "dubkit.pipeline",
@@ -22,7 +26,6 @@ _EXPORTS = {
     "Result": "dubkit.pipeline",
     "Outputs": "dubkit.pipeline",
     # stages
-    "segment": "dubkit.segment",
     "SegmentOptions": "dubkit.segment",
     "SubtitleOptions": "dubkit.subtitles",
     "FitOptions": "dubkit.fit",
@@ -53,7 +56,7 @@ _EXPORTS = {
     "PartialFailure": "dubkit.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "segment", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
