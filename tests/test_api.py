@@ -14,8 +14,8 @@ def test_every_exported_name_resolves() -> None:
 
 
 def test_segment_stays_the_function_after_its_module_is_imported() -> None:
-    import dubkit.pipeline  # imports the dubkit.segment module  # noqa: F401
-    import dubkit.segment  # noqa: F401
+    import dubkit.pipeline  # imports the dubkit.segment module
+    import dubkit.segment
 
     assert callable(dubkit.segment) and dubkit.segment.__name__ == "segment"
     assert callable(dubkit.dub) and callable(dubkit.subtitle)
