@@ -177,16 +177,21 @@ def translator(
 
 
 def check_cache_dir(path: Path | None) -> None:
-    """Refuse an unusable cache folder before any request is paid for, not after the first."""
+    """Refuse an unusable cache folder before any request is paid for, not after the first.
+
+    Nothing is created here: the folder, or the nearest existing folder above it, must
+    be a writable folder.
+    """
     if path is None:
         return
     if path.exists() and not path.is_dir():
         raise OutputError("cache folder is a file, not a folder (--cache-dir)", path=path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create the cache folder ({e.strerror or e})", path=path) from e
-    if not os.access(path, os.W_OK | os.X_OK):
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot create the cache folder: {existing} is a file", path=path)
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError("cache folder is not writable (--cache-dir)", path=path)
 
 
