@@ -54,7 +54,7 @@ class Sizes:
 FULL = Sizes(overhead_s=600, runs=3, moviepy_runs=1, memory_s=7200, memory_runs=1,
              quota_utts=300, latency_utts=100)  # fmt: skip
 QUICK = Sizes(overhead_s=60, runs=3, moviepy_runs=1, memory_s=600, memory_runs=1,
-              quota_utts=30, latency_utts=24)  # fmt: skip
+              quota_utts=60, latency_utts=24)  # fmt: skip
 
 
 def overhead_spec(sizes: Sizes) -> inputs.VideoSpec:
