@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 
 from dubkit.engine import Job
 from dubkit.errors import OutputError
+from dubkit.files import write_bytes_atomic
 from dubkit.types import Translation, Usage
 
 log = logging.getLogger(__name__)
@@ -97,18 +96,9 @@ class TranslationCache:
         path = self.path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(_encode(translation))
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
         except OSError as e:
             raise OutputError(f"cannot write cache entry ({e.strerror or e})", path=path) from e
+        write_bytes_atomic(path, _encode(translation))
 
 
 def _encode(t: Translation) -> bytes:
@@ -127,7 +117,7 @@ def _encode(t: Translation) -> bytes:
 def _decode(data: bytes) -> Translation:
     if not data.startswith(_MAGIC):
         raise ValueError("bad magic")
-    header, sep, audio = data[len(_MAGIC):].partition(b"\n")
+    header, sep, audio = data[len(_MAGIC) :].partition(b"\n")
     if not sep:
         raise ValueError("no metadata line")
     meta = json.loads(header)

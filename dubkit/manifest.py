@@ -6,8 +6,9 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from dubkit import __version__, media
+from dubkit import __version__
 from dubkit.engine import Job
+from dubkit.files import write_text_atomic
 from dubkit.types import MediaInfo
 
 if TYPE_CHECKING:
@@ -89,4 +90,4 @@ def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -
 def write_manifest(result: Result, info: MediaInfo, options: Options, job: Job) -> None:
     data = manifest_data(result, info, options, job)
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-    media.write_text_atomic(result.outputs.manifest, text)
+    write_text_atomic(result.outputs.manifest, text)

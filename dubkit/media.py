@@ -11,17 +11,20 @@ import contextlib
 import logging
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
 
 import av
 import numpy as np
 
 from dubkit.errors import InputError, MediaToolError, OutputError
+from dubkit.files import atomic_output
 from dubkit.types import MediaInfo, StreamInfo
 
 log = logging.getLogger(__name__)
@@ -228,55 +231,6 @@ def check_output(input_path: Path, output_path: Path) -> None:
         raise OutputError("output directory is not writable", path=parent)
 
 
-def temp_sibling(final: Path) -> Path:
-    """A fresh temporary name beside ``final`` that keeps its extension (ffmpeg needs it).
-
-    The file gets the permissions a newly created file would (``0o666`` less the umask),
-    not ``mkstemp``'s private ``0o600``, since it is renamed into place as the output.
-    """
-    fd, name = tempfile.mkstemp(
-        prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent
-    )
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-    finally:
-        os.close(fd)
-    return Path(name)
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it, then restoring it at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_output(final: Path) -> Iterator[Path]:
-    """Yield a temporary path; on success it replaces ``final``, on failure it is removed."""
-    tmp = temp_sibling(final)
-    try:
-        yield tmp
-        _rename(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def _rename(tmp: Path, final: Path) -> None:
-    """Move a finished temporary file to its final name (atomic on one file system)."""
-    try:
-        os.replace(tmp, final)
-    except OSError as exc:
-        raise OutputError(f"cannot write the output ({_reason(exc)})", path=final) from exc
-
-
-def write_text_atomic(final: Path, text: str) -> None:
-    with atomic_output(final) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 # ---------------------------------------------------------------- mux
 
 
@@ -381,31 +335,24 @@ class Muxer:
         output_kind(output)
         self.output = output
         self._make_cmd = lambda tmp: mux_command(ffmpeg_exe(ffmpeg), source, info, plan, tmp)
-        self._tmp: Path | None = None  # created on entry, so nothing is left if never entered
+        self._stack = contextlib.ExitStack()
         self._cmd: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
     def __enter__(self) -> Muxer:
-        try:
-            self._tmp = temp_sibling(self.output)
-            self._cmd = self._make_cmd(self._tmp)
-            self._stderr = tempfile.TemporaryFile()
+        try:  # the temporary file exists only once entered, so nothing is left if never entered
+            tmp = self._stack.enter_context(atomic_output(self.output))
+            self._cmd = self._make_cmd(tmp)
+            self._stderr = self._stack.enter_context(tempfile.TemporaryFile())
             log.debug("running %s", self._cmd)
             self._proc = subprocess.Popen(
                 self._cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
             )
         except BaseException:  # Ctrl-C while starting: __exit__ will not run, clean up here
-            self._cleanup()
+            self._stack.__exit__(*sys.exc_info())
             raise
         return self
-
-    def _cleanup(self) -> None:
-        if self._stderr is not None:
-            self._stderr.close()
-        if self._tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._tmp.unlink()
 
     def write(self, block: np.ndarray) -> None:
         assert self._proc is not None and self._proc.stdin is not None
@@ -429,7 +376,12 @@ class Muxer:
             stderr_tail=tail,
         )
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         proc = self._proc
         assert proc is not None and proc.stdin is not None
         try:
@@ -438,13 +390,13 @@ class Muxer:
                     proc.stdin.close()
                 if proc.wait() != 0:
                     raise self._failure()
-                assert self._tmp is not None
-                _rename(self._tmp, self.output)
             else:
                 proc.kill()
                 proc.wait()
-        finally:
-            self._cleanup()
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())  # removes the temporary file
+            raise
+        self._stack.__exit__(exc_type, exc, tb)  # renamed into place, or removed on error
 
 
 def mux(

@@ -19,6 +19,7 @@ import numpy as np
 from dubkit import media
 from dubkit.engine import Job, Translator
 from dubkit.errors import ConfigError
+from dubkit.files import check_writable_dir
 from dubkit.fit import (
     FitOptions,
     Placement,
@@ -142,6 +143,8 @@ def _prepare(
     check = getattr(translator, "check", None)  # engines that can refuse a job up front
     if check is not None:
         check(job)
+    if opts.cache_dir is not None:  # refused now, not after the first answer is paid for
+        check_writable_dir(opts.cache_dir, "cache folder")
     return media.require_audio(media.probe(path)), target, job
 
 

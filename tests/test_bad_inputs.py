@@ -277,7 +277,7 @@ def test_unusable_cache_folder_is_refused_before_any_request(
     before = _tree(tmp_path)
     emulator.reset_records()
     r = run_cli("subs", src, "--to", "es", "--cache-dir", tmp_path / "cache", env=_env(emulator))
-    _assert_refused(r, 2, "cache: cache folder is a file")
+    _assert_refused(r, 2, "cache: cache folder (--cache-dir) is a file")
     assert _tree(tmp_path) == before and emulator.records == []  # nothing paid for
 
 

@@ -287,13 +287,15 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
             assert r.returncode == 130, (label, r.returncode, r.stderr)
             assert r.seconds < 5.0, (label, r.seconds)
             assert r.stderr.strip() == "dubkit: error: interrupted", (label, r.stderr)
-            assert set(_part_files(work)) == parts_before  # an orderly stop cleans up
+            # an orderly stop leaves no temporary of its own (and may sweep a dead run's)
+            assert set(_part_files(work)) <= parts_before
         assert not (work / "talk.es.mp4").exists()  # never finished, so never under its name
         for p in _part_files(work):  # leftovers are hidden temporary names only
             assert p.name.startswith(".talk.es.") and ".part" in p.name, p
     runs.append(_run(args, "final", emu, cache, watcher))
     final = runs[-1]
     assert final.returncode == 0, final.stderr
+    assert _part_files(work) == []  # what the killed runs left was swept by the next write
     # a rerun killed while replacing complete outputs leaves the complete ones in place
     done = {p: p.read_bytes() for p in watcher.finals}
     again = _run(args, "replacing", emu, cache, watcher, part(200_000), signal.SIGKILL)
@@ -415,11 +417,6 @@ def _umask() -> int:
     return mask
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="subtitles._files.write_atomic renames a tempfile.mkstemp file into place, so "
-    "<stem>.<lang>.srt/.vtt keep mkstemp's private 0o600 mode instead of 0o666 less the umask",
-)
 def test_subtitle_files_get_the_usual_permissions(tmp_path: Path) -> None:
     from dubkit.subtitles import write_srt, write_vtt
     from dubkit.types import Cue

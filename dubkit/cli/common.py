@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 from dubkit.config import Environment
 from dubkit.engine import Translator
 from dubkit.engines import EngineOptions, choose_engine, make_translator
-from dubkit.errors import OutputError
+from dubkit.files import check_writable_dir
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Progress, plan_job
@@ -165,7 +164,8 @@ def translator(
 ) -> Translator:
     """The engine for this run, once the languages, voice and cache folder are known to be valid."""
     plan_job(options, dubbing=dubbing)
-    check_cache_dir(options.cache_dir)
+    if options.cache_dir is not None:
+        check_writable_dir(options.cache_dir, "cache folder (--cache-dir)")
     opts = engine_options(args)
     if choose_engine(opts, env) == "local" and args.engine is None:
         notice(
@@ -174,25 +174,6 @@ def translator(
             "Set DASHSCOPE_API_KEY to use qwen3-livetranslate-flash.",
         )
     return make_translator(opts, env)
-
-
-def check_cache_dir(path: Path | None) -> None:
-    """Refuse an unusable cache folder before any request is paid for, not after the first.
-
-    Nothing is created here: the folder, or the nearest existing folder above it, must
-    be a writable folder.
-    """
-    if path is None:
-        return
-    if path.exists() and not path.is_dir():
-        raise OutputError("cache folder is a file, not a folder (--cache-dir)", path=path)
-    existing = path.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"cannot create the cache folder: {existing} is a file", path=path)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError("cache folder is not writable (--cache-dir)", path=path)
 
 
 def show_progress(args: argparse.Namespace) -> bool:

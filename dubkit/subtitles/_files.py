@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pysrt
 
-from dubkit.errors import InputError, OutputError
+from dubkit.errors import InputError
+from dubkit.files import write_text_atomic
 from dubkit.subtitles._check import check
 from dubkit.subtitles._model import SubtitleError, SubtitleOptions
 from dubkit.types import Cue
@@ -92,29 +90,8 @@ def vtt_text(
 
 
 def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` as UTF-8 to a temporary file next to ``path``, then rename it into place."""
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-        )
-    except OSError as e:
-        raise OutputError(f"cannot write here: {e.strerror or e}", path=target) from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise OutputError(f"cannot write: {e.strerror or e}", path=target) from e
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return target
+    """Write ``text`` as UTF-8 beside ``path`` under a temporary name, then rename it into place."""
+    return write_text_atomic(Path(path), text)
 
 
 def _write(

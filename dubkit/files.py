@@ -1,0 +1,116 @@
+"""Writing outputs safely: a temporary name beside the final one, renamed when complete.
+
+A file under a final name is therefore always whole. While it is written, the
+temporary file is locked (``flock``); a later run removes temporary files that
+no live writer holds, so a killed run leaves nothing behind for long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from dubkit.errors import OutputError
+
+log = logging.getLogger(__name__)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _pattern(final: Path) -> tuple[str, str]:
+    return f".{final.name}.", f".part{final.suffix}"
+
+
+def sweep_stale(final: Path) -> int:
+    """Remove temporary files of ``final`` left by killed runs (those no writer locks)."""
+    prefix, suffix = _pattern(final)
+    removed = 0
+    with contextlib.suppress(OSError):
+        for p in final.parent.glob(f"{prefix}*{suffix}"):
+            try:
+                fd = os.open(p, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live writer holds it
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    removed += 1
+                    log.info("removed %s, left by an interrupted run", p)
+            finally:
+                os.close(fd)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path) -> Iterator[Path]:
+    """Yield a locked temporary path beside ``final`` (same extension, so tools that go by
+    extension work); on success it replaces ``final``, on any failure it is removed."""
+    sweep_stale(final)
+    prefix, suffix = _pattern(final)
+    try:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=final.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write here ({exc.strerror or exc})", path=final) from exc
+    tmp = Path(name)
+    try:
+        # the permissions of a newly created file, not mkstemp's private 0o600
+        os.fchmod(fd, 0o666 & ~_umask())
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield tmp
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write the output ({exc.strerror or exc})", path=final
+            ) from exc
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(final: Path, data: bytes) -> Path:
+    """Write ``data`` to ``final`` atomically (flushed to disk before the rename)."""
+    with atomic_output(final) as tmp:
+        try:
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot write ({exc.strerror or exc})", path=final) from exc
+    return final
+
+
+def write_text_atomic(final: Path, text: str) -> Path:
+    """Write ``text`` as UTF-8 (newlines as given) to ``final`` atomically."""
+    return write_bytes_atomic(final, text.encode("utf-8"))
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    """Refuse a folder that cannot be created or written, before any work is paid for."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{what} is a file, not a folder", path=path)
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot create the {what}: {existing} is a file", path=path)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} is not writable", path=path)
