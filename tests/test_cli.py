@@ -123,3 +123,34 @@ def test_configuration_errors(args: list[str], status: int, text: str) -> None:
 def test_debug_shows_traceback() -> None:
     r = run_cli("dub", FIX / "speech.mp4", "--to", "xx", "--debug")
     assert r.returncode == 3 and "Traceback" in r.stderr
+
+
+def test_sigterm_stops_like_ctrl_c(tmp_path: Path) -> None:
+    """SIGTERM (timeout, docker stop) mid-translation: exit 130, nothing left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from dubkit.emulator import EmulatorConfig
+
+    src = tmp_path / "talk.mp4"
+    shutil.copy(FIX / "speech.mp4", src)
+    with Emulator(EmulatorConfig(api_key=KEY, latency_s=1.0)) as emu:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "DUBKIT_"))}
+        env |= {**cloud_env(emu), "DUBKIT_CACHE_DIR": str(tmp_path / "cache")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dubkit", "dub", str(src), "--to", "es", "--concurrency", "1"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not emu.records and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert emu.records, "the run never reached translation"
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and time.monotonic() - sent < 5
+        assert err.strip() == "dubkit: error: interrupted"
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == ["talk.mp4"]

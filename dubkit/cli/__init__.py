@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n  dubkit dub talk.mp4 --to es\n  dubkit subs talk.mp4 --to Japanese\n"
             "  dubkit segments talk.mp4 --json\n  dubkit languages\n\n"
             "exit status: 0 done, 2 bad usage or input, 3 configuration or authentication,\n"
-            "4 some utterances failed (outputs written, rerun to fill the gaps), 130 interrupted"
+            "4 some utterances failed (outputs written, rerun to fill the gaps), 130 interrupted\n"
+            "(Ctrl-C or SIGTERM)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -37,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -44,11 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = getattr(args, "debug", False)
+    quiet = getattr(args, "quiet", False)
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
+        level=logging.DEBUG if debug else logging.ERROR if quiet else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    signal.signal(signal.SIGTERM, _terminated)  # stop as cleanly as on Ctrl-C
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
