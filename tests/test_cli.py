@@ -154,3 +154,9 @@ def test_sigterm_stops_like_ctrl_c(tmp_path: Path) -> None:
         assert proc.returncode == 130 and time.monotonic() - sent < 5
         assert err.strip() == "dubkit: error: interrupted"
     assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == ["talk.mp4"]
+
+
+def test_emulate_on_a_taken_port_is_one_line(emulator: Emulator) -> None:
+    r = run_cli("emulate", "--port", str(emulator.port))
+    assert r.returncode == 2 and "Address already in use" in r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1

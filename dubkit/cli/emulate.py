@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from dubkit.cli import common
+from dubkit.errors import DubkitError as UsageError
 
 EXAMPLES = """examples:
   dubkit emulate --port 8000
@@ -64,5 +65,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, engine=args.engine, host=args.host, port=args.port,
         stall_s=args.stall, audio_chunk_bytes=args.chunk_bytes,
     )  # fmt: skip
-    serve(cfg)
+    try:
+        serve(cfg)
+    except OSError as exc:  # port taken, address not local...
+        raise UsageError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"
+        ) from exc
     return 0
