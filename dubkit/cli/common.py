@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import sys
@@ -16,7 +17,7 @@ from dubkit.engines import EngineOptions, choose_engine, make_translator
 from dubkit.files import check_writable_dir
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
-from dubkit.pipeline import Options, Progress, plan_job
+from dubkit.pipeline import Options, Progress, Result, plan_job
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -248,3 +249,34 @@ def run_inputs(args: argparse.Namespace, one: Callable[[Path], tuple[int, dict[s
 def _worse(a: int, b: int) -> int:
     rank = {0: 0, 4: 1, 2: 2, 3: 3, 130: 4}
     return a if rank.get(a, 2) >= rank.get(b, 2) else b
+
+
+def run_job(
+    args: argparse.Namespace,
+    *,
+    dubbing: bool,
+    work: Callable[..., Result],
+    summarize: Callable[[Result], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str],
+) -> int:
+    """``dubkit dub`` / ``dubkit subs``: options checked once, then every input in turn."""
+    env = Environment.read()
+    options = job_options(args, env, dubbing=dubbing)
+    if args.dry_run:
+        from dubkit.cli.dryrun import dry_run
+
+        return dry_run(args, options, dubbing=dubbing)
+    engine = translator(args, env, options, dubbing=dubbing)
+
+    def one(path: Path) -> tuple[int, dict[str, Any]]:
+        with progress_display(args, path.name) as progress:
+            result = work(path, options, engine, progress=progress)
+        summary = summarize(result)
+        if not args.json and not args.quiet:
+            print(describe(summary))
+        return (4 if result.failed else 0), summary
+
+    try:
+        return run_inputs(args, one)
+    finally:
+        asyncio.run(engine.aclose())

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-from pathlib import Path
 from typing import Any
 
 from dubkit.cli import common
-from dubkit.config import Environment
 from dubkit.pipeline import Result, dub
 
 EXAMPLES = """examples:
@@ -66,23 +63,4 @@ def describe(s: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    env = Environment.read()
-    options = common.job_options(args, env, dubbing=True)
-    if args.dry_run:
-        from dubkit.cli.dryrun import dry_run
-
-        return dry_run(args, options, dubbing=True)
-    translator = common.translator(args, env, options, dubbing=True)
-
-    def one(path: Path) -> tuple[int, dict[str, Any]]:
-        with common.progress_display(args, path.name) as progress:
-            result = dub(path, options, translator, progress=progress)
-        s = summary(result)
-        if not args.json and not args.quiet:
-            print(describe(s))
-        return (4 if result.failed else 0), s
-
-    try:
-        return common.run_inputs(args, one)
-    finally:
-        asyncio.run(translator.aclose())
+    return common.run_job(args, dubbing=True, work=dub, summarize=summary, describe=describe)
