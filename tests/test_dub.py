@@ -220,3 +220,38 @@ def test_visual_sends_video_clips(tmp_path: Path, cloud: CloudTranslator) -> Non
         usage[visual] = r.usage
     assert usage[False].input_video_tokens == 0
     assert usage[True].input_video_tokens > 0
+
+
+def test_subtitle_cues_sit_inside_their_utterances(tmp_path: Path, cloud: CloudTranslator) -> None:
+    """`dubkit.subtitle` end to end: the sidecar parses and each cue shows during its
+    utterance, extended at most into the silence after it (never over the next one)."""
+    from dubkit.subtitles import read_srt
+
+    result = dubkit.subtitle(FIX / "speech.mp4", Options(target="es", out_dir=tmp_path), cloud)
+    srt = tmp_path / "speech.es.srt"
+    assert result.outputs.subtitles == (srt,) and read_srt(srt) == list(result.cues)
+    starts = [r.utterance.start_ms for r in result.results]
+    duration = media.probe(FIX / "speech.mp4").duration_ms
+    for cue in result.cues:
+        i = max(k for k, s in enumerate(starts) if s <= cue.start_ms)
+        assert cue.start_ms < result.results[i].utterance.end_ms
+        limit = starts[i + 1] if i + 1 < len(starts) else duration
+        assert cue.end_ms <= limit
+
+
+@pytest.mark.slow
+def test_local_engine_dub_has_speech_where_the_utterances_are(tmp_path: Path) -> None:
+    from dubkit.local import LocalTranslator
+
+    src = tmp_path / "talk.wav"
+    shutil.copy(FIX / "speech.wav", src)
+    opts = Options(target="es", mix=MixOptions(mode="replace"))
+    result = dubkit.dub(src, opts, LocalTranslator())
+    assert result.engine == "local" and not result.failed
+    dub, rate = decode(result.outputs.media)  # type: ignore[arg-type]
+    voiced = 0
+    for u in truth("speech")["utterances"]:
+        seg = dub[:, ms_to_samples(u["start_ms"], rate) : ms_to_samples(u["end_ms"], rate)]
+        voiced += float(np.sqrt(np.mean(seg**2))) > 10 ** (-40 / 20)
+    assert voiced == len(truth("speech")["utterances"])
+    assert any(c.text.strip() for c in result.cues)
