@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/whatif.py                 # 10-minute 1280x720 input
     .venv/bin/python bench/whatif.py --seconds 60
+    .venv/bin/python bench/whatif.py --seconds 7200 --tiny --variants loud120   # case 4 input
 
 Each variant runs ``dubkit.pipeline.dub`` once in a fresh process (cloud engine, emulator at
 zero latency, no cache, concurrency 8), with some of these changes applied at runtime:
@@ -93,10 +94,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--seconds", type=int, default=600, help="length of the generated input")
+    p.add_argument("--tiny", action="store_true", help="160x90 5 fps picture (as case 4)")
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, in order")
     p.add_argument("--repeat", type=int, default=1, help="run the whole list this many times")
     args = p.parse_args()
-    src = inputs.video(inputs.VideoSpec(args.seconds, 1280, 720, 25))
+    size = (160, 90, 5) if args.tiny else (1280, 720, 25)
+    src = inputs.video(inputs.VideoSpec(args.seconds, *size))
     print(f"input {src.name}")
     print(f"  {'variant':<22} {'wall s':>7} {'peak RSS MB':>12}")
     with EmulatorProcess(latency_s=0.0) as emu:
