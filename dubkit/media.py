@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -326,7 +328,13 @@ class Muxer:
     Use as a context manager: ``write()`` float32 ``(channels, n)`` blocks; on a
     clean exit ffmpeg is awaited, its status checked and the file renamed into
     place; on an exception ffmpeg is killed and the temporary file removed.
+
+    A feeder thread moves the blocks into ffmpeg's pipe through a short queue, so
+    the caller computes the next blocks while ffmpeg encodes the last ones.
     """
+
+    #: Blocks queued ahead of ffmpeg (with 8192-sample blocks, about 3 s of audio).
+    QUEUE_BLOCKS = 16
 
     def __init__(
         self, source: Path, info: MediaInfo, plan: MuxPlan, output: Path, ffmpeg: str | None = None
@@ -339,6 +347,9 @@ class Muxer:
         self._cmd: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUE_BLOCKS)
+        self._feeder: threading.Thread | None = None
+        self._broken = threading.Event()
 
     def __enter__(self) -> Muxer:
         try:  # the temporary file exists only once entered, so nothing is left if never entered
@@ -349,19 +360,31 @@ class Muxer:
             self._proc = subprocess.Popen(
                 self._cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
             )
+            self._feeder = threading.Thread(target=self._feed, name="dubkit-mux", daemon=True)
+            self._feeder.start()
         except BaseException:  # Ctrl-C while starting: __exit__ will not run, clean up here
             self._stack.__exit__(*sys.exc_info())
             raise
         return self
 
-    def write(self, block: np.ndarray) -> None:
+    def _feed(self) -> None:
         assert self._proc is not None and self._proc.stdin is not None
-        data = np.ascontiguousarray(block.T, dtype="<f4").tobytes()
+        stdin = self._proc.stdin
         try:
-            self._proc.stdin.write(data)
-        except BrokenPipeError as exc:
+            while (data := self._queue.get()) is not None:
+                stdin.write(data)
+            stdin.close()
+        except (BrokenPipeError, ValueError, OSError):  # ffmpeg died or was killed
+            self._broken.set()
+            while self._queue.get() is not None:  # let the producer finish or fail fast
+                pass
+
+    def write(self, block: np.ndarray) -> None:
+        assert self._proc is not None
+        if self._broken.is_set():
             self._proc.wait()
-            raise self._failure() from exc
+            raise self._failure()
+        self._queue.put(np.ascontiguousarray(block.T, dtype="<f4").tobytes())
 
     def _failure(self) -> MediaToolError:
         tail = ""
@@ -382,17 +405,15 @@ class Muxer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None
+        proc, feeder = self._proc, self._feeder
+        assert proc is not None and feeder is not None
         try:
-            if exc_type is None:
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.close()
-                if proc.wait() != 0:
-                    raise self._failure()
-            else:
+            if exc_type is not None:
                 proc.kill()
-                proc.wait()
+            self._queue.put(None)
+            feeder.join()
+            if proc.wait() != 0 and exc_type is None:
+                raise self._failure()
         except BaseException:
             self._stack.__exit__(*sys.exc_info())  # removes the temporary file
             raise

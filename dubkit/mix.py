@@ -112,14 +112,17 @@ def _loudness(frames: np.ndarray, rate: int) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def loudness_gain_db(original_speech: np.ndarray, dub_speech: np.ndarray, rate: int) -> float:
+def loudness_gain_db(
+    original_speech: np.ndarray, dub_speech: np.ndarray, rate: int, dub_rate: int | None = None
+) -> float:
     """Gain (dB) that brings the dub's speech to the original speech's loudness.
 
     Both are BS.1770 integrated loudness (pyloudnorm, K-weighted, gated), so
     pass speech only. ``original_speech`` may be ``(channels, n)``: the mono dub
     is then measured copied to every channel, as :func:`mix` plays it. Returns
     0.0 when either side is shorter than one 400 ms block or silent (all gated),
-    and is clamped to ``±MAX_GAIN_DB``.
+    and is clamped to ``±MAX_GAIN_DB``. ``dub_rate`` (default ``rate``) lets each side be
+    measured at its own rate, so neither needs resampling.
     """
     orig = _frames(original_speech)
     dub = _frames(dub_speech)
@@ -127,7 +130,7 @@ def loudness_gain_db(original_speech: np.ndarray, dub_speech: np.ndarray, rate: 
         raise InputError(f"loudness: dub speech must be mono, got shape {np.shape(dub_speech)}")
     if orig.ndim == 2:
         dub = np.repeat(dub[:, np.newaxis], orig.shape[1], axis=1)
-    lo, ld = _loudness(orig, rate), _loudness(dub, rate)
+    lo, ld = _loudness(orig, rate), _loudness(dub, dub_rate or rate)
     if lo is None or ld is None:
         log.info("loudness matching skipped: speech too short or silent")
         return 0.0

@@ -8,6 +8,7 @@ never print, prompt or exit. Progress goes to an optional callback
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,6 @@ from dubkit.fit import (
     Placement,
     plan,
     render,
-    resample,
     sample_span,
     trim_silence,
     trimmed_ms,
@@ -36,14 +36,15 @@ from dubkit.runner import UtteranceResult, translate_all_sync
 from dubkit.segment import Segmenter, SegmentOptions
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.types import SERVICE_RATE, VAD_RATE, Cue, MediaInfo, Usage, Utterance
-from dubkit.workspace import FileAudio
+from dubkit.workspace import ClipStore, FileAudio
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 SUBTITLE_FORMATS = ("srt", "vtt")
-#: How much speech the loudness measures look at (spread over the whole file).
-LOUDNESS_BUDGET_MS = 600_000
+#: How much speech the loudness measures look at (spread evenly over the whole file):
+#: two minutes of speech pin an integrated loudness well within 0.5 LU.
+LOUDNESS_BUDGET_MS = 120_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,12 @@ class Outputs:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What a run produced: files, utterances, translations, placements and usage."""
+    """What a run produced: files, utterances, translations, placements and usage.
+
+    After :func:`dub`, each translation's speech lives in the dubbed file (and the
+    cache), not here: ``results[i].translation.audio`` is empty, so a long video's
+    result stays small.
+    """
 
     input: Path
     target: Language
@@ -156,6 +162,7 @@ def _translate(
     job: Job,
     opts: Options,
     progress: Progress | None,
+    store: ClipStore | None = None,
 ) -> list[UtteranceResult]:
     from dubkit.cache import TranslationCache
 
@@ -174,6 +181,7 @@ def _translate(
     return translate_all_sync(
         translator, audio, utterances, job,
         concurrency=opts.concurrency, cache=cache, on_progress=on_progress, video=video,
+        store=store,
     )  # fmt: skip
 
 
@@ -239,21 +247,40 @@ def subtitle(
 
 @dataclass(frozen=True, slots=True)
 class _Clip:
-    samples: np.ndarray  # int16 at SERVICE_RATE
+    """One dubbed clip, its audio left in the clip store until it is mixed."""
+
+    load: Callable[[], np.ndarray]  # int16 at SERVICE_RATE
     trim: tuple[int, int]
+    spans: tuple[tuple[int, int], ...]  # where it is audible, ms from the trimmed start
 
 
-def _clips(results: Sequence[UtteranceResult], fit: FitOptions) -> list[_Clip | None]:
+@dataclass(frozen=True, slots=True)
+class _Clips:
+    clips: list[_Clip | None]
+    loudness_sample: np.ndarray  # float32 speech taken evenly across the clips
+
+
+def _clips(results: Sequence[UtteranceResult], store: ClipStore, fit: FitOptions) -> _Clips:
+    """Trim each clip and note its pauses, reading it once; keep a loudness sample."""
+    sizes = [r.clip.size // 2 if r.clip else 0 for r in results]
+    step = max(1, -(-sum(sizes) // (LOUDNESS_BUDGET_MS * SERVICE_RATE // 1000)))
     clips: list[_Clip | None] = []
+    sample: list[np.ndarray] = []
     for r in results:
-        t = r.translation
-        if t is None or not t.audio:
+        if r.clip is None:
             clips.append(None)
             continue
-        s = t.samples()
-        trim = trim_silence(s, t.sample_rate, fit)
-        clips.append(_Clip(s, trim) if trim[1] > trim[0] else None)
-    return clips
+        samples = store.read(r.clip)
+        trim = trim_silence(samples, SERVICE_RATE, fit)
+        if trim[1] <= trim[0]:
+            clips.append(None)
+            continue
+        voiced = samples[trim[0] : trim[1]]
+        if len(clips) % step == 0:
+            sample.append(voiced.astype(np.float32) / 32768)
+        spans = speech_spans(voiced, SERVICE_RATE, 0)
+        clips.append(_Clip(functools.partial(store.read, r.clip), trim, spans))
+    return _Clips(clips, np.concatenate(sample) if sample else np.zeros(0, np.float32))
 
 
 def speech_spans(
@@ -296,36 +323,29 @@ def _placed(
         if clip is None or p is None:
             spans.append(())
             continue
-        own = speech_spans(clip.samples[clip.trim[0] : clip.trim[1]], SERVICE_RATE, 0)
         spans.append(
             tuple(
                 (p.start_ms + round(s / p.ratio), min(p.end_ms, p.start_ms + round(e / p.ratio)))
-                for s, e in own
+                for s, e in clip.spans
                 if p.start_ms + round(s / p.ratio) < p.end_ms
             )
         )
         start, length = sample_span(p, rate)
 
         def load(c: _Clip = clip, pl: Placement = p) -> np.ndarray:
-            return render(c.samples, SERVICE_RATE, c.trim, pl, rate, fit)
+            return render(c.load(), SERVICE_RATE, c.trim, pl, rate, fit)
 
         placed.append(PlacedClip(start, length, load))
     return placed, spans
 
 
-def _dub_gain(
-    audio: FileAudio, utterances: Sequence[Utterance], clips: Sequence[_Clip | None]
-) -> float:
+def _dub_gain(audio: FileAudio, utterances: Sequence[Utterance], dub: np.ndarray) -> float:
+    """The gain that brings the dubbed speech to the loudness of the original speech."""
     spans = [(u.start_ms, u.end_ms) for u in utterances]
     original = audio.read_spread(spans, LOUDNESS_BUDGET_MS).astype(np.float32) / 32768
-    voiced = [c.samples[c.trim[0] : c.trim[1]] for c in clips if c is not None]
-    if not voiced or original.size == 0:
+    if dub.size == 0 or original.size == 0:
         return 0.0
-    step = max(
-        1, int(np.ceil(sum(len(v) for v in voiced) / (LOUDNESS_BUDGET_MS * SERVICE_RATE // 1000)))
-    )
-    dub = np.concatenate(voiced[::step]).astype(np.float32) / 32768
-    return loudness_gain_db(resample(original, VAD_RATE, SERVICE_RATE), dub, SERVICE_RATE)
+    return loudness_gain_db(original, dub, VAD_RATE, SERVICE_RATE)
 
 
 def dub(
@@ -362,17 +382,18 @@ def dub(
         media.check_output(path, p)
     fmt = media.audio_format(info)
     total = round(info.duration_ms * fmt.rate / 1000)
-    with tempfile.TemporaryDirectory(prefix="dubkit-") as work_dir:
-        work = Path(work_dir)
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
         audio, utterances = analyze(path, options.segment, work, progress)
-        results = _translate(path, translator, audio, utterances, job, options, progress)
+        store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
+        results = _translate(path, translator, audio, utterances, job, options, progress, store)
         utts = [r.utterance for r in results]
-        clips = _clips(results, options.fit)
-        lengths = [None if c is None else trimmed_ms(c.trim, SERVICE_RATE) for c in clips]
+        found = _clips(results, store, options.fit)
+        lengths = [None if c is None else trimmed_ms(c.trim, SERVICE_RATE) for c in found.clips]
         placements = plan(utts, lengths, info.duration_ms, options.fit)
-        placed, spans = _placed(clips, placements, fmt.rate, options.fit)
+        placed, spans = _placed(found.clips, placements, fmt.rate, options.fit)
         cues = layout(_sources(results, spans), target.code, info.duration_ms, options.subtitles)
-        gain = _dub_gain(audio, utts, clips) if options.mix.match_loudness else 0.0
+        gain = _dub_gain(audio, utts, found.loudness_sample) if options.mix.match_loudness else 0.0
         srt = work / "subs.srt"
         _write_subtitles(cues, [srt], target.code, info.duration_ms, options.subtitles)
         plan_ = media.MuxPlan(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -31,6 +31,7 @@ from dubkit.engine import Job, Translator
 from dubkit.errors import AuthError, ConfigError, ServiceError, TruncatedError
 from dubkit.pacing import attempt_scope
 from dubkit.types import VAD_RATE, Translation, Utterance
+from dubkit.workspace import ClipRef, ClipStore
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class UtteranceResult:
     cached: bool = False
     attempts: int = 0
     splits: int = field(default=0)  # how many times the original utterance was halved
+    #: Where the speech went when the run spilled it to a clip store (then
+    #: ``translation.audio`` is empty); None otherwise.
+    clip: ClipRef | None = None
 
     @property
     def ok(self) -> bool:
@@ -113,9 +117,11 @@ class _Run:
         max_split_depth: int,
         min_split_ms: int,
         video: VideoSource | None = None,
+        store: ClipStore | None = None,
     ) -> None:
         self.translator = translator
         self.video = video
+        self.store = store
         self.audio = audio
         self.job = job
         self.cache = cache
@@ -141,7 +147,8 @@ class _Run:
                 if self.cache is not None and key is not None:
                     hit = self.cache.get(key)
                     if hit is not None:
-                        return [UtteranceResult(utt, hit, cached=True, splits=depth)]
+                        hit, clip = self._spill(hit)
+                        return [UtteranceResult(utt, hit, cached=True, splits=depth, clip=clip)]
                 if self.fatal is not None:
                     raise self.fatal
                 with attempt_scope() as attempts:
@@ -158,7 +165,18 @@ class _Run:
             return [self._failed(utt, e, attempts[0], depth)]
         if self.cache is not None and key is not None:
             self.cache.put(key, translation)
-        return [UtteranceResult(utt, translation, attempts=max(1, attempts[0]), splits=depth)]
+        translation, clip = self._spill(translation)
+        return [
+            UtteranceResult(
+                utt, translation, attempts=max(1, attempts[0]), splits=depth, clip=clip
+            )
+        ]
+
+    def _spill(self, t: Translation) -> tuple[Translation, ClipRef | None]:
+        """Move the speech to the clip store, if there is one, keeping the text in memory."""
+        if self.store is None or not t.audio:
+            return t, None
+        return replace(t, audio=b""), self.store.put(t.audio, t.sample_rate)
 
     async def _split(self, utt: Utterance, pcm: np.ndarray, depth: int) -> list[UtteranceResult]:
         offset = quietest_split(pcm)
@@ -187,19 +205,22 @@ async def translate_all(
     max_split_depth: int = 3,
     min_split_ms: int = 1000,
     video: VideoSource | None = None,
+    store: ClipStore | None = None,
 ) -> list[UtteranceResult]:
     """Translate ``utterances`` (see the module doc); results in timeline order.
 
     A split utterance contributes several results; an utterance shorter than
     ``2 * min_split_ms`` is never split. With ``video``, each request carries that
-    utterance's clip (and the cache key its hash). Raises :class:`AuthError`/:class:`ConfigError`
-    (after cancelling the requests in flight) when the run cannot succeed at all.
+    utterance's clip (and the cache key its hash). With ``store``, each answer's speech
+    is written there and the result keeps only a :class:`ClipRef` to it. Raises
+    :class:`AuthError`/:class:`ConfigError` (after cancelling the requests in flight)
+    when the run cannot succeed at all.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     run = _Run(
         translator, audio, job, concurrency=concurrency, cache=cache,
-        max_split_depth=max_split_depth, min_split_ms=min_split_ms, video=video,
+        max_split_depth=max_split_depth, min_split_ms=min_split_ms, video=video, store=store,
     )  # fmt: skip
     total = len(utterances)
     done = 0
@@ -240,6 +261,7 @@ def translate_all_sync(
     max_split_depth: int = 3,
     min_split_ms: int = 1000,
     video: VideoSource | None = None,
+    store: ClipStore | None = None,
 ) -> list[UtteranceResult]:
     """:func:`translate_all` from synchronous code, in a fresh event loop.
 
@@ -252,7 +274,7 @@ def translate_all_sync(
             return await translate_all(
                 translator, audio, utterances, job, concurrency=concurrency, cache=cache,
                 on_progress=on_progress, max_split_depth=max_split_depth,
-                min_split_ms=min_split_ms, video=video,
+                min_split_ms=min_split_ms, video=video, store=store,
             )  # fmt: skip
         finally:
             await translator.aclose()
