@@ -126,9 +126,11 @@ def _plan(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _smooth(x: np.ndarray, ms: int) -> np.ndarray:
+    from scipy.signal import oaconvolve  # FFT convolution: the kernels are long
+
     width = max(1, ms * RATE // 1000)
     kernel = np.hanning(width + 2)[1:-1]
-    return np.convolve(x, kernel / kernel.sum(), mode="same")
+    return np.asarray(oaconvolve(x, kernel / kernel.sum(), mode="same"))
 
 
 def _pitch(rng: np.random.Generator, n: int, pitch: float) -> np.ndarray:
