@@ -55,8 +55,18 @@ class _Exchange:
     error_code: str | None = None
     input_ms: int = 0
     answer: Answer | None = None
+    done: RequestRecord | None = None  # set when the exchange ends; the answer is then dropped
+
+    def finish(self) -> RequestRecord:
+        """Freeze the record and let the answer (its audio) go: a long-running emulator
+        keeps a record per request, not every answer it ever gave."""
+        self.done = self.record()
+        self.answer = None
+        return self.done
 
     def record(self) -> RequestRecord:
+        if self.done is not None:
+            return self.done
         usage = self.answer.usage if self.answer else {}
         return RequestRecord(
             time=self.time, status=self.status, fault=self.fault, concurrency=self.concurrency,
@@ -346,7 +356,8 @@ class Emulator:
             return ex
 
     def _depart(self, ex: _Exchange) -> None:
-        record = ex.record()
+        with self._lock:
+            record = ex.finish()
         with self._lock:
             self._in_flight -= 1
         logger.info(
