@@ -58,5 +58,10 @@ class Translator(Protocol):
         ...
 
     async def aclose(self) -> None:
-        """Release connections or subprocesses."""
+        """Release connections or subprocesses; the translator stays usable afterwards."""
         ...
+
+
+# An engine may also offer ``check(job) -> None``, raising ConfigError for a job it can
+# never do (the local engine without the Apertium pair, say); the pipeline calls it before
+# any work, so the refusal comes first, not after decoding and segmenting.
