@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mkdir -p out
-.venv/bin/dubkit dub examples/talk.mp4 --to es --format srt,vtt --out-dir out "$@"
+.venv/bin/dubkit dub examples/talk.mp4 --from en --to es --format srt,vtt --out-dir out "$@"
