@@ -34,7 +34,7 @@ import numpy as np
 import openai
 
 from dubkit.engine import Job
-from dubkit.errors import AuthError, ConfigError, ServiceError, TruncatedError
+from dubkit.errors import AuthError, ConfigError, ServiceError, TooLargeError, TruncatedError
 from dubkit.pacing import RateLimiter, backoff_delay, count_attempt, estimate_tokens
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation, Usage
 
@@ -50,10 +50,6 @@ REGION_URLS: dict[str, str] = {
 DEFAULT_MODEL = "qwen3-livetranslate-flash"
 #: Largest data-URL item the service accepts (bytes of the URL).
 MAX_DATA_URL_BYTES = 10_485_760
-
-
-class TooLargeError(ServiceError):
-    """The utterance's data URL exceeds the service's per-item limit: split it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,8 +420,11 @@ class CloudTranslator:
                 return await self._request_once(request)
             except ServiceError as e:
                 delay = backoff_delay(
-                    attempt, base_s=cfg.backoff_base_s, cap_s=cfg.backoff_cap_s,
-                    retry_after=e.retry_after, rand=self._rand,
+                    attempt,
+                    base_s=cfg.backoff_base_s,
+                    cap_s=cfg.backoff_cap_s,
+                    retry_after=e.retry_after,
+                    rand=self._rand,
                 )
                 if e.status == 429:
                     self.limiter.penalize(delay)
@@ -433,8 +432,11 @@ class CloudTranslator:
                     if e.retryable:
                         raise type(e)(
                             f"{e.reason} (gave up after {attempt + 1} attempts)",
-                            status=e.status, code=e.code, request_id=e.request_id,
-                            retryable=True, retry_after=e.retry_after,
+                            status=e.status,
+                            code=e.code,
+                            request_id=e.request_id,
+                            retryable=True,
+                            retry_after=e.retry_after,
                         ) from e
                     raise
                 log.info("attempt %d failed (%s); retrying in %.2f s", attempt + 1, e, delay)

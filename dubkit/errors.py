@@ -86,6 +86,10 @@ class TruncatedError(ServiceError):
     """The service stopped at max_tokens (finish_reason "length")."""
 
 
+class TooLargeError(ServiceError):
+    """The utterance's data URL exceeds the service's per-item limit: split it."""
+
+
 class PartialFailure(DubkitError):
     """Some utterances still failed after every retry; outputs were written with gaps."""
 

@@ -26,9 +26,8 @@ from typing import Protocol
 import numpy as np
 
 from dubkit.cache import TranslationCache
-from dubkit.cloud import TooLargeError
 from dubkit.engine import Job, Translator
-from dubkit.errors import AuthError, ConfigError, ServiceError, TruncatedError
+from dubkit.errors import AuthError, ConfigError, ServiceError, TooLargeError, TruncatedError
 from dubkit.pacing import attempt_scope
 from dubkit.types import VAD_RATE, Translation, Utterance
 from dubkit.workspace import ClipRef, ClipStore
@@ -167,9 +166,7 @@ class _Run:
             self.cache.put(key, translation)
         translation, clip = self._spill(translation)
         return [
-            UtteranceResult(
-                utt, translation, attempts=max(1, attempts[0]), splits=depth, clip=clip
-            )
+            UtteranceResult(utt, translation, attempts=max(1, attempts[0]), splits=depth, clip=clip)
         ]
 
     def _spill(self, t: Translation) -> tuple[Translation, ClipRef | None]:
