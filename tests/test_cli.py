@@ -87,6 +87,7 @@ def test_subs_writes_sidecars(tmp_path: Path, emulator: Emulator) -> None:
     r = run_cli("subs", FIX / "speech.mkv", "--to", "ja", "--format", "srt,vtt", "--out-dir",
                 tmp_path, "--no-cache", env=cloud_env(emulator))  # fmt: skip
     assert r.returncode == 0, r.stderr
+    assert "tokens billed (cloud engine" in r.stdout and "wrote" in r.stdout
     assert (tmp_path / "speech.ja.srt").exists() and (tmp_path / "speech.ja.vtt").exists()
     assert (tmp_path / "speech.ja.vtt").read_text(encoding="utf-8").startswith("WEBVTT")
     assert not (tmp_path / "speech.ja.mkv").exists()

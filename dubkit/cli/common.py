@@ -213,6 +213,13 @@ def progress_display(args: argparse.Namespace, label: str) -> Iterator[Progress 
         yield update
 
 
+def cost(summary: dict[str, Any]) -> str:
+    """What the run cost, as the summary line says it."""
+    if summary["engine"] == "local":
+        return "offline engine, nothing billed"
+    return f"{summary['tokens']} tokens billed (cloud engine; cached answers cost none)"
+
+
 def emit_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 

@@ -50,7 +50,7 @@ def describe(s: dict[str, Any]) -> str:
     lines = [
         f"{s['input']}: {s['utterances']} utterances, "
         f"{s['sped_up']} sped up (max {s['max_ratio']}x), "
-        f"{s['cut']} cut, {s['failed']} failed, {s['tokens']} tokens ({s['engine']} engine)",
+        f"{s['cut']} cut, {s['failed']} failed, {common.cost(s)}",
         f"  wrote {s['media']}",
         *(f"  wrote {p}" for p in s["subtitles"]),
         f"  wrote {s['manifest']}",

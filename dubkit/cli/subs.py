@@ -38,7 +38,7 @@ def summary(result: Result) -> dict[str, Any]:
 def describe(s: dict[str, Any]) -> str:
     head = (
         f"{s['input']}: {s['utterances']} utterances, {s['cues']} cues, {s['failed']} failed, "
-        f"{s['tokens']} tokens ({s['engine']} engine)"
+        f"{common.cost(s)}"
     )
     return "\n".join([head, *(f"  wrote {p}" for p in s["subtitles"])])
 
