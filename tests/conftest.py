@@ -24,6 +24,18 @@ def truth(name: str) -> dict:  # type: ignore[type-arg]
     return json.loads((FIX / f"{name}.json").read_text())
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test, nor any CLI it starts, reads or fills the user's own translation cache."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
+
+
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
     with Emulator(EmulatorConfig(api_key=KEY)) as emu:
