@@ -2,7 +2,8 @@
 
 :func:`dub` and :func:`subtitle` are the library's main entry points; they
 never print, prompt or exit. Progress goes to an optional callback
-``progress(stage, done, total)``.
+``progress(stage, done, total)``: stage "segment" and "mix" count milliseconds of media,
+"translate" counts utterances.
 """
 
 from __future__ import annotations
@@ -116,7 +117,11 @@ def output_paths(path: Path, lang: str, options: Options, *, with_media: bool) -
 
 
 def analyze(
-    path: Path, options: SegmentOptions, workdir: Path, progress: Progress | None = None
+    path: Path,
+    options: SegmentOptions,
+    workdir: Path,
+    progress: Progress | None = None,
+    duration_ms: int = 0,
 ) -> tuple[FileAudio, list[Utterance]]:
     """Decode once at 16 kHz: segment as the audio streams in, keep it on disk for requests."""
     raw = workdir / "source.s16"
@@ -129,8 +134,10 @@ def analyze(
             utterances += segmenter.feed(chunk)
             done += len(chunk)
             if progress:
-                progress("segment", done * 1000 // VAD_RATE, 0)
+                progress("segment", done * 1000 // VAD_RATE, duration_ms)
     utterances += segmenter.finish()
+    if progress:
+        progress("segment", duration_ms, duration_ms)
     return FileAudio(raw), utterances
 
 
@@ -232,7 +239,7 @@ def subtitle(
     for p in (*outputs.subtitles, outputs.manifest):
         media.check_output(path, p)
     with tempfile.TemporaryDirectory(prefix="dubkit-") as work:
-        audio, utterances = analyze(path, options.segment, Path(work), progress)
+        audio, utterances = analyze(path, options.segment, Path(work), progress, info.duration_ms)
         results = _translate(path, translator, audio, utterances, job, options, progress)
     cues = layout(
         _sources(results, [()] * len(results)), target.code, info.duration_ms, options.subtitles
@@ -384,7 +391,7 @@ def dub(
     total = round(info.duration_ms * fmt.rate / 1000)
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
-        audio, utterances = analyze(path, options.segment, work, progress)
+        audio, utterances = analyze(path, options.segment, work, progress, info.duration_ms)
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
         results = _translate(path, translator, audio, utterances, job, options, progress, store)
         utts = [r.utterance for r in results]
@@ -407,7 +414,7 @@ def dub(
             media.iter_float(path, fmt), fmt.rate, fmt.channels, placed, total, options.mix, gain
         )
         with media.Muxer(path, info, plan_, outputs.media) as muxer:
-            for block in _counted(blocks, total, progress):
+            for block in _counted(blocks, fmt.rate, info.duration_ms, progress):
                 muxer.write(block)
     _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
     result = Result(
@@ -425,13 +432,14 @@ def dub(
 
 
 def _counted(
-    blocks: Iterator[np.ndarray], total: int, progress: Progress | None
+    blocks: Iterator[np.ndarray], rate: int, duration_ms: int, progress: Progress | None
 ) -> Iterator[np.ndarray]:
+    """Pass the mix through, reporting progress in milliseconds of media."""
     done = 0
     for b in blocks:
         done += b.shape[-1]
         if progress:
-            progress("mix", done, total)
+            progress("mix", min(done * 1000 // rate, duration_ms), duration_ms)
         yield b
 
 

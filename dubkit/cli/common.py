@@ -188,27 +188,29 @@ def progress_display(args: argparse.Namespace, label: str) -> Iterator[Progress 
         yield None
         return
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
     from rich.progress import (
         Progress as Bars,
     )
 
     names = {"segment": "segmenting", "translate": "translating", "mix": "mixing and muxing"}
     with Bars(
-        TextColumn(f"{label} [bold]{{task.description}}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+        TextColumn(f"{label} [bold]{{task.description}}"), BarColumn(),
+        TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
     ) as bars:  # fmt: skip
         tasks: dict[str, Any] = {}
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                tasks[stage] = bars.add_task(names.get(stage, stage), total=total or None)
-            bars.update(tasks[stage], completed=done, total=total or None)
+                tasks[stage] = bars.add_task(names.get(stage, stage), total=total, count="")
+            task = tasks[stage]
+            if stage == "translate":  # utterances, and how fast they come back
+                speed = bars.tasks[task].speed
+                count = f"{done}/{total}" + (f" ({speed * 60:.0f}/min)" if speed else "")
+            else:  # milliseconds of media
+                count = f"{done / 1000:.0f}/{total / 1000:.0f} s"
+            bars.update(task, completed=done, total=total, count=count)
 
         yield update
 
