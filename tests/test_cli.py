@@ -161,3 +161,36 @@ def test_emulate_on_a_taken_port_is_one_line(emulator: Emulator) -> None:
     r = run_cli("emulate", "--port", str(emulator.port))
     assert r.returncode == 2 and "Address already in use" in r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_progress_bars_on_a_terminal(tmp_path: Path, emulator: Emulator) -> None:
+    """On a terminal each stage gets a bar; translating shows utterances and their rate."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "DUBKIT_"))}
+    env |= {**cloud_env(emulator), "COLUMNS": "120", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dubkit", "dub", str(FIX / "speech.mp4"), "--to", "es",
+         "--out-dir", str(tmp_path), "--no-cache"],
+        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=120) == 0
+    os.close(leader)
+    text = seen.decode("utf-8", "replace")
+    for stage in ("segmenting", "translating", "mixing and muxing"):
+        assert stage in text
+    assert "/min)" in text and "wrote" in text
