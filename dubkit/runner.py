@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -251,28 +251,18 @@ def translate_all_sync(
     audio: AudioSource,
     utterances: Sequence[Utterance],
     job: Job,
-    *,
-    concurrency: int = 4,
-    cache: TranslationCache | None = None,
-    on_progress: ProgressFn | None = None,
-    max_split_depth: int = 3,
-    min_split_ms: int = 1000,
-    video: VideoSource | None = None,
-    store: ClipStore | None = None,
+    **options: Any,
 ) -> list[UtteranceResult]:
-    """:func:`translate_all` from synchronous code, in a fresh event loop.
+    """:func:`translate_all`, with the same keyword options, from synchronous code.
 
-    The translator is closed (``aclose``) when the loop ends, so no connection outlives
-    it; translators reopen what they need on their next use.
+    It runs in a fresh event loop, and the translator is closed (``aclose``) when the
+    loop ends, so no connection outlives it; translators reopen what they need on
+    their next use.
     """
 
     async def main() -> list[UtteranceResult]:
         try:
-            return await translate_all(
-                translator, audio, utterances, job, concurrency=concurrency, cache=cache,
-                on_progress=on_progress, max_split_depth=max_split_depth,
-                min_split_ms=min_split_ms, video=video, store=store,
-            )  # fmt: skip
+            return await translate_all(translator, audio, utterances, job, **options)
         finally:
             await translator.aclose()
 
