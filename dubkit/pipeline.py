@@ -116,6 +116,19 @@ def output_paths(path: Path, lang: str, options: Options, *, with_media: bool) -
     )
 
 
+def checked_outputs(path: Path, lang: str, options: Options, *, with_media: bool) -> Outputs:
+    """The output paths, each refused now if it cannot be written; ``out_dir`` is created."""
+    outputs = output_paths(path, lang, options, with_media=with_media)
+    if options.out_dir is not None and not options.out_dir.is_dir():
+        check_writable_dir(options.out_dir, "output folder (--out-dir)")
+        options.out_dir.mkdir(parents=True, exist_ok=True)
+    if outputs.media is not None:
+        media.output_kind(outputs.media)
+    for p in (*outputs.subtitles, outputs.manifest, *([outputs.media] if outputs.media else [])):
+        media.check_output(path, p)
+    return outputs
+
+
 def analyze(
     path: Path,
     options: SegmentOptions,
@@ -235,9 +248,7 @@ def subtitle(
 
     path = Path(input)
     info, target, job = _prepare(path, options, translator, dubbing=False)
-    outputs = output_paths(path, target.code, options, with_media=False)
-    for p in (*outputs.subtitles, outputs.manifest):
-        media.check_output(path, p)
+    outputs = checked_outputs(path, target.code, options, with_media=False)
     with tempfile.TemporaryDirectory(prefix="dubkit-") as work:
         audio, utterances = analyze(path, options.segment, Path(work), progress, info.duration_ms)
         results = _translate(path, translator, audio, utterances, job, options, progress)
@@ -382,11 +393,8 @@ def dub(
 
     path = Path(input)
     info, target, job = _prepare(path, options, translator, dubbing=True)
-    outputs = output_paths(path, target.code, options, with_media=True)
+    outputs = checked_outputs(path, target.code, options, with_media=True)
     assert outputs.media is not None
-    media.output_kind(outputs.media)
-    for p in (*outputs.subtitles, outputs.manifest, outputs.media):
-        media.check_output(path, p)
     fmt = media.audio_format(info)
     total = round(info.duration_ms * fmt.rate / 1000)
     with contextlib.ExitStack() as stack:

@@ -215,7 +215,7 @@ def test_out_dir_that_is_a_file(tmp_path: Path, emulator: Emulator) -> None:
     before = _tree(tmp_path)
     r = run_cli("dub", src, "--to", "es", "--out-dir", tmp_path / "out", "--no-cache",
                 env=_env(emulator))  # fmt: skip
-    _assert_refused(r, 2, "out: output directory is not a directory")
+    _assert_refused(r, 2, "out: output folder (--out-dir) is a file, not a folder")
     assert _tree(tmp_path) == before
 
 

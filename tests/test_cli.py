@@ -84,6 +84,7 @@ def test_dub_json_summary_and_rerun_sends_nothing(tmp_path: Path, emulator: Emul
 
 
 def test_subs_writes_sidecars(tmp_path: Path, emulator: Emulator) -> None:
+    tmp_path = tmp_path / "made" / "by-dubkit"  # --out-dir is created when missing
     r = run_cli("subs", FIX / "speech.mkv", "--to", "ja", "--format", "srt,vtt", "--out-dir",
                 tmp_path, "--no-cache", env=cloud_env(emulator))  # fmt: skip
     assert r.returncode == 0, r.stderr
