@@ -41,7 +41,6 @@ from dubkit.subtitles._files import (
     read_srt,
     srt_text,
     vtt_text,
-    write_atomic,
     write_srt,
     write_vtt,
 )
@@ -73,7 +72,6 @@ __all__ = [
     "srt_text",
     "text_width",
     "vtt_text",
-    "write_atomic",
     "write_srt",
     "write_vtt",
 ]

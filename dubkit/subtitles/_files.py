@@ -89,11 +89,6 @@ def vtt_text(
     return "\n".join(parts)
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` as UTF-8 beside ``path`` under a temporary name, then rename it into place."""
-    return write_text_atomic(Path(path), text)
-
-
 def _write(
     kind: str,
     text_of: Callable[..., str],
@@ -107,7 +102,7 @@ def _write(
         text = text_of(cues, lang=lang, duration_ms=duration_ms, options=options)
     except SubtitleError as e:
         raise SubtitleError(e.reason, path=path) from e
-    out = write_atomic(path, text)
+    out = write_text_atomic(Path(path), text)
     log.info("wrote %d %s cues to %s", len(cues), kind, out)
     return out
 
