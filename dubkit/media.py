@@ -179,6 +179,44 @@ def _rechunk(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
         yield np.concatenate(pending, axis=-1)
 
 
+def prefetch(blocks: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+    """``blocks``, produced ahead by a worker thread (up to ``depth`` waiting).
+
+    Decoding then overlaps with whatever consumes the blocks (PyAV and the VAD models release
+    the GIL). An error in the worker is raised here, in the consumer; closing this generator
+    early stops the worker.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for block in blocks:
+                if stop.is_set():
+                    return
+                q.put(("block", block))
+            q.put(("end", None))
+        except BaseException as exc:  # handed over to the consumer
+            q.put(("error", exc))
+
+    worker = threading.Thread(target=work, name="dubkit-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a worker waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.05)
+        worker.join()
+
+
 def iter_pcm16(path: str | Path, rate: int = 16_000) -> Iterator[np.ndarray]:
     """Decode the first audio stream as 1-D int16 mono chunks at ``rate`` Hz.
 

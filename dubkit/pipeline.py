@@ -142,7 +142,7 @@ def analyze(
     utterances: list[Utterance] = []
     done = 0
     with raw.open("wb") as f:
-        for chunk in media.iter_pcm16(path, VAD_RATE):
+        for chunk in media.prefetch(media.iter_pcm16(path, VAD_RATE)):
             f.write(chunk.astype("<i2").tobytes())
             utterances += segmenter.feed(chunk)
             done += len(chunk)

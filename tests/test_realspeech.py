@@ -1,0 +1,108 @@
+"""Segmentation of real human speech (Debian's codec2-examples) in the conditions users have.
+
+The programs and their ground truth come from ``fixtures/realspeech.py``: the truth is measured on
+each clean recording from its own noise floor, never by the segmenter. The figures asserted are
+the product's (issue 13): recall first, then boundaries, then sentence-sized utterances.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from dubkit.segment import SegmentOptions, segment
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dubkit_realspeech", FIXTURES / "realspeech.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+rs = _load()
+
+if not rs.available():
+    if os.environ.get("CI"):
+        raise RuntimeError("codec2-examples is missing in CI: scripts/setup.sh installs it")
+    pytest.skip(
+        "codec2-examples is not installed (bash scripts/setup.sh installs it)",
+        allow_module_level=True,
+    )
+
+#: condition -> (least coverage, largest boundary error P90 in ms or None when not held)
+FIGURES = {
+    "clean": (0.99, 150),
+    "levels": (0.99, 150),
+    "turns": (0.99, 150),
+    "music18": (0.98, 250),
+    "music12": (0.95, 250),
+    "pink10": (0.95, 250),
+    # babble is speech: its edges cannot be told from the talker's (see BENCHMARKS.md)
+    "babble10": (0.95, None),
+}
+
+
+@pytest.fixture(scope="module", params=list(FIGURES))
+def scored(request: pytest.FixtureRequest) -> tuple[str, object]:
+    prog = rs.program(request.param)
+    return request.param, rs.score(prog, segment(prog.audio))
+
+
+def test_every_sentence_is_found_and_its_words_kept(scored: tuple[str, object]) -> None:
+    name, s = scored
+    least, _ = FIGURES[name]
+    assert s.missed == 0, (name, s)  # type: ignore[attr-defined]
+    assert s.coverage >= least, (name, s)  # type: ignore[attr-defined]
+
+
+def test_boundaries_are_close_to_the_speech(scored: tuple[str, object]) -> None:
+    name, s = scored
+    _, p90 = FIGURES[name]
+    if p90 is not None:
+        assert s.boundary_p90_ms <= p90, (name, s)  # type: ignore[attr-defined]
+
+
+def test_utterances_are_about_a_sentence(scored: tuple[str, object]) -> None:
+    name, s = scored
+    if name in ("clean", "levels", "turns"):
+        assert s.per_sentence <= 1.15, (name, s)  # type: ignore[attr-defined]
+    assert s.per_sentence <= 1.35, (name, s)  # type: ignore[attr-defined]
+
+
+def test_music_and_noise_stay_out() -> None:
+    """Music-only and noise-only stretches seldom become utterances (under 1 s in 90 s)."""
+    for name in ("music18", "music12", "pink10"):
+        prog = rs.program(name)
+        assert rs.score(prog, segment(prog.audio)).false_s < 1.0, name
+
+
+def test_webrtcvad_alone_lets_music_into_the_edges() -> None:
+    """Why the default has Silero confirm webrtcvad: without it, music joins the utterances."""
+    prog = rs.program("music12")
+    alone = rs.score(prog, segment(prog.audio, SegmentOptions(detector="webrtcvad")))
+    both = rs.score(prog, segment(prog.audio))
+    assert alone.boundary_p90_ms > 2 * both.boundary_p90_ms
+    assert alone.false_s > 5 * max(both.false_s, 0.1)
+
+
+def test_ground_truth_is_measured_not_assumed() -> None:
+    """The truth's sentences lie where the recordings were placed, over a room tone."""
+    prog = rs.program("clean")
+    assert len(prog.sentences) >= 12
+    assert {s.gender for s in prog.sentences} == {"m", "f"}
+    assert len({s.speaker for s in prog.sentences}) == len(rs.RECORDINGS)
+    quiet = prog.audio[: 1000 * rs.RATE // 1000].astype(float)  # the first second: room tone
+    assert 0 < abs(quiet).max() < 200  # never digital silence, never speech
+    for s in prog.sentences:
+        assert s.words and s.start_ms == s.words[0][0] and s.end_ms == s.words[-1][1]
+        assert 300 <= s.active_ms <= s.end_ms - s.start_ms
