@@ -157,7 +157,7 @@ def test_mkv_gives_mkv_with_subrip(tmp_path: Path, cloud: CloudTranslator) -> No
 
 
 def _many_utterances(path: Path, count: int) -> list[tuple[int, int]]:
-    """A WAV of ``count`` fixture sentences with pauses of 0.35-1.2 s; their true spans."""
+    """A WAV of ``count`` fixture sentences with pauses of 0.6-1.2 s; their true spans."""
     speech, rate = decode(FIX / "speech.wav")
     clips = [
         speech[0, ms_to_samples(u["start_ms"], rate) : ms_to_samples(u["end_ms"], rate)]
@@ -169,7 +169,7 @@ def _many_utterances(path: Path, count: int) -> list[tuple[int, int]]:
     for i in range(count):
         clip = clips[i % len(clips)]
         spans.append((t * 1000 // rate, (t + len(clip)) * 1000 // rate))
-        pause = np.zeros(int(rate * rng.uniform(0.35, 1.2)), np.float32)
+        pause = np.zeros(int(rate * rng.uniform(0.6, 1.2)), np.float32)
         parts += [clip, pause]
         t += len(clip) + len(pause)
     pcm = (np.concatenate(parts) * 32767).astype("<i2")
@@ -224,7 +224,7 @@ def test_visual_sends_video_clips(tmp_path: Path, cloud: CloudTranslator) -> Non
 
 def test_subtitle_cues_sit_inside_their_utterances(tmp_path: Path, cloud: CloudTranslator) -> None:
     """`dubkit.subtitle` end to end: the sidecar parses and each cue shows during its
-    utterance, extended at most into the silence after it (never over the next one)."""
+    utterance, extended at most into the silence around it (never over the next one)."""
     from dubkit.subtitles import read_srt
 
     result = dubkit.subtitle(FIX / "speech.mp4", Options(target="es", out_dir=tmp_path), cloud)
@@ -233,7 +233,7 @@ def test_subtitle_cues_sit_inside_their_utterances(tmp_path: Path, cloud: CloudT
     starts = [r.utterance.start_ms for r in result.results]
     duration = media.probe(FIX / "speech.mp4").duration_ms
     for cue in result.cues:
-        i = max(k for k, s in enumerate(starts) if s <= cue.start_ms)
+        i = max(k for k, s in enumerate(starts) if s < cue.end_ms)  # shown during utterance i
         assert cue.start_ms < result.results[i].utterance.end_ms
         limit = starts[i + 1] if i + 1 < len(starts) else duration
         assert cue.end_ms <= limit

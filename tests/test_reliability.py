@@ -199,6 +199,9 @@ def _manifest_core(path: Path) -> list[dict[str, object]]:
     return [{k: v for k, v in it.items() if k not in ("cached", "attempts")} for it in items]
 
 
+#: Cut at every pause of the fixture: eight requests, so that kills land between them.
+EVERY_PAUSE = SegmentOptions(min_pause_ms=300)
+
 def _request_keys(src: Path, emu: Emulator, tmp: Path) -> dict[str, str]:
     """audio SHA-256 (what the emulator records) -> cache key (what the CLI stores)."""
     from dubkit.pipeline import Options, plan_job
@@ -207,7 +210,7 @@ def _request_keys(src: Path, emu: Emulator, tmp: Path) -> dict[str, str]:
     identity = CloudTranslator(CloudConfig(api_key=KEY, base_url=emu.base_url)).identity()
     work = tmp / "analyze"
     work.mkdir()
-    audio, utts = analyze(src, SegmentOptions(), work)
+    audio, utts = analyze(src, EVERY_PAUSE, work)
     out = {}
     for u in utts:
         pcm = audio.read(u.start_ms, u.end_ms)
@@ -237,7 +240,7 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
 
     def argv(out: Path, cache: Path) -> list[str]:
         return ["dub", str(src), "--to", "es", "--base-url", emu.base_url, "--out-dir", str(out),
-                "--cache-dir", str(cache), "--quiet"]  # fmt: skip
+                "--cache-dir", str(cache), "--quiet", "--min-pause", "300"]  # fmt: skip
 
     ref_cache = tmp_path / "ref-cache"
     ref = _run(argv(ref_dir, ref_cache), "reference", emu, ref_cache, Watcher(ref_dir, "talk"))

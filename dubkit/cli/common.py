@@ -18,6 +18,7 @@ from dubkit.files import check_writable_dir
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Progress, Result, plan_job
+from dubkit.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -120,8 +121,44 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
         action="store_true",
         help="print the utterances and a token estimate; send nothing",
     )
+    add_segment_options(p)
     add_engine_options(p)
     add_output_options(p)
+
+
+def add_segment_options(p: argparse.ArgumentParser) -> None:
+    d = SegmentOptions()
+    g = p.add_argument_group("segmentation")
+    g.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        default=d.detector,
+        help="webrtcvad proposes and Silero VAD confirms, or webrtcvad alone (faster, lets "
+        "music and noise into the edges)",
+    )
+    g.add_argument(
+        "--min-pause",
+        type=int,
+        default=d.min_pause_ms,
+        metavar="MS",
+        help="shortest pause that ends an utterance; shorter ones are bridged",
+    )
+    g.add_argument(
+        "--max-utterance",
+        type=float,
+        default=d.max_utterance_ms / 1000,
+        metavar="SECONDS",
+        help=f"longer utterances are cut at their quietest pause (at most {MAX_REQUEST_MS // 1000}"
+        ")",
+    )
+
+
+def segment_options(args: argparse.Namespace) -> SegmentOptions:
+    return SegmentOptions(
+        detector=args.detector,
+        min_pause_ms=args.min_pause,
+        max_utterance_ms=round(args.max_utterance * 1000),
+    )
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -144,7 +181,8 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
         }
     return Options(
         target=args.to, source=args.source, out_dir=args.out_dir, formats=formats,
-        concurrency=args.concurrency, cache_dir=cache, visual=args.visual, **kw,
+        concurrency=args.concurrency, cache_dir=cache, visual=args.visual,
+        segment=segment_options(args), **kw,
     )  # fmt: skip
 
 

@@ -25,11 +25,12 @@ def register(sub: Any) -> None:
     p.add_argument("input", type=Path, metavar="INPUT", help="video or audio file")
     p.add_argument("--json", action="store_true", help='a JSON list of {"start_ms", "end_ms"}')
     p.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    common.add_segment_options(p)
     p.set_defaults(run=run, quiet=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    utterances = segment(args.input)
+    utterances = segment(args.input, common.segment_options(args))
     if args.json:
         print(json.dumps([{"start_ms": u.start_ms, "end_ms": u.end_ms} for u in utterances]))
         return 0
