@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything dubkit needs, idempotently: the Debian packages of the offline
-# engine (when missing) and a virtual environment in .venv with dubkit and its dev tools.
+# engine and of the review page's browser tests (when missing) and a virtual environment
+# in .venv with dubkit and its dev tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(apertium apertium-eng-spa espeak-ng)
+debs=(apertium apertium-eng-spa espeak-ng chromium)  # chromium: headless, for tests/test_review.py
 missing=()
 for pkg in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
