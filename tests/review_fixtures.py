@@ -31,7 +31,7 @@ def synthetic_manifest(
         start = i * step + rng.randrange(0, step // 5)
         end = min(start + rng.randrange(step // 2, step - step // 10), duration_ms)
         status = "failed" if i % 97 == 13 else "empty" if i % 113 == 7 else "ok"
-        text = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(6, 30))).capitalize() + "."
+        text = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(3, 14))).capitalize() + "."
         if i == 1:
             text = HOSTILE
         item: dict[str, Any] = {
@@ -52,12 +52,12 @@ def synthetic_manifest(
             }  # fmt: skip
             words = text.split(" ")
             half = max(1, len(words) // 2)
-            parts = [" ".join(words[:half]), " ".join(words[half:])] if len(words) > 8 else [text]
+            parts = [" ".join(words[:half]), " ".join(words[half:])] if len(words) > 6 else [text]
             span = (end - start) // len(parts)
             fast = i % 10 == 3  # some cues shown too briefly to read
             for k, part in enumerate(parts):
                 s = start + k * span
-                e = s + (len(part) * 1000 // 40 if fast else span - 100)
+                e = s + len(part) * 1000 // (40 if fast else 15)
                 item["cues"].append({"start_ms": s, "end_ms": max(e, s + 1), "text": part})
         items.append(item)
     rng2 = random.Random(seed + 1)

@@ -251,11 +251,7 @@ class Dom(HTMLParser):
         ]
 
     def rows(self) -> list[dict[str, Any]]:
-        return [
-            e
-            for e in self.elements
-            if e["tag"] == "tr" and e["attrs"].get("id", "").startswith("u-")
-        ]
+        return [e for e in self.elements if re.fullmatch(r"u-\d+", e["attrs"].get("id", ""))]
 
 
 def text(e: dict[str, Any]) -> str:
