@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dubkit import __version__
 from dubkit.engine import Job
+from dubkit.envelope import Envelope
 from dubkit.files import write_text_atomic
-from dubkit.types import MediaInfo
+from dubkit.pacing import audio_tokens
+from dubkit.types import Cue, MediaInfo
 
 if TYPE_CHECKING:
     from dubkit.pipeline import Options, Result
@@ -17,9 +23,23 @@ if TYPE_CHECKING:
 SCHEMA = 1
 
 
-def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -> dict[str, Any]:
-    """The manifest as plain JSON-ready data (no secrets: the key is never part of a Result)."""
+def manifest_data(
+    result: Result,
+    info: MediaInfo,
+    options: Options,
+    job: Job,
+    *,
+    envelope: Envelope | None = None,
+    created: datetime.datetime | None = None,
+) -> dict[str, Any]:
+    """The manifest as plain JSON-ready data (no secrets: the key is never part of a Result).
+
+    ``created`` (default: now) is the run's date; ``envelope`` the source waveform's peaks.
+    """
     placements = result.placements or (None,) * len(result.results)
+    texts = [r.translation.text if r.translation is not None else "" for r in result.results]
+    cues = cues_by_utterance(texts, result.cues)
+    when = created or datetime.datetime.now(datetime.timezone.utc)
     items = []
     for i, (r, p) in enumerate(zip(result.results, placements, strict=True)):
         t = r.translation
@@ -38,6 +58,9 @@ def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -
             "attempts": r.attempts,
             "error": r.error,
             "usage": dataclasses.asdict(t.usage) if t is not None else None,
+            "cues": [
+                {"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text} for c in cues[i]
+            ],
         }
         if p is not None:
             item["dub"] = {
@@ -51,11 +74,14 @@ def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -
             }
         items.append(item)
     placed = [p for p in placements if p is not None]
+    folder = result.outputs.manifest.parent
     return {
         "dubkit": __version__,
         "schema": SCHEMA,
+        "created": when.astimezone(datetime.timezone.utc).isoformat(timespec="seconds"),
         "input": str(result.input),
         "duration_ms": info.duration_ms,
+        "has_video": info.has_video,
         "engine": result.engine,
         "target": result.target.code,
         "source": job.source,
@@ -63,12 +89,28 @@ def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -
         "outputs": {
             "media": str(result.outputs.media) if result.outputs.media else None,
             "subtitles": [str(p) for p in result.outputs.subtitles],
+            "review": str(result.outputs.review) if result.outputs.review else None,
+        },
+        "files": {  # relative to the manifest's folder, for pages written beside it
+            "input": _relative(result.input, folder),
+            "media": _relative(result.outputs.media, folder),
         },
         "options": {
             "max_ratio": options.fit.max_ratio,
             "hard_max_ratio": options.fit.hard_max_ratio,
             "mix": options.mix.mode,
+            "keep_original": options.keep_original,
+            "target_cps": options.subtitles.target_cps,
         },
+        "cost": {
+            "billed_tokens": result.usage.total_tokens,
+            "estimated_tokens": _estimated_tokens(result, dubbing=bool(result.placements)),
+        },
+        "envelope": (
+            {"bin_ms": envelope.bin_ms, "peaks": list(envelope.peaks)}
+            if envelope is not None
+            else None
+        ),
         "totals": {
             "utterances": len(result.results),
             "translated": sum(1 for it in items if it["status"] == "ok"),
@@ -87,7 +129,54 @@ def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -
     }
 
 
-def write_manifest(result: Result, info: MediaInfo, options: Options, job: Job) -> None:
-    data = manifest_data(result, info, options, job)
+def cues_by_utterance(texts: Sequence[str], cues: Sequence[Cue]) -> list[list[Cue]]:
+    """Which cues each translation became, in order.
+
+    The layout keeps the text's order and loses none of it, so each translation
+    takes the next cues until their characters (whitespace aside) add up to its own.
+    """
+    out: list[list[Cue]] = []
+    k = 0
+    for text in texts:
+        need = _chars(text)
+        mine: list[Cue] = []
+        while need > 0 and k < len(cues):
+            mine.append(cues[k])
+            need -= _chars(cues[k].text)
+            k += 1
+        out.append(mine)
+    return out
+
+
+def _chars(text: str) -> int:
+    return sum(1 for ch in text if not ch.isspace())
+
+
+def _relative(path: Path | None, folder: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
+    except ValueError:  # another drive (Windows): no relative path exists
+        return None
+
+
+def _estimated_tokens(result: Result, *, dubbing: bool) -> int:
+    """What the run's requests cost at 12.5 tokens a second of audio in (and out, for a dub)."""
+    per = sum(audio_tokens(r.utterance.duration_ms) for r in result.results)
+    return per * 2 if dubbing else per
+
+
+def write_manifest(
+    result: Result,
+    info: MediaInfo,
+    options: Options,
+    job: Job,
+    *,
+    envelope: Envelope | None = None,
+) -> dict[str, Any]:
+    """Write the manifest atomically; return its data (what the review page is built from)."""
+    data = manifest_data(result, info, options, job, envelope=envelope)
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     write_text_atomic(result.outputs.manifest, text)
+    return data

@@ -20,6 +20,7 @@ import numpy as np
 
 from dubkit import media
 from dubkit.engine import Job, Translator
+from dubkit.envelope import EnvelopeBuilder
 from dubkit.errors import ConfigError
 from dubkit.files import check_writable_dir
 from dubkit.fit import (
@@ -61,6 +62,7 @@ class Options:
     cache_dir: Path | None = None  # None: no cache
     visual: bool = False
     keep_original: bool = True
+    review: bool = True  # dub: also write <stem>.<lang>.review.html
     segment: SegmentOptions = field(default_factory=SegmentOptions)
     subtitles: SubtitleOptions = field(default_factory=SubtitleOptions)
     fit: FitOptions = field(default_factory=FitOptions)
@@ -76,11 +78,12 @@ class Options:
 
 @dataclass(frozen=True, slots=True)
 class Outputs:
-    """The files a run writes (``media`` is None for ``subtitle``)."""
+    """The files a run writes (``media`` and ``review`` are None for ``subtitle``)."""
 
     subtitles: tuple[Path, ...]
     manifest: Path
     media: Path | None = None
+    review: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,10 @@ def output_paths(path: Path, lang: str, options: Options, *, with_media: bool) -
     base = folder / f"{path.stem}.{lang}"
     subs = tuple(Path(f"{base}.{fmt}") for fmt in options.formats)
     return Outputs(
-        subs, Path(f"{base}.dubkit.json"), Path(f"{base}{path.suffix}") if with_media else None
+        subs,
+        Path(f"{base}.dubkit.json"),
+        Path(f"{base}{path.suffix}") if with_media else None,
+        Path(f"{base}.review.html") if with_media and options.review else None,
     )
 
 
@@ -124,7 +130,8 @@ def checked_outputs(path: Path, lang: str, options: Options, *, with_media: bool
         options.out_dir.mkdir(parents=True, exist_ok=True)
     if outputs.media is not None:
         media.output_kind(outputs.media)
-    for p in (*outputs.subtitles, outputs.manifest, *([outputs.media] if outputs.media else [])):
+    extra = [p for p in (outputs.media, outputs.review) if p is not None]
+    for p in (*outputs.subtitles, outputs.manifest, *extra):
         media.check_output(path, p)
     return outputs
 
@@ -135,8 +142,12 @@ def analyze(
     workdir: Path,
     progress: Progress | None = None,
     duration_ms: int = 0,
+    envelope: EnvelopeBuilder | None = None,
 ) -> tuple[FileAudio, list[Utterance]]:
-    """Decode once at 16 kHz: segment as the audio streams in, keep it on disk for requests."""
+    """Decode once at 16 kHz: segment as the audio streams in, keep it on disk for requests.
+
+    ``envelope``, when given, is fed the same audio (the review page's waveform).
+    """
     raw = workdir / "source.s16"
     segmenter = Segmenter(options)
     utterances: list[Utterance] = []
@@ -145,6 +156,8 @@ def analyze(
         for chunk in media.prefetch(media.iter_pcm16(path, VAD_RATE)):
             f.write(chunk.astype("<i2").tobytes())
             utterances += segmenter.feed(chunk)
+            if envelope is not None:
+                envelope.feed(chunk)
             done += len(chunk)
             if progress:
                 progress("segment", done * 1000 // VAD_RATE, duration_ms)
@@ -373,7 +386,7 @@ def dub(
     *,
     progress: Progress | None = None,
 ) -> Result:
-    """Dub ``input`` into ``options.target``: dubbed media, subtitles and manifest.
+    """Dub ``input`` into ``options.target``: dubbed media, subtitles, manifest, review page.
 
     The outputs go beside the input (or in ``options.out_dir``); the input is never
     modified. Utterances that still fail after every retry are left in the original
@@ -390,6 +403,7 @@ def dub(
     speech.es.wav speech.es.srt 0
     """
     from dubkit.manifest import write_manifest
+    from dubkit.review import write_review
 
     path = Path(input)
     info, target, job = _prepare(path, options, translator, dubbing=True)
@@ -399,7 +413,8 @@ def dub(
     total = round(info.duration_ms * fmt.rate / 1000)
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
-        audio, utterances = analyze(path, options.segment, work, progress, info.duration_ms)
+        wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
+        audio, utterances = analyze(path, options.segment, work, progress, info.duration_ms, wave)
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
         results = _translate(path, translator, audio, utterances, job, options, progress, store)
         utts = [r.utterance for r in results]
@@ -435,7 +450,9 @@ def dub(
         tuple(placements),
         _usage(results),
     )
-    write_manifest(result, info, options, job)
+    data = write_manifest(result, info, options, job, envelope=wave.finish())
+    if outputs.review is not None:
+        write_review(outputs.review, data)
     return result
 
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything dubkit needs, idempotently: the Debian packages of the offline
-# engine (when missing) and a virtual environment in .venv with dubkit and its dev tools.
+# engine and of the review page's browser tests (when missing) and a virtual environment
+# in .venv with dubkit and its dev tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(apertium apertium-eng-spa espeak-ng codec2-examples)
+# codec2-examples: real speech for tests/test_realspeech.py; chromium: tests/test_review.py
+debs=(apertium apertium-eng-spa espeak-ng codec2-examples chromium)
 missing=()
 for pkg in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

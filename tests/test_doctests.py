@@ -14,6 +14,8 @@ MODULES = [
     "dubkit.subtitles",
     "dubkit.emulator",
     "dubkit.moviepy",
+    "dubkit.envelope",
+    "dubkit.review",
 ]
 
 

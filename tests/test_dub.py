@@ -68,7 +68,8 @@ def test_dub_mp4_end_to_end(tmp_path: Path, cloud: CloudTranslator) -> None:
     out = tmp_path / "talk.es.mp4"
     assert result.outputs.media == out and out.exists()
     assert {p.name for p in tmp_path.iterdir()} == {
-        "talk.mp4", "talk.es.mp4", "talk.es.srt", "talk.es.vtt", "talk.es.dubkit.json"
+        "talk.mp4", "talk.es.mp4", "talk.es.srt", "talk.es.vtt", "talk.es.dubkit.json",
+        "talk.es.review.html",
     }  # fmt: skip
     info = media.probe(src)
     check_placements(result, info.duration_ms)

@@ -111,6 +111,11 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
         g.add_argument(
             "--no-original", action="store_true", help="do not keep the original audio track"
         )
+        g.add_argument(
+            "--no-review",
+            action="store_true",
+            help="do not write <stem>.<lang>.review.html (rebuild it later with `dubkit review`)",
+        )
     p.add_argument(
         "--visual",
         action="store_true",
@@ -176,6 +181,7 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
         kw = {
             "voice": args.voice,
             "keep_original": not args.no_original,
+            "review": not args.no_review,
             "fit": FitOptions(max_ratio=args.max_speed, hard_max_ratio=max(args.max_speed, 1.5)),
             "mix": MixOptions(mode=args.mix),
         }

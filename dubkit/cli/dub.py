@@ -9,7 +9,7 @@ from dubkit.cli import common
 from dubkit.pipeline import Result, dub
 
 EXAMPLES = """examples:
-  dubkit dub talk.mp4 --to es                 # talk.es.mp4, talk.es.srt, talk.es.dubkit.json
+  dubkit dub talk.mp4 --to es                 # talk.es.mp4, .srt, .dubkit.json, .review.html
   dubkit dub a.mkv b.mkv --to German --voice Ethan --format srt,vtt
   dubkit dub talk.mp4 --to ja --mix replace --out-dir dubbed/
   dubkit dub talk.mp4 --to es --dry-run       # utterances and a token estimate, nothing sent
@@ -37,6 +37,7 @@ def summary(result: Result) -> dict[str, Any]:
         "media": str(result.outputs.media),
         "subtitles": [str(p) for p in result.outputs.subtitles],
         "manifest": str(result.outputs.manifest),
+        "review": str(result.outputs.review) if result.outputs.review else None,
         "utterances": len(result.results),
         "failed": len(result.failed),
         "sped_up": sum(1 for p in placed if p.ratio > 1.0),
@@ -54,6 +55,8 @@ def describe(s: dict[str, Any]) -> str:
         f"  wrote {s['media']}",
         *(f"  wrote {p}" for p in s["subtitles"]),
         f"  wrote {s['manifest']}",
+        *([f"  wrote {s['review']} (open it in a browser to check every utterance)"]
+          if s["review"] else []),
     ]
     if s["failed"]:
         lines.append(

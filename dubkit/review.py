@@ -1,0 +1,105 @@
+"""The review page ``<stem>.<lang>.review.html``: see and hear every utterance of a dub.
+
+:func:`review_html` is pure: a manifest (the data of ``<stem>.<lang>.dubkit.json``) in,
+one self-contained HTML page out. The page's script and styles are inline, it loads
+nothing from the network, and it plays the media files beside it by relative URL.
+The manifest's data goes in as JSON inside ``<script type="application/json">`` with
+``<``, ``>`` and ``&`` escaped, and the page's script shows text with ``textContent``
+only, so a translation reading ``</script>`` stays text.
+
+>>> page = review_html({"input": "a</script>.mp4", "utterances": []})
+>>> "a</script>" in page, "a\\\\u003c/script\\\\u003e.mp4" in page
+(False, True)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from dubkit.errors import InputError
+from dubkit.files import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+MARKER = "__DUBKIT_REVIEW_DATA__"
+#: Utterance keys the page uses; anything else in the manifest stays out of the page.
+UTTERANCE_KEYS = (
+    "index", "start_ms", "end_ms", "status", "text", "attempts", "error", "cached", "dub", "cues",
+    "speaker", "gender", "f0_hz", "voice",
+)  # fmt: skip
+HEADER_KEYS = (
+    "dubkit", "created", "input", "duration_ms", "has_video", "engine", "target", "source",
+    "voice", "voices", "options", "totals", "cost", "envelope",
+)  # fmt: skip
+
+
+def review_path(manifest: Path) -> Path:
+    """``<stem>.<lang>.review.html`` beside ``<stem>.<lang>.dubkit.json``."""
+    name = manifest.name
+    stem = name[: -len(".dubkit.json")] if name.endswith(".dubkit.json") else manifest.stem
+    return manifest.with_name(f"{stem}.review.html")
+
+
+def page_data(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the page needs from ``manifest``: the header, the utterances, file URLs."""
+    data = {k: manifest[k] for k in HEADER_KEYS if k in manifest}
+    data["utterances"] = [
+        {k: u[k] for k in UTTERANCE_KEYS if k in u} for u in manifest.get("utterances", [])
+    ]
+    files = manifest.get("files") or {}
+    outputs = manifest.get("outputs") or {}
+    media = files.get("media") or _name(outputs.get("media"))
+    data["urls"] = {
+        "media": _url(media),
+        "input": _url(files.get("input")),
+    }
+    return data
+
+
+def review_html(manifest: dict[str, Any]) -> str:
+    """The review page for ``manifest``, as one HTML string."""
+    template = resources.files("dubkit").joinpath("review.html").read_text(encoding="utf-8")
+    payload = json.dumps(page_data(manifest), ensure_ascii=False, separators=(",", ":"))
+    payload = payload.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    before, marker, after = template.partition(MARKER)
+    if not marker:
+        raise RuntimeError("review.html has no data marker")  # a packaging fault, not input
+    return before + payload + after
+
+
+def write_review(path: Path, manifest: dict[str, Any]) -> Path:
+    """Write the page for ``manifest`` to ``path`` atomically."""
+    write_text_atomic(path, review_html(manifest))
+    log.debug("wrote the review page %s", path)
+    return path
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """Read a ``.dubkit.json`` manifest, refusing anything else with one clear line."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError("no such manifest", path=path) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the manifest ({exc})", path=path) from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not a dubkit manifest: bad JSON ({exc.msg})", path=path) from exc
+    if not isinstance(data, dict) or "dubkit" not in data or "utterances" not in data:
+        raise InputError("not a dubkit manifest (no dubkit version or utterances)", path=path)
+    items = data["utterances"]
+    if not isinstance(items, list) or not all(isinstance(u, dict) for u in items):
+        raise InputError("not a dubkit manifest (utterances is not a list of objects)", path=path)
+    return data
+
+
+def _name(path: str | None) -> str | None:
+    return Path(path).name if path else None
+
+
+def _url(relative: str | None) -> str | None:
+    return quote(relative) if relative else None
