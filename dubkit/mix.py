@@ -159,15 +159,10 @@ def _phase_kernels() -> np.ndarray:
 
 
 def _sliding_min(x: np.ndarray, w: int) -> np.ndarray:
-    """``min(x[i:i+w])`` for every full window, in O(n) (van Herk / Gil-Werman)."""
-    n_out = len(x) - w + 1
-    if w == 1:
-        return x.copy()
-    pad = (-len(x)) % w
-    blocks = np.concatenate([x, np.full(pad, np.inf)]).reshape(-1, w)
-    prefix = np.minimum.accumulate(blocks, axis=1).ravel()
-    suffix = np.minimum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
-    return np.minimum(suffix[:n_out], prefix[w - 1 : w - 1 + n_out])
+    """``min(x[i:i+w])`` for every full window (SciPy's running minimum)."""
+    from scipy.ndimage import minimum_filter1d
+
+    return minimum_filter1d(x, w, mode="nearest")[w // 2 : w // 2 + len(x) - w + 1]
 
 
 class TruePeakLimiter:

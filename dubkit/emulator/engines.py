@@ -67,10 +67,7 @@ class LocalEngine:
             raise ApiError(500, "internal_error", f"local engine failed: {e}",
                            err_type="internal_error") from e
         pcm = result.samples().astype(np.int16)
-        if req.wants_audio and result.sample_rate != SERVICE_RATE and len(pcm):
-            n_out = len(pcm) * SERVICE_RATE // result.sample_rate
-            x = np.linspace(0, len(pcm) - 1, n_out)
-            pcm = np.round(np.interp(x, np.arange(len(pcm)), pcm)).astype(np.int16)
+        assert result.sample_rate == SERVICE_RATE or not len(pcm)  # the local engine's contract
         return result.text, pcm
 
     def close(self) -> None:

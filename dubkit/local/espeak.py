@@ -3,7 +3,7 @@
 ``espeak-ng -v es --stdout`` reads UTF-8 text on stdin and writes a WAV on
 stdout (22,050 Hz mono PCM16, with a streaming header whose sizes are
 placeholders); the samples are resampled to the service's PCM16 mono 24 kHz
-with pedalboard's polyphase-quality resampler.
+with SciPy's polyphase resampler (dubkit.fit.resample, the one the dub uses).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from pedalboard.io import StreamResampler
 
 from dubkit.errors import ConfigError
+from dubkit.fit import resample
 from dubkit.local._run import LocalToolError, run
 from dubkit.types import SERVICE_RATE
 
@@ -38,9 +38,7 @@ def to_pcm16(samples: np.ndarray, rate: int, target_rate: int = SERVICE_RATE) ->
     """Resample int16 mono ``samples`` from ``rate`` to ``target_rate`` (int16 out)."""
     if rate == target_rate or samples.size == 0:
         return samples.astype(np.int16, copy=False)
-    resampler = StreamResampler(float(rate), float(target_rate), 1)
-    data = samples.astype(np.float32)[np.newaxis, :] / 32768.0
-    out = np.concatenate([resampler.process(data), resampler.process()], axis=1)[0]
+    out = resample(samples.astype(np.float32) / 32768.0, rate, target_rate)
     want = samples.size * target_rate // rate
     out = out[:want] if out.size >= want else np.pad(out, (0, want - out.size))
     return np.clip(np.rint(out * 32768.0), -32768, 32767).astype(np.int16)
