@@ -192,6 +192,44 @@ def _place(
     return Placement(index, start, start, slot_end, clip, opts.hard_max_ratio, "cut", clip)
 
 
+class Planner:
+    """Places clips one at a time, in timeline order, as their lengths become known.
+
+    A placement needs only its utterance, the start of the next one (both known from
+    segmentation) and the clips placed before it, so a streamed dub places each clip as
+    soon as its translation arrives. :func:`plan` is the same over a whole list.
+    """
+
+    def __init__(self, duration_ms: int, options: FitOptions | None = None) -> None:
+        self.duration_ms = duration_ms
+        self.options = options or FitOptions()
+        self._prev_end: int | None = None  # end of the previous placed clip
+        self._count = 0  # utterances seen: the next one's index
+
+    def place(
+        self, utt: Utterance, next_start_ms: int | None, clip_ms: int | None
+    ) -> Placement | None:
+        """The next utterance's placement (None without a clip); ``next_start_ms`` is the
+        start of the utterance after it, None for the last."""
+        i = self._count
+        self._count += 1
+        if clip_ms is None or clip_ms <= 0:
+            return None
+        opts, duration_ms, prev_end = self.options, self.duration_ms, self._prev_end
+        start = min(utt.start_ms, duration_ms)
+        nxt = duration_ms if next_start_ms is None else next_start_ms - opts.gap_ms
+        lowest = 0 if prev_end is None else prev_end
+        slot_end = max(lowest, min(nxt, duration_ms))
+        floor = 0 if prev_end is None else prev_end + opts.gap_ms
+        placed = _place(i, start, slot_end, min(floor, start), clip_ms, opts)
+        if placed.rule != "fit":
+            log.debug("utterance %d: %s (ratio %.3f, cut %d ms)", i, placed.rule,
+                      placed.ratio, placed.cut_ms)  # fmt: skip
+        if placed.end_ms > placed.start_ms:  # an empty placement takes no room
+            self._prev_end = placed.end_ms
+        return placed
+
+
 def plan(
     utterances: Sequence[Utterance],
     clip_ms: Sequence[int | None],
@@ -204,27 +242,11 @@ def plan(
     None (or 0) where there is none (failed or empty): its entry in the result
     is None, and its time is left free. Utterances must be sorted by start.
     """
-    opts = options or FitOptions()
     _check_inputs(utterances, clip_ms, duration_ms)
-    out: list[Placement | None] = []
-    prev_end: int | None = None  # end of the previous placed clip
-    for i, (utt, clip) in enumerate(zip(utterances, clip_ms, strict=True)):
-        if clip is None or clip <= 0:
-            out.append(None)
-            continue
-        start = min(utt.start_ms, duration_ms)
-        nxt = utterances[i + 1].start_ms - opts.gap_ms if i + 1 < len(utterances) else duration_ms
-        lowest = 0 if prev_end is None else prev_end
-        slot_end = max(lowest, min(nxt, duration_ms))
-        floor = 0 if prev_end is None else prev_end + opts.gap_ms
-        placed = _place(i, start, slot_end, min(floor, start), clip, opts)
-        if placed.rule != "fit":
-            log.debug("utterance %d: %s (ratio %.3f, cut %d ms)", i, placed.rule,
-                      placed.ratio, placed.cut_ms)
-        out.append(placed)
-        if placed.end_ms > placed.start_ms:  # an empty placement takes no room
-            prev_end = placed.end_ms
-    return out
+    planner = Planner(duration_ms, options)
+    nexts: list[int | None] = [u.start_ms for u in utterances[1:]]
+    nexts.append(None)
+    return [planner.place(u, n, c) for u, n, c in zip(utterances, nexts, clip_ms, strict=False)]
 
 
 def _stretch(x: np.ndarray, rate: int, ratio: float) -> np.ndarray:

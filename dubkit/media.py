@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -474,6 +475,45 @@ def mux(
         for b in blocks:
             m.write(b)
     return output
+
+
+def subtitle_command(
+    ffmpeg: str, muxed: Path, subtitles: Path, plan: MuxPlan, output: Path
+) -> list[str]:
+    """The ffmpeg argument list that adds ``subtitles`` as a soft track to ``muxed`` (every
+    stream copied, tags and dispositions kept), writing ``output`` (pure)."""
+    ext = output.suffix.lower()
+    _, sub_codec = VIDEO_CONTAINERS[ext]
+    return [
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-nostdin", "-y",
+        "-i", local_path(muxed), "-i", local_path(subtitles),
+        "-map", "0", "-map", "1:s:0", "-map_metadata", "0", "-map_chapters", "0",
+        "-c", "copy", "-c:s", sub_codec,
+        "-metadata:s:s:0", f"language={plan.subtitle_language}",
+        "-metadata:s:s:0", f"title={plan.dub_title}", "-disposition:s:0", "0",
+        "-f", _muxer(ext), local_path(output),
+    ]  # fmt: skip
+
+
+def place_output(
+    muxed: Path, output: Path, plan: MuxPlan, subtitles: Path | None, ffmpeg: str | None = None
+) -> None:
+    """Put the muxed dub in place as ``output`` (atomically), with ``subtitles`` added as a
+    soft track where the output holds video: the streamed mux cannot take them, since the
+    cues are known only once every translation is in."""
+    with atomic_output(output) as tmp:
+        if subtitles is None or output_kind(output) != "video" or not probe(muxed).has_video:
+            shutil.copyfile(muxed, tmp)
+            return
+        cmd = subtitle_command(ffmpeg_exe(ffmpeg), muxed, subtitles, plan, tmp)
+        log.debug("running %s", cmd)
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+        if proc.returncode != 0:
+            tail = proc.stderr[-2000:].decode("utf-8", "replace").strip()
+            raise MediaToolError(
+                "ffmpeg could not add the subtitle track", path=output, command=cmd,
+                stderr_tail=tail,
+            )  # fmt: skip
 
 
 def extract_clip(

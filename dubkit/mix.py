@@ -54,6 +54,10 @@ class MixOptions:
     ramp_ms: int = 60
     true_peak_dbtp: float = -1.0
     match_loudness: bool = True  # whether the caller should measure dub_gain_db
+    #: Speech the loudness match measures, of the original (spread over the file) and of
+    #: the dub (its first clips: a streamed mix starts once that much dub is in). Two
+    #: minutes pin an integrated loudness well within 0.5 LU.
+    loudness_ms: int = 120_000
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -64,6 +68,8 @@ class MixOptions:
             raise ConfigError(f"mix ramp_ms must be >= 0, got {self.ramp_ms}")
         if self.true_peak_dbtp > 0:
             raise ConfigError(f"mix true_peak_dbtp must be <= 0 dBTP, got {self.true_peak_dbtp}")
+        if self.loudness_ms < 1_000:
+            raise ConfigError(f"mix loudness_ms must be at least 1000, got {self.loudness_ms}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,20 +329,40 @@ def _fixed_blocks(
 
 
 class _Schedule:
-    """Which clips touch a block; loads each clip once, releases it when passed."""
+    """Which clips touch a block; loads each clip once, releases it when passed.
 
-    def __init__(self, clips: Sequence[PlacedClip], ramp: int) -> None:
-        self._queue = sorted((c for c in clips if c.length > 0), key=lambda c: c.start)
-        self._next = 0
+    Clips are taken from their iterable only when the mix reaches them (one ahead), so
+    they can still be arriving while the mix runs; they must come in order of start.
+    """
+
+    def __init__(self, clips: Iterable[PlacedClip], ramp: int) -> None:
+        self._source = iter(clips)
+        self._ahead: PlacedClip | None = None
+        self._last_start = -1
         self._ramp = ramp
         self.active: list[PlacedClip] = []
         self._loaded: dict[int, np.ndarray] = {}
 
+    def _peek(self) -> PlacedClip | None:
+        while self._ahead is None:
+            clip = next(self._source, None)
+            if clip is None:
+                return None
+            if clip.length <= 0:  # takes no time, plays nothing
+                continue
+            if clip.start < self._last_start:
+                raise InputError(
+                    f"mix: clip at sample {clip.start} after one at {self._last_start}"
+                )
+            self._last_start = clip.start
+            self._ahead = clip
+        return self._ahead
+
     def enter(self, b1: int) -> None:
         """Bring in every clip whose duck ramp starts before ``b1``."""
-        while self._next < len(self._queue) and self._queue[self._next].start - self._ramp < b1:
-            self.active.append(self._queue[self._next])
-            self._next += 1
+        while (clip := self._peek()) is not None and clip.start - self._ramp < b1:
+            self.active.append(clip)
+            self._ahead = None
 
     def samples(self, clip: PlacedClip) -> np.ndarray:
         key = id(clip)
@@ -396,7 +422,7 @@ def mix(
     original: Iterable[np.ndarray],
     rate: int,
     channels: int,
-    clips: Sequence[PlacedClip],
+    clips: Iterable[PlacedClip],
     total_samples: int,
     options: MixOptions | None = None,
     dub_gain_db: float = 0.0,
@@ -417,7 +443,7 @@ def _mix(
     original: Iterable[np.ndarray],
     rate: int,
     channels: int,
-    clips: Sequence[PlacedClip],
+    clips: Iterable[PlacedClip],
     total: int,
     opts: MixOptions,
     dub_gain_db: float,

@@ -9,12 +9,15 @@ never print, prompt or exit. Progress goes to an optional callback
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import itertools
 import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +29,7 @@ from dubkit.files import check_writable_dir
 from dubkit.fit import (
     FitOptions,
     Placement,
-    plan,
+    Planner,
     render,
     sample_span,
     trim_silence,
@@ -34,7 +37,7 @@ from dubkit.fit import (
 )
 from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voice
 from dubkit.mix import MixOptions, PlacedClip, loudness_gain_db, mix
-from dubkit.runner import UtteranceResult, translate_all_sync
+from dubkit.runner import UtteranceResult, translate_all_sync, translate_in_order
 from dubkit.segment import Segmenter, SegmentOptions
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.types import SERVICE_RATE, VAD_RATE, Cue, MediaInfo, Usage, Utterance
@@ -44,9 +47,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 SUBTITLE_FORMATS = ("srt", "vtt")
-#: How much speech the loudness measures look at (spread evenly over the whole file):
-#: two minutes of speech pin an integrated loudness well within 0.5 LU.
-LOUDNESS_BUDGET_MS = 120_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +196,11 @@ def _translate(
     opts: Options,
     progress: Progress | None,
     store: ClipStore | None = None,
-) -> list[UtteranceResult]:
+    *,
+    streamed: bool = False,
+) -> Any:
+    """Every utterance's results: a list, or (``streamed``) an iterator of each utterance's
+    results in timeline order as they arrive."""
     from dubkit.cache import TranslationCache
 
     cache = TranslationCache(opts.cache_dir) if opts.cache_dir is not None else None
@@ -211,7 +215,8 @@ def _translate(
         def video(u: Utterance) -> bytes:
             return media.extract_clip(source, u.start_ms, u.end_ms)
 
-    return translate_all_sync(
+    run = translate_in_order if streamed else translate_all_sync
+    return run(
         translator, audio, utterances, job,
         concurrency=opts.concurrency, cache=cache, on_progress=on_progress, video=video,
         store=store,
@@ -286,32 +291,112 @@ class _Clip:
 
 
 @dataclass(frozen=True, slots=True)
-class _Clips:
-    clips: list[_Clip | None]
-    loudness_sample: np.ndarray  # float32 speech taken evenly across the clips
+class _Fitted:
+    """One result placed on the timeline: its placement, where it is heard, its mix clip."""
+
+    result: UtteranceResult
+    placement: Placement | None
+    spans: tuple[tuple[int, int], ...]  # where the dub is audible, ms on the timeline
+    placed: PlacedClip | None
+    voiced: np.ndarray  # float32 trimmed speech, kept only for the loudness measure
 
 
-def _clips(results: Sequence[UtteranceResult], store: ClipStore, fit: FitOptions) -> _Clips:
-    """Trim each clip and note its pauses, reading it once; keep a loudness sample."""
-    sizes = [r.clip.size // 2 if r.clip else 0 for r in results]
-    step = max(1, -(-sum(sizes) // (LOUDNESS_BUDGET_MS * SERVICE_RATE // 1000)))
-    clips: list[_Clip | None] = []
-    sample: list[np.ndarray] = []
-    for r in results:
-        if r.clip is None:
-            clips.append(None)
-            continue
-        samples = store.read(r.clip)
-        trim = trim_silence(samples, SERVICE_RATE, fit)
-        if trim[1] <= trim[0]:
-            clips.append(None)
-            continue
-        voiced = samples[trim[0] : trim[1]]
-        if len(clips) % step == 0:
-            sample.append(voiced.astype(np.float32) / 32768)
-        spans = speech_spans(voiced, SERVICE_RATE, 0)
-        clips.append(_Clip(functools.partial(store.read, r.clip), trim, spans))
-    return _Clips(clips, np.concatenate(sample) if sample else np.zeros(0, np.float32))
+def _clip(r: UtteranceResult, store: ClipStore, fit: FitOptions) -> tuple[_Clip | None, np.ndarray]:
+    """Trim the result's clip and note its pauses, reading it once; its voiced samples."""
+    if r.clip is None:
+        return None, np.zeros(0, np.float32)
+    samples = store.read(r.clip)
+    trim = trim_silence(samples, SERVICE_RATE, fit)
+    if trim[1] <= trim[0]:
+        return None, np.zeros(0, np.float32)
+    voiced = samples[trim[0] : trim[1]]
+    spans = speech_spans(voiced, SERVICE_RATE, 0)
+    clip = _Clip(functools.partial(store.read, r.clip), trim, spans)
+    return clip, voiced.astype(np.float32) / 32768
+
+
+def _fit_stream(
+    stream: Iterator[list[UtteranceResult]],
+    utterances: Sequence[Utterance],
+    store: ClipStore,
+    duration_ms: int,
+    rate: int,
+    fit: FitOptions,
+    loudness_ms: int,
+) -> Iterator[_Fitted]:
+    """Place each result as soon as it and every earlier one are in (timeline order).
+
+    The first ``loudness_ms`` of dubbed speech ride along as ``voiced`` (for the loudness
+    measure); later results carry none, so memory does not grow with the media.
+    """
+    planner = Planner(duration_ms, fit)
+    budget = loudness_ms * SERVICE_RATE // 1000
+    for i, results in enumerate(stream):
+        after = utterances[i + 1].start_ms if i + 1 < len(utterances) else None
+        for k, r in enumerate(results):  # the pieces of a split utterance, in order
+            nxt = results[k + 1].utterance.start_ms if k + 1 < len(results) else after
+            clip, voiced = _clip(r, store, fit)
+            voiced = voiced[:budget]
+            budget -= len(voiced)
+            length = None if clip is None else trimmed_ms(clip.trim, SERVICE_RATE)
+            p = planner.place(r.utterance, nxt, length)
+            if clip is None or p is None:
+                yield _Fitted(r, p, (), None, voiced)
+                continue
+            yield _Fitted(r, p, _heard(clip, p), _placed(clip, p, rate, fit), voiced)
+
+
+def _heard(clip: _Clip, p: Placement) -> tuple[tuple[int, int], ...]:
+    """Where a placed clip is audible on the timeline (its pauses scaled by the stretch)."""
+    return tuple(
+        (p.start_ms + round(s / p.ratio), min(p.end_ms, p.start_ms + round(e / p.ratio)))
+        for s, e in clip.spans
+        if p.start_ms + round(s / p.ratio) < p.end_ms
+    )
+
+
+def _placed(clip: _Clip, p: Placement, rate: int, fit: FitOptions) -> PlacedClip:
+    start, length = sample_span(p, rate)
+
+    def load() -> np.ndarray:
+        return render(clip.load(), SERVICE_RATE, clip.trim, p, rate, fit)
+
+    return PlacedClip(start, length, load)
+
+
+def _loudness_head(
+    fitted: Iterator[_Fitted], loudness_ms: int
+) -> tuple[list[_Fitted], np.ndarray]:
+    """The first results, up to ``loudness_ms`` of dubbed speech, and that speech.
+
+    The dub's gain is set from them before the mix starts, so that it never waits for the
+    last translation: the service speaks every clip at one level, so its first two minutes
+    (or all of it, when shorter) stand for the whole.
+    """
+    head: list[_Fitted] = []
+    speech: list[np.ndarray] = []
+    need = loudness_ms * SERVICE_RATE // 1000
+    for f in fitted:
+        head.append(dataclasses.replace(f, voiced=_NO_SPEECH))
+        speech.append(f.voiced)
+        need -= len(f.voiced)
+        if need <= 0:
+            break
+    return head, np.concatenate(speech) if speech else _NO_SPEECH
+
+
+_NO_SPEECH = np.zeros(0, np.float32)
+
+
+def _dub_gain(
+    audio: FileAudio, utterances: Sequence[Utterance], dub: np.ndarray, loudness_ms: int
+) -> float:
+    """The gain that brings the dubbed speech to the loudness of the original speech."""
+    spans = [(u.start_ms, u.end_ms) for u in utterances]
+    original = audio.read_spread(spans, loudness_ms).astype(np.float32) / 32768
+    if dub.size == 0 or original.size == 0:
+        return 0.0
+    return loudness_gain_db(original, dub, VAD_RATE, SERVICE_RATE)
 
 
 def speech_spans(
@@ -340,43 +425,6 @@ def speech_spans(
             spans.append((s, e))
         i = j
     return tuple(spans)
-
-
-def _placed(
-    clips: Sequence[_Clip | None],
-    placements: Sequence[Placement | None],
-    rate: int,
-    fit: FitOptions,
-) -> tuple[list[PlacedClip], list[tuple[tuple[int, int], ...]]]:
-    placed: list[PlacedClip] = []
-    spans: list[tuple[tuple[int, int], ...]] = []
-    for clip, p in zip(clips, placements, strict=True):
-        if clip is None or p is None:
-            spans.append(())
-            continue
-        spans.append(
-            tuple(
-                (p.start_ms + round(s / p.ratio), min(p.end_ms, p.start_ms + round(e / p.ratio)))
-                for s, e in clip.spans
-                if p.start_ms + round(s / p.ratio) < p.end_ms
-            )
-        )
-        start, length = sample_span(p, rate)
-
-        def load(c: _Clip = clip, pl: Placement = p) -> np.ndarray:
-            return render(c.load(), SERVICE_RATE, c.trim, pl, rate, fit)
-
-        placed.append(PlacedClip(start, length, load))
-    return placed, spans
-
-
-def _dub_gain(audio: FileAudio, utterances: Sequence[Utterance], dub: np.ndarray) -> float:
-    """The gain that brings the dubbed speech to the loudness of the original speech."""
-    spans = [(u.start_ms, u.end_ms) for u in utterances]
-    original = audio.read_spread(spans, LOUDNESS_BUDGET_MS).astype(np.float32) / 32768
-    if dub.size == 0 or original.size == 0:
-        return 0.0
-    return loudness_gain_db(original, dub, VAD_RATE, SERVICE_RATE)
 
 
 def dub(
@@ -411,34 +459,50 @@ def dub(
     assert outputs.media is not None
     fmt = media.audio_format(info)
     total = round(info.duration_ms * fmt.rate / 1000)
+    plan_ = media.MuxPlan(
+        fmt.rate, fmt.channels, target.iso639_2, f"{target.name} dub (dubkit {translator.name})",
+        original_language=_original_language(info, job), subtitle_language=target.iso639_2,
+        keep_original=options.keep_original,
+    )  # fmt: skip
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
         audio, utterances = analyze(path, options.segment, work, progress, info.duration_ms, wave)
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
-        results = _translate(path, translator, audio, utterances, job, options, progress, store)
-        utts = [r.utterance for r in results]
-        found = _clips(results, store, options.fit)
-        lengths = [None if c is None else trimmed_ms(c.trim, SERVICE_RATE) for c in found.clips]
-        placements = plan(utts, lengths, info.duration_ms, options.fit)
-        placed, spans = _placed(found.clips, placements, fmt.rate, options.fit)
-        cues = layout(_sources(results, spans), target.code, info.duration_ms, options.subtitles)
-        gain = _dub_gain(audio, utts, found.loudness_sample) if options.mix.match_loudness else 0.0
-        srt = work / "subs.srt"
-        _write_subtitles(cues, [srt], target.code, info.duration_ms, options.subtitles)
-        plan_ = media.MuxPlan(
-            fmt.rate, fmt.channels, target.iso639_2,
-            f"{target.name} dub (dubkit {translator.name})",
-            original_language=_original_language(info, job),
-            subtitles=srt if cues else None, subtitle_language=target.iso639_2,
-            keep_original=options.keep_original,
-        )  # fmt: skip
-        blocks = mix(
-            media.iter_float(path, fmt), fmt.rate, fmt.channels, placed, total, options.mix, gain
+        stream = stack.enter_context(contextlib.closing(_translate(
+            path, translator, audio, utterances, job, options, progress, store, streamed=True
+        )))  # fmt: skip
+        budget = options.mix.loudness_ms
+        fitted = _fit_stream(
+            stream, utterances, store, info.duration_ms, fmt.rate, options.fit, budget
         )
-        with media.Muxer(path, info, plan_, outputs.media) as muxer:
+        head, sample = _loudness_head(fitted, budget)
+        gain = _dub_gain(audio, utterances, sample, budget) if options.mix.match_loudness else 0.0
+        timeline: list[_Fitted] = []
+        entries = itertools.chain(head, fitted)
+
+        def clips() -> Iterator[PlacedClip]:  # taken by the mix as it reaches them
+            for f in entries:
+                timeline.append(f)
+                if f.placed is not None:
+                    yield f.placed
+
+        muxed = work / f"dub{outputs.media.suffix}"
+        blocks = mix(
+            media.iter_float(path, fmt), fmt.rate, fmt.channels, clips(), total, options.mix, gain
+        )
+        with media.Muxer(path, info, plan_, muxed) as muxer:
             for block in _counted(blocks, fmt.rate, info.duration_ms, progress):
                 muxer.write(block)
+        timeline.extend(entries)  # results after the last clip (failed or empty ones)
+        results = [f.result for f in timeline]
+        cues = layout(
+            _sources(results, [f.spans for f in timeline]), target.code, info.duration_ms,
+            options.subtitles,
+        )  # fmt: skip
+        srt = work / "subs.srt"
+        _write_subtitles(cues, [srt], target.code, info.duration_ms, options.subtitles)
+        media.place_output(muxed, outputs.media, plan_, srt if cues else None)
     _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
     result = Result(
         path,
@@ -447,7 +511,7 @@ def dub(
         outputs,
         tuple(results),
         tuple(cues),
-        tuple(placements),
+        tuple(f.placement for f in timeline),
         _usage(results),
     )
     data = write_manifest(result, info, options, job, envelope=wave.finish())

@@ -18,8 +18,11 @@ abort the whole run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 
 #: Called as ``on_progress(done, total)`` each time an input utterance is finished.
 ProgressFn = Callable[[int, int], None]
+ResultFn = Callable[[int, list["UtteranceResult"]], None]
 #: Gives a short video clip of an utterance, sent instead of its audio (``--visual``).
 VideoSource = Callable[[Utterance], bytes]
 
@@ -203,8 +207,12 @@ async def translate_all(
     min_split_ms: int = 1000,
     video: VideoSource | None = None,
     store: ClipStore | None = None,
+    on_result: ResultFn | None = None,
 ) -> list[UtteranceResult]:
     """Translate ``utterances`` (see the module doc); results in timeline order.
+
+    ``on_result(i, results)`` is called as soon as utterance ``i``'s results are known
+    (in completion order, not timeline order).
 
     A split utterance contributes several results; an utterance shorter than
     ``2 * min_split_ms`` is never split. With ``video``, each request carries that
@@ -225,11 +233,14 @@ async def translate_all(
     async def task(utt: Utterance) -> list[UtteranceResult]:
         nonlocal done
         results = await run.one(utt)
+        if on_result is not None:
+            on_result(index[id(utt)], results)
         done += 1
         if on_progress is not None:
             on_progress(done, total)
         return results
 
+    index = {id(u): i for i, u in enumerate(utterances)}
     tasks = [asyncio.ensure_future(task(u)) for u in utterances]
     if not tasks:
         return []
@@ -246,6 +257,72 @@ async def translate_all(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def translate_in_order(
+    translator: Translator,
+    audio: AudioSource,
+    utterances: Sequence[Utterance],
+    job: Job,
+    **options: Any,
+) -> Iterator[list[UtteranceResult]]:
+    """:func:`translate_all` from synchronous code, streamed: each utterance's results in
+    timeline order, as soon as they and every earlier utterance's are known, while later
+    requests are still in flight.
+
+    The requests run in an event loop on a worker thread; the translator is closed
+    (``aclose``) when the loop ends. Closing the iterator early (an error or Ctrl-C in the
+    consumer) cancels the requests in flight and waits for them. A fatal error
+    (:class:`AuthError`, :class:`ConfigError`) is raised here, in the consumer.
+    """
+    events: queue.Queue[tuple[int, list[UtteranceResult]] | BaseException | None] = queue.Queue()
+    started = threading.Event()
+    running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = []
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.append((asyncio.get_running_loop(), task))
+        started.set()
+        try:
+            await translate_all(
+                translator, audio, utterances, job,
+                on_result=lambda i, rs: events.put((i, rs)), **options,
+            )  # fmt: skip
+        finally:
+            await translator.aclose()
+
+    def work() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # handed to the consumer (CancelledError after a cancel)
+            started.set()
+            events.put(exc)
+        else:
+            events.put(None)
+
+    worker = threading.Thread(target=work, name="dubkit-translate", daemon=True)
+    worker.start()
+    started.wait()
+    ready: dict[int, list[UtteranceResult]] = {}
+    try:
+        for i in range(len(utterances)):
+            while i not in ready:
+                event = events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                if event is None:
+                    raise RuntimeError("translation ended before every utterance was done")
+                ready[event[0]] = event[1]
+            yield ready.pop(i)
+        if isinstance(event := events.get(), BaseException):  # the end of the loop (aclose)
+            raise event
+    finally:
+        if worker.is_alive() and running:  # stopped early: cancel the requests in flight
+            loop, task = running[0]
+            with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+                loop.call_soon_threadsafe(task.cancel)
+        worker.join()
+
+
 def translate_all_sync(
     translator: Translator,
     audio: AudioSource,
@@ -260,10 +337,6 @@ def translate_all_sync(
     their next use.
     """
 
-    async def main() -> list[UtteranceResult]:
-        try:
-            return await translate_all(translator, audio, utterances, job, **options)
-        finally:
-            await translator.aclose()
-
-    return asyncio.run(main())
+    return [
+        r for rs in translate_in_order(translator, audio, utterances, job, **options) for r in rs
+    ]

@@ -300,3 +300,27 @@ def test_clip_beyond_the_end_is_never_loaded() -> None:
     calls, load = call_counter()
     out = run(blocks(music(RATE), [RATE]), RATE, 2, [PlacedClip(RATE, 10, load)], RATE)
     assert out.shape == (2, RATE) and calls == []
+
+
+def test_clips_are_taken_from_their_iterable_only_when_the_mix_reaches_them() -> None:
+    """A streamed dub hands clips over while the mix runs: none is asked for early."""
+    n = 12 * BLOCK
+    starts = (2 * BLOCK, 6 * BLOCK, 9 * BLOCK + 7)
+    produced = 0
+    asked_at: list[int] = []
+
+    def arriving() -> Iterator[PlacedClip]:
+        for s in starts:
+            asked_at.append(produced)
+            yield clip_of(s, speech(BLOCK // 2), [])
+
+    for out in mix(blocks(music(n), [BLOCK]), RATE, 2, arriving(), n):
+        produced += out.shape[1]
+    # each clip is asked for within two blocks before its start (one clip of look-ahead)
+    for i, at in enumerate(asked_at):
+        assert at <= starts[i], (i, at)
+        if i:
+            assert at >= starts[i - 1] - 2 * BLOCK
+    unordered = [clip_of(s, speech(100), []) for s in (5 * BLOCK, BLOCK)]
+    with pytest.raises(InputError, match="after one at"):
+        list(mix(blocks(music(n), [BLOCK]), RATE, 2, unordered, n))
