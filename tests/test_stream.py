@@ -98,7 +98,8 @@ def test_streamed_and_all_at_once_give_the_same_bytes(tmp_path: Path, slow: Emul
             mix=MixOptions(loudness_ms=5_000),
         )  # fmt: skip
         plain = _translator(slow)
-        runs.append(dubkit.dub(src, opts, _LateFirst(plain, n - 1) if name == "streamed" else plain))
+        engine = _LateFirst(plain, n - 1) if name == "streamed" else plain
+        runs.append(dubkit.dub(src, opts, engine))
     a, b = runs
     assert all(r.cached for r in b.results) and not any(r.cached for r in a.results)
     dub_a, _ = decode(a.outputs.media)  # type: ignore[arg-type]
