@@ -128,18 +128,24 @@ def case_overhead(sizes: Sizes) -> tuple[list[Row], list[Timed]]:
     spec = overhead_spec(sizes)
     src, track = inputs.video(spec), inputs.track_wav(spec.seconds)
     label = f"{spec.seconds // 60} min {spec.width}x{spec.height}"
-    with EmulatorProcess(latency_s=0.0) as emu:
+    # The service's work happens on its servers: canned answers keep the emulator's own CPU
+    # (synthesizing speech) off the two cores being measured. Dub and floor alternate, so a
+    # drift in the machine's speed hits both; the ratio is taken pair by pair.
+    with EmulatorProcess(latency_s=0.0, canned=True) as emu:
         time_dub(src, emu.base_url)  # warm-up: page cache, .pyc files
-        dubs = repeat(sizes.runs, lambda _: time_dub(src, emu.base_url), "dubkit dub")
-    floors = repeat(sizes.runs, lambda _: time_floor(src), "ffmpeg floor")
+        dubs, floors = [], []
+        for i in range(sizes.runs):
+            dubs += repeat(1, lambda _: time_dub(src, emu.base_url), f"dubkit dub {i + 1}")
+            floors += repeat(1, lambda _: time_floor(src), f"ffmpeg floor {i + 1}")
     movies = repeat(sizes.moviepy_runs, lambda _: time_moviepy(src, track), "moviepy")
-    d, f, m = (median([t.wall_s for t in ts]) for ts in (dubs, floors, movies))
+    d, m = (median([t.wall_s for t in ts]) for ts in (dubs, movies))
+    ratio = median([a.wall_s / b.wall_s for a, b in zip(dubs, floors, strict=True)])
     case = f"1. overhead ({label})"
     return [
         Row(case, "dubkit dub, end to end (emulator, 0 latency)", spread([t.wall_s for t in dubs])),
         Row(case, "floor: ffmpeg -c:v copy + AAC encode", spread([t.wall_s for t in floors])),
         Row(case, "moviepy 2 write_videofile (audio replaced)", spread([t.wall_s for t in movies])),
-        Row(case, "dubkit / floor", f"{d / f:.2f}x", "<= 1.5", d / f <= 1.5),
+        Row(case, "dubkit / floor (median of the pairs)", f"{ratio:.2f}x", "<= 1.5", ratio <= 1.5),
         Row(case, "moviepy / dubkit", f"{m / d:.2f}x", ">= 6", m / d >= 6),
         Row(case, "dubkit realtime factor (media s / wall s)", f"{spec.seconds / d:.1f}x"),
     ], dubs

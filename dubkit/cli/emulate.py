@@ -48,6 +48,10 @@ def register(sub: Any) -> None:
     p.add_argument("--stall", type=float, default=30.0, help="seconds a stalled stream hangs")
     p.add_argument("--chunk-bytes", type=int, default=9600, help="PCM bytes per audio chunk")
     p.add_argument("--seed", type=int, default=0, help="seed for faults and answers")
+    p.add_argument(
+        "--canned", action="store_true",
+        help="cut synthetic speech from a bank made once per voice (cheap, for benchmarks)",
+    )  # fmt: skip
     p.add_argument("--debug", action="store_true", help="verbose logs")
     p.set_defaults(run=run, quiet=False)
 
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         rpm=args.rpm, tpm=args.tpm, fault_rate=args.fault_rate,
         faults=tuple(f.strip() for f in args.faults.split(",") if f.strip()),
         seed=args.seed, engine=args.engine, host=args.host, port=args.port,
-        stall_s=args.stall, audio_chunk_bytes=args.chunk_bytes,
+        stall_s=args.stall, audio_chunk_bytes=args.chunk_bytes, canned=args.canned,
     )  # fmt: skip
     try:
         serve(cfg)

@@ -26,6 +26,10 @@ class EmulatorConfig:
     60 s quotas. ``fault_rate`` is the probability that an admitted request gets a
     fault drawn uniformly from ``faults`` by a RNG seeded with ``seed``, in arrival
     order. ``engine`` is "synthetic" or "local" (:class:`dubkit.local.LocalTranslator`).
+    ``canned`` makes the synthetic engine cut each answer's speech from a bank made once
+    per voice instead of synthesizing it: the same lengths and texts for a fraction of the
+    CPU, for benchmarks where the emulator shares the machine being measured (the real
+    service's work happens on its own servers).
     """
 
     api_key: str | None = None
@@ -40,6 +44,7 @@ class EmulatorConfig:
     stall_s: float = 30.0
     seed: int = 0
     engine: str = "synthetic"
+    canned: bool = False
     host: str = "127.0.0.1"
     port: int = 0
 

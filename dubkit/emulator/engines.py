@@ -17,9 +17,13 @@ from dubkit.errors import ConfigError, DubkitError
 from dubkit.types import SERVICE_RATE
 
 
-def synthetic(req: ParsedRequest, decoded: DecodedInput) -> tuple[str, np.ndarray]:
+def synthetic(
+    req: ParsedRequest, decoded: DecodedInput, *, canned: bool = False
+) -> tuple[str, np.ndarray]:
     """The deterministic synthetic translation (text, PCM16 24 kHz)."""
-    ans = synthesize_answer(decoded.pcm, decoded.sha256, req.target.code, req.voice, req.seed)
+    ans = synthesize_answer(
+        decoded.pcm, decoded.sha256, req.target.code, req.voice, req.seed, canned=canned
+    )
     return ans.text, ans.pcm
 
 

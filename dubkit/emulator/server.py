@@ -373,7 +373,7 @@ class Emulator:
                     self._local = LocalEngine()
                 engine = self._local
             return engine.translate(req, decoded)
-        return synthetic(req, decoded)
+        return synthetic(req, decoded, canned=self.config.canned)
 
 
 def serve(config: EmulatorConfig, *, on_ready: Callable[[Emulator], None] | None = None) -> None:

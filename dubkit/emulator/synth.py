@@ -11,6 +11,7 @@ of the request, so some answers are longer than their input.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -69,12 +70,19 @@ def speech_span_ms(pcm: np.ndarray, rate: int = VAD_RATE) -> int:
 
 
 def synthesize_answer(
-    pcm16k: np.ndarray, sha256: str, target: str, voice: str | None, seed: int | None
+    pcm16k: np.ndarray,
+    sha256: str,
+    target: str,
+    voice: str | None,
+    seed: int | None,
+    *,
+    canned: bool = False,
 ) -> SyntheticAnswer:
     """The deterministic synthetic translation of one request.
 
     Length and text depend on the audio, target and seed (so a text-only request
     gets the same text as the same request with audio); the waveform also on the voice.
+    ``canned`` cuts the waveform from :func:`speech_bank` instead of synthesizing it.
     """
     rng = np.random.default_rng(_seed(sha256, target, seed))
     ratio = rng.uniform(MIN_RATIO, MAX_RATIO)
@@ -83,8 +91,22 @@ def synthesize_answer(
     if voice is None:
         return SyntheticAnswer(text, np.zeros(0, dtype=np.int16), output_ms)
     audio_rng = np.random.default_rng(_seed(sha256, target, seed, voice))
-    pcm = synth_speech(audio_rng, output_ms * RATE // 1000, VOICE_PITCH.get(voice, 180.0))
+    n, pitch = output_ms * RATE // 1000, VOICE_PITCH.get(voice, 180.0)
+    if canned:
+        bank = speech_bank(pitch)
+        at = int(audio_rng.integers(0, max(1, len(bank) - n)))
+        pcm = np.resize(np.roll(bank, -at), n)
+    else:
+        pcm = synth_speech(audio_rng, n, pitch)
     return SyntheticAnswer(text, pcm, output_ms)
+
+
+@functools.cache
+def speech_bank(pitch: float) -> np.ndarray:
+    """30 s of synthetic speech at ``pitch``, made once (read-only), for canned answers."""
+    bank = synth_speech(np.random.default_rng(round(pitch * 1000)), 30 * RATE, pitch)
+    bank.setflags(write=False)
+    return bank
 
 
 def synth_speech(rng: np.random.Generator, n: int, pitch: float) -> np.ndarray:
