@@ -599,3 +599,19 @@ def test_local_engine_translates_real_speech() -> None:
         assert e.records[0].ok
         status, err, _ = raw_post(e, body(target="ja", audio=False))  # no eng-jpn pair here
         assert status == 400 and "local engine" in err["error"]["message"], err
+
+
+def test_canned_answers_keep_lengths_and_texts_and_stay_deterministic() -> None:
+    from dubkit.emulator.synth import synthesize_answer
+
+    pcm = (np.random.default_rng(4).normal(0, 3000, 16_000 * 4)).astype(np.int16)
+    for i in range(5):
+        sha = f"{i:064x}"
+        made = synthesize_answer(pcm, sha, "es", "Cherry", None)
+        canned = synthesize_answer(pcm, sha, "es", "Cherry", None, canned=True)
+        again = synthesize_answer(pcm, sha, "es", "Cherry", None, canned=True)
+        assert (canned.text, canned.output_ms, len(canned.pcm)) == (
+            made.text, made.output_ms, len(made.pcm),
+        )
+        assert np.array_equal(canned.pcm, again.pcm)
+        assert np.sqrt(np.mean(canned.pcm.astype(float) ** 2)) > 300  # speech, not silence
