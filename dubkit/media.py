@@ -22,6 +22,7 @@ from typing import Any
 import av
 import numpy as np
 
+from dubkit.channels import ChannelLayout
 from dubkit.errors import InputError, MediaToolError, OutputError
 from dubkit.types import MediaInfo, StreamInfo
 
@@ -92,11 +93,11 @@ def _stream_info(s: Any, position: int) -> StreamInfo:
     if lang in ("", "und"):
         lang = None
     dur = int(s.duration * s.time_base * 1000) if s.duration and s.time_base else None
-    ctx = s.codec_context if s.type in ("audio", "video", "subtitle") else None
+    ctx: Any = s.codec_context if s.type in ("audio", "video", "subtitle") else None
     common = {
         "index": s.index,
         "kind": s.type,
-        "codec": ctx.name if ctx else "",
+        "codec": ctx.codec.canonical_name if ctx else "",  # "mp3", not the decoder "mp3float"
         "language": lang,
         "title": s.metadata.get("title") or s.metadata.get("name") or None,
         "duration_ms": dur,
@@ -305,12 +306,21 @@ def iter_float(
 
 
 def read_spans(
-    path: str | Path, fmt: AudioFormat, spans: Sequence[tuple[int, int]], stream: int | None = None
+    path: str | Path,
+    fmt: AudioFormat,
+    spans: Sequence[tuple[int, int]],
+    stream: int | None = None,
+    budget_ms: int | None = None,
 ) -> np.ndarray:
     """The samples of ``spans`` (ms, sorted, not overlapping) joined, float32 ``(channels, n)``.
 
-    One decoding pass over the file; only the spans are kept in memory.
+    With ``budget_ms``, about that much is taken evenly across the spans (every k-th span),
+    as for a loudness measure. One decoding pass; only the spans are kept in memory.
     """
+    total = sum(e - s for s, e in spans)
+    if budget_ms and total > budget_ms:
+        step = -(-total // budget_ms)
+        spans = [span for i, span in enumerate(spans) if i % step == 0]
     cuts = [(s * fmt.rate // 1000, e * fmt.rate // 1000) for s, e in spans]
     parts: list[np.ndarray] = []
     pos = 0
@@ -323,6 +333,25 @@ def read_spans(
         if cuts and pos >= cuts[-1][1]:
             break
     return np.concatenate(parts, axis=1) if parts else np.zeros((fmt.channels, 0), np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSource:
+    """The input track being dubbed (by file index), at the format the mix is made at."""
+
+    path: Path
+    stream: int
+    fmt: AudioFormat
+
+    @property
+    def layout(self) -> ChannelLayout:
+        return ChannelLayout.named(self.fmt.layout_name)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        return iter_float(self.path, self.fmt, self.stream)
+
+    def read_spans(self, spans: Sequence[tuple[int, int]], budget_ms: int) -> np.ndarray:
+        return read_spans(self.path, self.fmt, spans, self.stream, budget_ms)
 
 
 # ---------------------------------------------------------------- output paths
@@ -393,8 +422,8 @@ from dubkit.mux import (  # noqa: E402
 )
 
 __all__ = [
-    "AUDIO_ONLY_CODECS", "CONTAINERS", "AudioFormat", "MuxPlan", "Muxer", "audio_format",
-    "check_output", "extract_clip", "ffmpeg_exe", "iter_float", "iter_pcm16", "local_path",
-    "mux", "mux_command", "output_kind", "prefetch", "probe", "read_spans", "require_audio",
-    "select_audio",
+    "AUDIO_ONLY_CODECS", "CONTAINERS", "AudioFormat", "AudioSource", "MuxPlan", "Muxer",
+    "audio_format", "check_output", "extract_clip", "ffmpeg_exe", "iter_float", "iter_pcm16",
+    "local_path", "mux", "mux_command", "output_kind", "prefetch", "probe", "read_spans",
+    "require_audio", "select_audio",
 ]  # fmt: skip
