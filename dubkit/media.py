@@ -184,6 +184,14 @@ def _same_language(tag: str | None, wanted: str) -> bool:
         return False
 
 
+def _samples(frame: Any) -> np.ndarray:
+    """A frame's samples as ``(channels, n)`` (packed formats de-interleaved)."""
+    a = frame.to_ndarray()
+    if frame.format.is_planar:
+        return a
+    return a.reshape(-1, len(frame.layout.channels)).T
+
+
 def _iter_frames(path: Path, resampler: Any, index: int | None = None) -> Iterator[np.ndarray]:
     with _open(path) as c:
         if not c.streams.audio:
@@ -193,9 +201,9 @@ def _iter_frames(path: Path, resampler: Any, index: int | None = None) -> Iterat
         try:
             for frame in c.decode(stream):
                 for out in resampler.resample(frame):
-                    yield out.to_ndarray()
+                    yield _samples(out)
             for out in resampler.resample(None):
-                yield out.to_ndarray()
+                yield _samples(out)
         except av.FFmpegError as exc:
             raise InputError(f"damaged or truncated audio ({_reason(exc)})", path=path) from exc
 
@@ -301,7 +309,9 @@ def iter_float(
 ) -> Iterator[np.ndarray]:
     """Decode an audio stream (by file index; default the first) as float32 ``(channels, n)``
     blocks in ``fmt``."""
-    resampler = av.AudioResampler(format="fltp", layout=fmt.layout_name, rate=fmt.rate)
+    # Packed beyond stereo: PyAV 18 reads a planar 7.1 frame as 9 planes and crashes.
+    sample_format = "fltp" if fmt.channels <= 2 else "flt"
+    resampler = av.AudioResampler(format=sample_format, layout=fmt.layout_name, rate=fmt.rate)
     yield from _rechunk(_iter_frames(Path(path), resampler, stream), CHUNK_SAMPLES)
 
 

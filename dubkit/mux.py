@@ -154,6 +154,11 @@ def _bitrate(c: Container, channels: int) -> str:
     return f"{c.kbps_per_channel * max(2, channels)}k"
 
 
+def _title(s: StreamInfo) -> tuple[tuple[str, str], ...]:
+    """The title, restated: MP4 reads it as ``name`` but writes it only from ``title``."""
+    return (("title", s.title),) if s.title else ()
+
+
 def _input_stream(s: StreamInfo, c: Container, plan: MuxPlan, dubbed: int) -> OutStream | None:
     src = f"0:{s.index}"
     if s.kind == "video":
@@ -164,18 +169,18 @@ def _input_stream(s: StreamInfo, c: Container, plan: MuxPlan, dubbed: int) -> Ou
         codec: tuple[str, ...] = ("copy",)
         if c.audio is not None and s.codec not in c.audio:
             codec = (c.dub_encoder, "-b", _bitrate(c, s.channels or 2))
-        meta: list[tuple[str, str]] = []
+        meta = _title(s)
         if s.index == dubbed:
             if s.language is None and plan.original_language != "und":
-                meta.append(("language", plan.original_language))
+                meta += (("language", plan.original_language),)
             if s.title is None:
-                meta += [("title", "Original"), ("handler_name", "Original")]
-        return OutStream(src, s.kind, codec, tuple(meta), _disposition(s))
+                meta += (("title", "Original"), ("handler_name", "Original"))
+        return OutStream(src, s.kind, codec, meta, _disposition(s))
     if s.kind == "subtitle":
         if s.codec in c.text_subtitles or s.codec in c.bitmap_subtitles:
-            return OutStream(src, s.kind, ("copy",), (), _disposition(s))
+            return OutStream(src, s.kind, ("copy",), _title(s), _disposition(s))
         if s.codec in TEXT_SUBTITLES and c.subtitle_codec is not None:
-            return OutStream(src, s.kind, (c.subtitle_codec,), (), _disposition(s))
+            return OutStream(src, s.kind, (c.subtitle_codec,), _title(s), _disposition(s))
         return None
     if s.kind == "attachment" and c.attachments:
         return OutStream(src, s.kind, ("copy",))

@@ -62,7 +62,7 @@ class Case:
 CASES = (
     Case("mp4", ".mp4", "h264", (
         Track("stereo", language="eng", title="Main", default=True),
-        Track("stereo", language="fre", title="Commentaire", speech=False),
+        Track("stereo", language="fre", title="Commentaire"),
     ), (Sub("mov_text", "eng"),)),
     Case("mkv", ".mkv", "h264", (
         Track("stereo", "libopus", "fre", "Français", speech=False),
