@@ -299,7 +299,10 @@ def audio_format(info: MediaInfo, track: StreamInfo | None = None) -> AudioForma
     assert a is not None
     channels = a.channels or 2
     layout = a.layout if a.layout and channels > 2 else ""
-    if layout and av.AudioLayout(layout).nb_channels != channels:
+    try:
+        if layout and av.AudioLayout(layout).nb_channels != channels:
+            layout = ""
+    except (ValueError, av.FFmpegError):
         layout = ""
     return AudioFormat(a.sample_rate or 48_000, channels, layout)
 
