@@ -4,6 +4,7 @@ dubbed end to end through the emulator; the outputs are checked with PyAV."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -17,8 +18,11 @@ import dubkit
 from dubkit import media
 from dubkit.channels import ChannelLayout, layout_loudness
 from dubkit.cloud import CloudTranslator
+from dubkit.emulator import Emulator
 from dubkit.fit import ms_to_samples
+from dubkit.mux import output_suffix
 from dubkit.pipeline import Options, Result
+from tests.conftest import KEY, run_cli
 from tests.media_matrix import CASES, make
 
 CASE = {c.name: c for c in CASES}
@@ -200,3 +204,21 @@ def test_surround_speech_in_the_centre_everything_ducked(
     assert layout_loudness(out[:, cut], rate, layout) == pytest.approx(
         layout_loudness(orig[:, cut], rate, layout), abs=2.0
     )
+
+
+def test_cli_avi_notice_and_track_choice(
+    tmp_path: Path, inputs: dict[str, Path], emulator: Emulator
+) -> None:
+    env = {"DASHSCOPE_API_KEY": KEY, "DASHSCOPE_BASE_URL": emulator.base_url}
+    r = run_cli("dub", inputs["avi"], "--to", "es", "--out-dir", tmp_path, "--no-review", env=env)
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if "MKV" in line]
+    assert notes == [f"dubkit: {inputs['avi']}: {output_suffix('.avi')[1]}"]
+    assert (tmp_path / "avi.es.mkv").exists()
+    r = run_cli("dub", inputs["ts"], "--to", "es", "--track", "de", "--out-dir", tmp_path, env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "no audio track 'de'" in r.stderr
+    assert "0 eng aac stereo; 1 fre aac 5.1" in r.stderr
+    r = run_cli("dub", inputs["ts"], "--to", "es", "--track", "fr", "--dry-run", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["requests"] >= 1  # the French track holds the speech
