@@ -20,6 +20,7 @@ from dubkit.channels import ChannelLayout, layout_loudness
 from dubkit.cloud import CloudTranslator
 from dubkit.emulator import Emulator
 from dubkit.fit import ms_to_samples
+from dubkit.languages import resolve
 from dubkit.mux import output_suffix
 from dubkit.pipeline import Options, Result
 from tests.conftest import KEY, run_cli
@@ -168,6 +169,11 @@ def test_dub_keeps_every_stream(
     assert [p for p in result.placements if p], "the fixture's speech was dubbed"
     check_streams(src, out, options, result)
     check_audio(src, out, options)
+    # the track's language tag is the source language; the review page finds the original
+    track = media.select_audio(media.probe(src), options.track)
+    manifest = json.loads(result.outputs.manifest.read_text(encoding="utf-8"))
+    assert manifest["source"] == (resolve(track.language).code if track.language else None)
+    assert manifest["options"]["original_track"] == 1 + track.position
 
 
 def _level_db(x: np.ndarray) -> float:
