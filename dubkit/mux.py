@@ -61,15 +61,17 @@ class Container:
     subtitle_codec: str | None  # what other text subtitles become; None: sidecars only
     bitmap_subtitles: frozenset[str] = frozenset()
     attachments: bool = False
+    cover_art: bool = False  # holds an attached picture (cover art) as such
 
 
 _MKV_TEXT = frozenset({"subrip", "srt", "ass", "ssa", "webvtt"})
+_MP4_TEXT = frozenset({"mov_text"})
 CONTAINERS: dict[str, Container] = {
-    ".mp4": Container("mp4", "aac", 96, _MP4_AUDIO, frozenset({"mov_text"}), "mov_text"),
-    ".m4v": Container("mp4", "aac", 96, _MP4_AUDIO, frozenset({"mov_text"}), "mov_text"),
+    ".mp4": Container("mp4", "aac", 96, _MP4_AUDIO, _MP4_TEXT, "mov_text", cover_art=True),
+    ".m4v": Container("mp4", "aac", 96, _MP4_AUDIO, _MP4_TEXT, "mov_text", cover_art=True),
     ".mov": Container(
-        "mov", "aac", 96, _MP4_AUDIO | {"pcm_s16le", "pcm_s24le"}, frozenset({"mov_text"}),
-        "mov_text",
+        "mov", "aac", 96, _MP4_AUDIO | {"pcm_s16le", "pcm_s24le"}, _MP4_TEXT, "mov_text",
+        cover_art=True,
     ),
     ".mkv": Container(
         "matroska", "aac", 96, None, _MKV_TEXT, "subrip",
@@ -162,6 +164,8 @@ def _title(s: StreamInfo) -> tuple[tuple[str, str], ...]:
 def _input_stream(s: StreamInfo, c: Container, plan: MuxPlan, dubbed: int) -> OutStream | None:
     src = f"0:{s.index}"
     if s.kind == "video":
+        if "attached_pic" in s.dispositions and not c.cover_art:
+            return None  # MKV would make it a one-frame video track, MPEG-TS a data stream
         return OutStream(src, s.kind, ("copy",))
     if s.kind == "audio":
         if s.index == dubbed and not plan.keep_original:

@@ -118,3 +118,15 @@ def test_audio_only_to_a_video_container() -> None:
     cmd = mux_command("ffmpeg", Path("a.wav"), wav, MuxPlan(48_000, 1, "spa", "dub"), Path("a.mkv"))
     assert cmd[cmd.index("-c:a") + 1] == "aac" and cmd[cmd.index("-ch_layout") + 1] == "mono"
     assert cmd.count("-map") == 1
+
+
+def test_cover_art_kept_only_where_it_stays_cover_art() -> None:
+    song = MediaInfo(Path("a.mp4"), "mp4", 1000, (
+        stream(0, "video", "h264", dispositions=("default",)),
+        stream(1, "audio", "aac", channels=2, dispositions=("default",)),
+        stream(2, "video", "png", 1, dispositions=("attached_pic",)),
+    ))  # fmt: skip
+    plan = MuxPlan(48_000, 2, "spa", "dub")
+    assert [o.source for o in stream_map(song, plan, CONTAINERS[".mov"])][-1] == "0:2"
+    for ext in (".mkv", ".ts", ".webm"):
+        assert "0:2" not in [o.source for o in stream_map(song, plan, CONTAINERS[ext])]
