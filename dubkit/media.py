@@ -23,7 +23,8 @@ import av
 import numpy as np
 
 from dubkit.channels import ChannelLayout
-from dubkit.errors import InputError, MediaToolError, OutputError
+from dubkit.errors import ConfigError, InputError, MediaToolError, OutputError
+from dubkit.languages import resolve
 from dubkit.types import MediaInfo, StreamInfo
 
 log = logging.getLogger(__name__)
@@ -175,9 +176,6 @@ def _same_language(tag: str | None, wanted: str) -> bool:
         return False
     if tag.lower() == wanted:
         return True
-    from dubkit.errors import ConfigError
-    from dubkit.languages import resolve
-
     try:
         return resolve(tag).code == resolve(wanted).code
     except ConfigError:
@@ -423,20 +421,16 @@ def extract_clip(
     return proc.stdout
 
 
-# The muxing half lives in dubkit.mux; these names stay importable from here.
-from dubkit.mux import (  # noqa: E402
-    AUDIO_ONLY_CODECS,
-    CONTAINERS,
-    Muxer,
-    MuxPlan,
-    mux,
-    mux_command,
-    output_kind,
+# The muxing half lives in dubkit.mux (which imports this module); these names, once defined
+# here, stay importable from here.
+_MOVED_TO_MUX = frozenset(
+    {"AUDIO_ONLY_CODECS", "CONTAINERS", "Muxer", "MuxPlan", "mux", "mux_command", "output_kind"}
 )
 
-__all__ = [
-    "AUDIO_ONLY_CODECS", "CONTAINERS", "AudioFormat", "AudioSource", "MuxPlan", "Muxer",
-    "audio_format", "check_output", "extract_clip", "ffmpeg_exe", "iter_float", "iter_pcm16",
-    "local_path", "mux", "mux_command", "output_kind", "prefetch", "probe", "read_spans",
-    "require_audio", "select_audio",
-]  # fmt: skip
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_MUX:
+        from dubkit import mux
+
+        return getattr(mux, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

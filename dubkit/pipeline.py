@@ -133,7 +133,7 @@ def checked_outputs(path: Path, lang: str, options: Options, *, with_media: bool
         check_writable_dir(options.out_dir, "output folder (--out-dir)")
         options.out_dir.mkdir(parents=True, exist_ok=True)
     if outputs.media is not None:
-        media.output_kind(outputs.media)
+        mux.output_kind(outputs.media)
         if note := mux.output_suffix(path.suffix, options.container)[1]:
             log.info("%s: %s", path, note)
     extra = [p for p in (outputs.media, outputs.review) if p is not None]
@@ -452,7 +452,7 @@ def dub(
         gain = _dub_gain(audio, utts, sample, src) if options.mix.match_loudness else 0.0
         srt = work / "subs.srt"
         _write_subtitles(cues, [srt], target.code, info.duration_ms, options.subtitles)
-        plan_ = media.MuxPlan(
+        plan_ = mux.MuxPlan(
             fmt.rate, fmt.channels, target.iso639_2,
             f"{target.name} dub (dubkit {translator.name})",
             original_language=resolve(job.source).iso639_2 if job.source else "und",
@@ -462,7 +462,7 @@ def dub(
         blocks = mix(
             src.blocks(), fmt.rate, fmt.channels, placed, total, options.mix, gain, src.layout
         )
-        with media.Muxer(path, info, plan_, outputs.media) as muxer:
+        with mux.Muxer(path, info, plan_, outputs.media) as muxer:
             for block in _counted(blocks, fmt.rate, info.duration_ms, progress):
                 muxer.write(block)
     _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
