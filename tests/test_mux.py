@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,11 @@ def test_cover_art_kept_only_where_it_stays_cover_art() -> None:
     assert [o.source for o in stream_map(song, plan, CONTAINERS[".mov"])][-1] == "0:2"
     for ext in (".mkv", ".ts", ".webm"):
         assert "0:2" not in [o.source for o in stream_map(song, plan, CONTAINERS[ext])]
+
+
+def test_mux_imports_on_its_own() -> None:
+    """``dubkit.mux`` and ``dubkit.media`` import each other; either may come first."""
+    for module in ("dubkit.mux", "dubkit.media"):
+        done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
