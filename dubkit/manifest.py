@@ -100,6 +100,9 @@ def manifest_data(
             "hard_max_ratio": options.fit.hard_max_ratio,
             "mix": options.mix.mode,
             "keep_original": options.keep_original,
+            "track": options.track,
+            # where the review page finds the original among the dubbed file's audio tracks
+            "original_track": 1 + _dubbed_track(info, options.track),
             "target_cps": options.subtitles.target_cps,
         },
         "cost": {
@@ -180,3 +183,14 @@ def write_manifest(
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     write_text_atomic(result.outputs.manifest, text)
     return data
+
+
+def _dubbed_track(info: MediaInfo, track: str | None) -> int:
+    """The dubbed input track's number among the input's audio tracks (0 if there is none)."""
+    from dubkit.errors import InputError
+    from dubkit.media import select_audio
+
+    try:
+        return select_audio(info, track).position
+    except InputError:
+        return 0

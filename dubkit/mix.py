@@ -12,7 +12,9 @@ overlap the current block in memory, whatever the media's length.
   clip the original passes untouched, bit for bit.
 * ``"replace"`` mode drops the original (it is not even read).
 * The clips (mono) are scaled by ``dub_gain_db`` (see :func:`loudness_gain_db`)
-  and added to every channel.
+  and added to every channel of a mono or stereo mix; in a surround layout, to the
+  centre channel (see :class:`dubkit.channels.ChannelLayout`). Ducking applies to
+  every channel.
 * Everything goes through a :class:`TruePeakLimiter` (ceiling
   ``true_peak_dbtp``), which leaves a signal already under the ceiling unchanged.
 """
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dubkit.channels import ChannelLayout, layout_loudness, placement_gain_db
 from dubkit.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -119,7 +122,11 @@ def _loudness(frames: np.ndarray, rate: int) -> float | None:
 
 
 def loudness_gain_db(
-    original_speech: np.ndarray, dub_speech: np.ndarray, rate: int, dub_rate: int | None = None
+    original_speech: np.ndarray,
+    dub_speech: np.ndarray,
+    rate: int,
+    dub_rate: int | None = None,
+    layout: ChannelLayout | None = None,
 ) -> float:
     """Gain (dB) that brings the dub's speech to the original speech's loudness.
 
@@ -129,14 +136,30 @@ def loudness_gain_db(
     0.0 when either side is shorter than one 400 ms block or silent (all gated),
     and is clamped to ``±MAX_GAIN_DB``. ``dub_rate`` (default ``rate``) lets each side be
     measured at its own rate, so neither needs resampling.
+
+    With a surround ``layout`` (more than two channels), ``original_speech`` is
+    ``(channels, n)`` in that layout and is measured over the whole layout (BS.1770-4
+    channel weights, LFE excluded); the dub is measured as :func:`mix` places it
+    (in the centre channel).
     """
-    orig = _frames(original_speech)
     dub = _frames(dub_speech)
     if dub.ndim != 1:
         raise InputError(f"loudness: dub speech must be mono, got shape {np.shape(dub_speech)}")
+    if layout is not None and layout.count > 2:
+        orig = _frames(original_speech).T if np.ndim(original_speech) == 2 else None
+        if orig is None or orig.shape[0] != layout.count:
+            raise InputError(f"loudness: expected ({layout.count}, n) original speech")
+        lo = layout_loudness(orig, rate, layout)
+        ld = _loudness(dub, dub_rate or rate)
+        ld = None if ld is None else ld + placement_gain_db(layout)
+        return _clamped(lo, ld)
+    orig = _frames(original_speech)
     if orig.ndim == 2:
         dub = np.repeat(dub[:, np.newaxis], orig.shape[1], axis=1)
-    lo, ld = _loudness(orig, rate), _loudness(dub, dub_rate or rate)
+    return _clamped(_loudness(orig, rate), _loudness(dub, dub_rate or rate))
+
+
+def _clamped(lo: float | None, ld: float | None) -> float:
     if lo is None or ld is None:
         log.info("loudness matching skipped: speech too short or silent")
         return 0.0
@@ -401,7 +424,13 @@ def _duck_depth(active: Sequence[PlacedClip], b0: int, b1: int, ramp: int) -> np
 
 
 def _mix_block(
-    bed: np.ndarray, b0: int, schedule: _Schedule, opts: MixOptions, ramp: int, gain: float
+    bed: np.ndarray,
+    b0: int,
+    schedule: _Schedule,
+    opts: MixOptions,
+    ramp: int,
+    gain: float,
+    spread: np.ndarray | None = None,
 ) -> None:
     """Duck ``bed`` (samples [b0, b0+n)) under the active clips and add them, in place."""
     b1 = b0 + bed.shape[1]
@@ -414,8 +443,13 @@ def _mix_block(
     for clip in schedule.active:
         lo, hi = max(b0, clip.start), min(b1, clip.end)
         if lo < hi:
-            seg = schedule.samples(clip)[lo - clip.start : hi - clip.start]
-            bed[:, lo - b0 : hi - b0] += (seg * gain).astype(np.float32)
+            seg = (schedule.samples(clip)[lo - clip.start : hi - clip.start] * gain).astype(
+                np.float32
+            )
+            if spread is None:
+                bed[:, lo - b0 : hi - b0] += seg
+            else:
+                bed[:, lo - b0 : hi - b0] += spread[:, np.newaxis] * seg
 
 
 def mix(
@@ -426,17 +460,24 @@ def mix(
     total_samples: int,
     options: MixOptions | None = None,
     dub_gain_db: float = 0.0,
+    layout: ChannelLayout | None = None,
 ) -> Generator[np.ndarray, None, None]:
     """Mix ``clips`` over ``original``; yields float32 ``(channels, n)`` blocks.
 
     The blocks cover exactly ``total_samples`` (the original is padded with
     silence or truncated). Block sizes of ``original`` do not change the output.
-    See the module docstring for what happens to each part.
+    ``layout`` (default: FFmpeg's default layout of ``channels``) says where the speech
+    goes. See the module docstring for what happens to each part.
     """
     opts = options or MixOptions()
     if rate <= 0 or channels <= 0 or total_samples < 0:
         raise InputError(f"mix: bad rate {rate}, channels {channels} or length {total_samples}")
-    return _mix(original, rate, channels, clips, total_samples, opts, dub_gain_db)
+    layout = layout or ChannelLayout.default(channels)
+    if layout.count != channels:
+        raise InputError(f"mix: layout {layout.name} has {layout.count} channels, not {channels}")
+    spread = layout.speech_gains()
+    spread_or_none = None if np.all(spread == 1.0) else spread
+    return _mix(original, rate, channels, clips, total_samples, opts, dub_gain_db, spread_or_none)
 
 
 def _mix(
@@ -447,6 +488,7 @@ def _mix(
     total: int,
     opts: MixOptions,
     dub_gain_db: float,
+    spread: np.ndarray | None = None,
 ) -> Generator[np.ndarray, None, None]:
     ramp = opts.ramp_ms * rate // 1000
     gain = float(10.0 ** (dub_gain_db / 20.0))
@@ -457,7 +499,7 @@ def _mix(
         n = min(BLOCK, total - b0)
         bed = next(beds) if beds is not None else np.zeros((channels, n), dtype=np.float32)
         schedule.enter(b0 + n)
-        _mix_block(bed, b0, schedule, opts, ramp, gain)
+        _mix_block(bed, b0, schedule, opts, ramp, gain, spread)
         schedule.leave(b0 + n)
         out = limiter.process(bed)
         if out.shape[1]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from dubkit import media
+from dubkit import media, mux
 from dubkit.engine import Job, Translator
 from dubkit.envelope import EnvelopeBuilder
 from dubkit.errors import ConfigError
@@ -40,7 +40,7 @@ from dubkit.mix import MixOptions, PlacedClip, loudness_gain_db, mix
 from dubkit.runner import UtteranceResult, translate_all_sync, translate_in_order
 from dubkit.segment import Segmenter, SegmentOptions
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
-from dubkit.types import SERVICE_RATE, VAD_RATE, Cue, MediaInfo, Usage, Utterance
+from dubkit.types import SERVICE_RATE, VAD_RATE, Cue, MediaInfo, StreamInfo, Usage, Utterance
 from dubkit.workspace import ClipStore, FileAudio
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ class Options:
     visual: bool = False
     keep_original: bool = True
     review: bool = True  # dub: also write <stem>.<lang>.review.html
+    track: str | None = None  # audio track to dub: its number among audio tracks, or a language
+    container: str | None = None  # dubbed video's container (mp4, mkv, mov, ts); None: as input
     segment: SegmentOptions = field(default_factory=SegmentOptions)
     subtitles: SubtitleOptions = field(default_factory=SubtitleOptions)
     fit: FitOptions = field(default_factory=FitOptions)
@@ -113,11 +115,12 @@ def output_paths(path: Path, lang: str, options: Options, *, with_media: bool) -
     """``<stem>.<lang>.<ext>`` beside the input (or in ``out_dir``)."""
     folder = options.out_dir if options.out_dir is not None else path.parent
     base = folder / f"{path.stem}.{lang}"
+    ext = mux.output_suffix(path.suffix, options.container)[0]
     subs = tuple(Path(f"{base}.{fmt}") for fmt in options.formats)
     return Outputs(
         subs,
         Path(f"{base}.dubkit.json"),
-        Path(f"{base}{path.suffix}") if with_media else None,
+        Path(f"{base}{ext}") if with_media else None,
         Path(f"{base}.review.html") if with_media and options.review else None,
     )
 
@@ -129,7 +132,9 @@ def checked_outputs(path: Path, lang: str, options: Options, *, with_media: bool
         check_writable_dir(options.out_dir, "output folder (--out-dir)")
         options.out_dir.mkdir(parents=True, exist_ok=True)
     if outputs.media is not None:
-        media.output_kind(outputs.media)
+        mux.output_kind(outputs.media)
+        if note := mux.output_suffix(path.suffix, options.container)[1]:
+            log.info("%s: %s", path, note)
     extra = [p for p in (outputs.media, outputs.review) if p is not None]
     for p in (*outputs.subtitles, outputs.manifest, *extra):
         media.check_output(path, p)
@@ -143,6 +148,7 @@ def analyze(
     progress: Progress | None = None,
     duration_ms: int = 0,
     envelope: EnvelopeBuilder | None = None,
+    stream: int | None = None,
 ) -> tuple[FileAudio, list[Utterance]]:
     """Decode once at 16 kHz: segment as the audio streams in, keep it on disk for requests.
 
@@ -153,7 +159,7 @@ def analyze(
     utterances: list[Utterance] = []
     done = 0
     with raw.open("wb") as f:
-        for chunk in media.prefetch(media.iter_pcm16(path, VAD_RATE)):
+        for chunk in media.prefetch(media.iter_pcm16(path, VAD_RATE, stream)):
             f.write(chunk.astype("<i2").tobytes())
             utterances += segmenter.feed(chunk)
             if envelope is not None:
@@ -177,14 +183,20 @@ def plan_job(options: Options, *, dubbing: bool) -> tuple[Language, Job]:
 
 def _prepare(
     path: Path, opts: Options, translator: Translator, *, dubbing: bool
-) -> tuple[MediaInfo, Language, Job]:
+) -> tuple[MediaInfo, StreamInfo, Language, Job]:
+    """Probe, pick the audio track; its language tag is the source language unless given."""
     target, job = plan_job(opts, dubbing=dubbing)
     check = getattr(translator, "check", None)  # engines that can refuse a job up front
     if check is not None:
         check(job)
     if opts.cache_dir is not None:  # refused now, not after the first answer is paid for
         check_writable_dir(opts.cache_dir, "cache folder")
-    return media.require_audio(media.probe(path)), target, job
+    info = media.probe(path)
+    track = media.select_audio(info, opts.track)
+    if job.source is None and track.language:
+        with contextlib.suppress(ConfigError):
+            job = dataclasses.replace(job, source=resolve(track.language).code)
+    return info, track, target, job
 
 
 def _translate(
@@ -265,10 +277,12 @@ def subtitle(
     from dubkit.manifest import write_manifest
 
     path = Path(input)
-    info, target, job = _prepare(path, options, translator, dubbing=False)
+    info, track, target, job = _prepare(path, options, translator, dubbing=False)
     outputs = checked_outputs(path, target.code, options, with_media=False)
     with tempfile.TemporaryDirectory(prefix="dubkit-") as work:
-        audio, utterances = analyze(path, options.segment, Path(work), progress, info.duration_ms)
+        audio, utterances = analyze(
+            path, options.segment, Path(work), progress, info.duration_ms, None, track.index
+        )
         results = _translate(path, translator, audio, utterances, job, options, progress)
     cues = layout(
         _sources(results, [()] * len(results)), target.code, info.duration_ms, options.subtitles
@@ -389,14 +403,23 @@ _NO_SPEECH = np.zeros(0, np.float32)
 
 
 def _dub_gain(
-    audio: FileAudio, utterances: Sequence[Utterance], dub: np.ndarray, loudness_ms: int
+    audio: FileAudio,
+    utterances: Sequence[Utterance],
+    dub: np.ndarray,
+    src: media.AudioSource,
+    loudness_ms: int,
 ) -> float:
-    """The gain that brings the dubbed speech to the loudness of the original speech."""
+    """The gain that brings the dubbed speech to the loudness of the original speech (a
+    surround original is measured over its whole layout, decoded again at full quality)."""
     spans = [(u.start_ms, u.end_ms) for u in utterances]
-    original = audio.read_spread(spans, loudness_ms).astype(np.float32) / 32768
+    if src.layout.count > 2:
+        original, rate = src.read_spans(spans, loudness_ms), src.fmt.rate
+    else:
+        original = audio.read_spread(spans, loudness_ms).astype(np.float32) / 32768
+        rate = VAD_RATE
     if dub.size == 0 or original.size == 0:
         return 0.0
-    return loudness_gain_db(original, dub, VAD_RATE, SERVICE_RATE)
+    return loudness_gain_db(original, dub, rate, SERVICE_RATE, src.layout)
 
 
 def speech_spans(
@@ -454,20 +477,24 @@ def dub(
     from dubkit.review import write_review
 
     path = Path(input)
-    info, target, job = _prepare(path, options, translator, dubbing=True)
+    info, track, target, job = _prepare(path, options, translator, dubbing=True)
     outputs = checked_outputs(path, target.code, options, with_media=True)
     assert outputs.media is not None
-    fmt = media.audio_format(info)
+    src = media.AudioSource(path, track.index, media.audio_format(info, track))
+    fmt = src.fmt
     total = round(info.duration_ms * fmt.rate / 1000)
-    plan_ = media.MuxPlan(
+    plan_ = mux.MuxPlan(
         fmt.rate, fmt.channels, target.iso639_2, f"{target.name} dub (dubkit {translator.name})",
-        original_language=_original_language(info, job), subtitle_language=target.iso639_2,
-        keep_original=options.keep_original,
+        original_language=resolve(job.source).iso639_2 if job.source else "und",
+        subtitle_language=target.iso639_2, keep_original=options.keep_original,
+        track=track.index, layout=fmt.layout,
     )  # fmt: skip
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
-        audio, utterances = analyze(path, options.segment, work, progress, info.duration_ms, wave)
+        audio, utterances = analyze(
+            path, options.segment, work, progress, info.duration_ms, wave, track.index
+        )
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
         stream = stack.enter_context(contextlib.closing(_translate(
             path, translator, audio, utterances, job, options, progress, store, streamed=True
@@ -477,7 +504,9 @@ def dub(
             stream, utterances, store, info.duration_ms, fmt.rate, options.fit, budget
         )
         head, sample = _loudness_head(fitted, budget)
-        gain = _dub_gain(audio, utterances, sample, budget) if options.mix.match_loudness else 0.0
+        gain = (
+            _dub_gain(audio, utterances, sample, src, budget) if options.mix.match_loudness else 0.0
+        )
         timeline: list[_Fitted] = []
         entries = itertools.chain(head, fitted)
 
@@ -487,11 +516,19 @@ def dub(
                 if f.placed is not None:
                     yield f.placed
 
-        muxed = work / f"dub{outputs.media.suffix}"
         blocks = mix(
-            media.iter_float(path, fmt), fmt.rate, fmt.channels, clips(), total, options.mix, gain
+            src.blocks(), fmt.rate, fmt.channels, clips(), total, options.mix, gain, src.layout
         )
-        with media.Muxer(path, info, plan_, muxed) as muxer:
+        # A video's subtitles are known only once every translation is in: the dub is
+        # encoded as it is mixed, then muxed with the copied streams and the cues.
+        video = info.has_video and mux.output_kind(outputs.media) == "video"
+        encoded = work / "dub.mka"
+        writer = (
+            mux.Muxer(path, info, plan_, encoded, encode_for=outputs.media.suffix)
+            if video
+            else mux.Muxer(path, info, plan_, outputs.media)
+        )
+        with writer as muxer:
             for block in _counted(blocks, fmt.rate, info.duration_ms, progress):
                 muxer.write(block)
         timeline.extend(entries)  # results after the last clip (failed or empty ones)
@@ -502,7 +539,9 @@ def dub(
         )  # fmt: skip
         srt = work / "subs.srt"
         _write_subtitles(cues, [srt], target.code, info.duration_ms, options.subtitles)
-        media.place_output(muxed, outputs.media, plan_, srt if cues else None)
+        if video:
+            subs = dataclasses.replace(plan_, subtitles=srt if cues else None)
+            mux.mux_file(path, info, subs, encoded, outputs.media)
     _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
     result = Result(
         path,
@@ -530,13 +569,3 @@ def _counted(
         if progress:
             progress("mix", min(done * 1000 // rate, duration_ms), duration_ms)
         yield b
-
-
-def _original_language(info: MediaInfo, job: Job) -> str:
-    a = info.audio
-    if a is not None and a.language:
-        return a.language
-    if job.source:
-        with contextlib.suppress(ConfigError):
-            return resolve(job.source).iso639_2
-    return "und"

@@ -101,6 +101,13 @@ class StreamInfo:
     width: int | None = None
     height: int | None = None
     duration_ms: int | None = None
+    layout: str | None = None  # audio channel layout, e.g. "mono", "stereo", "5.1"
+    dispositions: tuple[str, ...] = ()  # e.g. ("default",), ("forced", "hearing_impaired")
+    position: int = 0  # index among the streams of its kind (audio track number)
+
+    @property
+    def default(self) -> bool:
+        return "default" in self.dispositions
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +125,13 @@ class MediaInfo:
 
     @property
     def audio(self) -> StreamInfo | None:
-        return next((s for s in self.streams if s.kind == "audio"), None)
+        """The audio track dubbed by default: the one marked default, else the first."""
+        tracks = self.audio_tracks
+        return next((s for s in tracks if s.default), tracks[0] if tracks else None)
+
+    @property
+    def audio_tracks(self) -> tuple[StreamInfo, ...]:
+        return tuple(s for s in self.streams if s.kind == "audio")
 
     @property
     def has_video(self) -> bool:

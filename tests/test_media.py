@@ -134,9 +134,10 @@ def test_mux_command_is_a_pure_argument_list() -> None:
     info = media.probe(FIX / "speech.mkv")
     plan = media.MuxPlan(48_000, 2, "deu", "German dub", "eng", Path("x.srt"), "deu")
     cmd = media.mux_command("ffmpeg", Path("in.mkv"), info, plan, Path("out.mkv"))
-    assert cmd[0] == "ffmpeg" and "-c:v" in cmd and cmd[cmd.index("-c:v") + 1] == "copy"
-    assert cmd[cmd.index("-c:s") + 1] == "subrip"
-    assert "language=deu" in cmd and "language=eng" in cmd
+    # output streams: 0 video (copied), 1 the dub, 2 the original, 3 the subtitles
+    assert cmd[0] == "ffmpeg" and cmd[cmd.index("-c:0") + 1] == "copy"
+    assert cmd[cmd.index("-c:2") + 1] == "copy" and cmd[cmd.index("-c:3") + 1] == "subrip"
+    assert "language=deu" in cmd  # the original keeps its own tag (eng), copied by ffmpeg
 
 
 @pytest.mark.parametrize(

@@ -91,6 +91,13 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
     p.add_argument(
         "--format", dest="formats", default="srt", help="subtitle formats, comma-separated: srt,vtt"
     )
+    p.add_argument(
+        "--track",
+        default=None,
+        metavar="N|LANG",
+        help="audio track to translate: its number among the audio tracks (0-based) or its "
+        "language (fre, fr); none given: the default track, else the first",
+    )
     if dubbing:
         g = p.add_argument_group("dub")
         g.add_argument(
@@ -110,6 +117,12 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
         )
         g.add_argument(
             "--no-original", action="store_true", help="do not keep the original audio track"
+        )
+        g.add_argument(
+            "--container",
+            choices=("mp4", "mkv", "mov", "ts"),
+            default=None,
+            help="dubbed video's container; none given: the input's (MKV for AVI, FLV, others)",
         )
         g.add_argument(
             "--no-review",
@@ -184,11 +197,12 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
             "review": not args.no_review,
             "fit": FitOptions(max_ratio=args.max_speed, hard_max_ratio=max(args.max_speed, 1.5)),
             "mix": MixOptions(mode=args.mix),
+            "container": args.container,
         }
     return Options(
         target=args.to, source=args.source, out_dir=args.out_dir, formats=formats,
         concurrency=args.concurrency, cache_dir=cache, visual=args.visual,
-        segment=segment_options(args), **kw,
+        segment=segment_options(args), track=args.track, **kw,
     )  # fmt: skip
 
 

@@ -11,11 +11,14 @@ from dubkit.cli import common
 from dubkit.pacing import audio_tokens
 from dubkit.pipeline import Options, plan_job
 from dubkit.segment import segment
+from dubkit.types import VAD_RATE
 
 
 def estimate(path: Path, options: Options, *, dubbing: bool) -> dict[str, Any]:
-    info = media.require_audio(media.probe(path))
-    utterances = segment(path, options.segment)
+    info = media.probe(path)
+    track = media.select_audio(info, options.track)
+    chunks = media.iter_pcm16(path, VAD_RATE, track.index)
+    utterances = segment(chunks, options.segment, duration_ms=info.duration_ms)
     tokens_in = sum(audio_tokens(u.duration_ms) for u in utterances)
     # The answer's audio is about as long as the question's; text adds a little.
     tokens_out = tokens_in if dubbing else 0

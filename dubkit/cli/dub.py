@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from dubkit.cli import common
-from dubkit.pipeline import Result, dub
+from dubkit.engine import Translator
+from dubkit.mux import output_suffix
+from dubkit.pipeline import Options, Progress, Result, dub
 
 EXAMPLES = """examples:
   dubkit dub talk.mp4 --to es                 # talk.es.mp4, .srt, .dubkit.json, .review.html
   dubkit dub a.mkv b.mkv --to German --voice Ethan --format srt,vtt
   dubkit dub talk.mp4 --to ja --mix replace --out-dir dubbed/
+  dubkit dub film.mkv --to fr --track eng      # dub the English track; every other track kept
+  dubkit dub clip.avi --to es --container mp4  # AVI in, MP4 out (default: MKV)
   dubkit dub talk.mp4 --to es --dry-run       # utterances and a token estimate, nothing sent
   dubkit dub talk.mp4 --to es --engine cloud --base-url http://127.0.0.1:8000/compatible-mode/v1
 """
@@ -66,4 +71,12 @@ def describe(s: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    return common.run_job(args, dubbing=True, work=dub, summarize=summary, describe=describe)
+    def work(
+        path: Path, options: Options, engine: Translator, progress: Progress | None = None
+    ) -> Result:
+        note = output_suffix(path.suffix, options.container)[1]
+        if note:
+            common.notice(args, f"{path}: {note}")
+        return dub(path, options, engine, progress=progress)
+
+    return common.run_job(args, dubbing=True, work=work, summarize=summary, describe=describe)

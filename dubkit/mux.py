@@ -1,0 +1,438 @@
+"""Writing the dubbed output with the bundled ffmpeg: containers, stream map, the Muxer.
+
+Every stream of the input that the output container can hold is kept, in order, with its
+tags and dispositions; the video is only ever stream-copied (its packets leave
+byte-identical). The dubbed track comes before the input's audio tracks and is the only
+default audio track. :func:`stream_map` and :func:`mux_command` are pure and decide all of
+that; :class:`Muxer` runs the command and renames the file into place when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import numpy as np
+
+from dubkit import media
+from dubkit.errors import InputError, MediaToolError
+from dubkit.files import atomic_output
+from dubkit.types import MediaInfo, StreamInfo
+
+log = logging.getLogger(__name__)
+
+AUDIO_ONLY_CODECS: dict[str, list[str]] = {
+    ".wav": ["-c:a", "pcm_s16le"],
+    ".flac": ["-c:a", "flac"],
+    ".mp3": ["-c:a", "libmp3lame", "-q:a", "2"],
+    ".m4a": ["-c:a", "aac", "-b:a", "192k"],
+    ".aac": ["-c:a", "aac", "-b:a", "192k"],
+    ".ogg": ["-c:a", "libvorbis", "-q:a", "6"],
+    ".opus": ["-c:a", "libopus", "-b:a", "128k"],
+}
+_AUDIO_ONLY_MUXERS = {
+    ".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".m4a": "ipod", ".aac": "adts",
+    ".ogg": "ogg", ".opus": "opus",
+}  # fmt: skip
+
+TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"})
+_MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus", "mp2"})
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """What an output container can hold, and what the dub is encoded as in it."""
+
+    muxer: str
+    dub_encoder: str
+    kbps_per_channel: int  # the dub's bitrate (at least two channels' worth)
+    audio: frozenset[str] | None  # audio codecs copied as they are (None: any)
+    text_subtitles: frozenset[str]  # subtitle codecs copied as they are
+    subtitle_codec: str | None  # what other text subtitles become; None: sidecars only
+    bitmap_subtitles: frozenset[str] = frozenset()
+    attachments: bool = False
+    cover_art: bool = False  # holds an attached picture (cover art) as such
+
+
+_MKV_TEXT = frozenset({"subrip", "srt", "ass", "ssa", "webvtt"})
+_MP4_TEXT = frozenset({"mov_text"})
+CONTAINERS: dict[str, Container] = {
+    ".mp4": Container("mp4", "aac", 96, _MP4_AUDIO, _MP4_TEXT, "mov_text", cover_art=True),
+    ".m4v": Container("mp4", "aac", 96, _MP4_AUDIO, _MP4_TEXT, "mov_text", cover_art=True),
+    ".mov": Container(
+        "mov", "aac", 96, _MP4_AUDIO | {"pcm_s16le", "pcm_s24le"}, _MP4_TEXT, "mov_text",
+        cover_art=True,
+    ),
+    ".mkv": Container(
+        "matroska", "aac", 96, None, _MKV_TEXT, "subrip",
+        frozenset({"hdmv_pgs_subtitle", "dvd_subtitle", "dvb_subtitle"}), attachments=True,
+    ),
+    ".webm": Container("webm", "libopus", 64, frozenset({"opus", "vorbis"}),
+                       frozenset({"webvtt"}), "webvtt"),
+    ".ts": Container("mpegts", "aac", 96, frozenset({"aac", "mp3", "mp2", "ac3", "eac3"}),
+                     frozenset(), None, frozenset({"dvb_subtitle", "dvb_teletext"})),
+}  # fmt: skip
+#: ``--container`` choices and the extension each writes.
+CONTAINER_CHOICES = {"mp4": ".mp4", "mkv": ".mkv", "mov": ".mov", "ts": ".ts"}
+#: Input extensions written as another container's extension.
+_SAME_AS = {".m2ts": ".ts", ".mts": ".ts", ".mpegts": ".ts"}
+
+
+def output_suffix(input_suffix: str, container: str | None = None) -> tuple[str, str | None]:
+    """The output's extension for an input's, and a notice when it is not the input's own.
+
+    ``container`` (``mp4``, ``mkv``, ``mov``, ``ts``) overrides. A known media extension is
+    kept; any other input (AVI, FLV, ...) is written as MKV.
+    """
+    ext = input_suffix.lower()
+    if container is not None:
+        want = CONTAINER_CHOICES.get(container.strip().lower().lstrip("."))
+        if want is None:
+            choices = ", ".join(CONTAINER_CHOICES)
+            raise InputError(f"unknown container {container!r}; choose from {choices}")
+        return want, None
+    if ext in CONTAINERS or ext in AUDIO_ONLY_CODECS:
+        return ext, None
+    if ext in _SAME_AS:
+        return _SAME_AS[ext], None
+    name = ext.lstrip(".").upper() or "a file without an extension"
+    return ".mkv", f"{name} is read but not written; the dubbed file is MKV (--container overrides)"
+
+
+def output_kind(path: Path) -> str:
+    """ "video" or "audio" by the output's extension; :class:`InputError` if unsupported."""
+    ext = path.suffix.lower()
+    if ext in CONTAINERS:
+        return "video"
+    if ext in AUDIO_ONLY_CODECS:
+        return "audio"
+    supported = ", ".join(sorted({*CONTAINERS, *AUDIO_ONLY_CODECS}))
+    raise InputError(f"unsupported file type {ext or '(none)'}; supported: {supported}", path=path)
+
+
+@dataclass(frozen=True, slots=True)
+class MuxPlan:
+    """What goes into the output besides the input's own streams."""
+
+    rate: int
+    channels: int
+    dub_language: str  # ISO 639-2
+    dub_title: str
+    original_language: str = "und"  # ISO 639-2, for the dubbed input track if untagged
+    subtitles: Path | None = None  # an SRT file
+    subtitle_language: str = "und"
+    keep_original: bool = True  # keep the input track that was dubbed
+    track: int | None = None  # file index of the dubbed input track (None: the default one)
+    layout: str = ""  # the dub's channel layout ("" = the default one of ``channels``)
+
+
+@dataclass(frozen=True, slots=True)
+class OutStream:
+    """One output stream: where it comes from (an ffmpeg map) and how it is written."""
+
+    source: str  # "0:3" (input stream 3), "1:a:0" (the dub), "2:s:0" (its subtitles)
+    kind: str
+    codec: tuple[str, ...]  # encoder then its options, or ("copy",)
+    metadata: tuple[tuple[str, str], ...] = ()
+    disposition: str | None = None  # None: as the input's
+
+
+def _disposition(s: StreamInfo) -> str:
+    flags = [d for d in s.dispositions if d != "default"]
+    return "+".join(flags) or "0"
+
+
+def _bitrate(c: Container, channels: int) -> str:
+    return f"{c.kbps_per_channel * max(2, channels)}k"
+
+
+def _title(s: StreamInfo) -> tuple[tuple[str, str], ...]:
+    """The title, restated: MP4 reads it as ``name`` but writes it only from ``title``."""
+    return (("title", s.title),) if s.title else ()
+
+
+def _input_stream(s: StreamInfo, c: Container, plan: MuxPlan, dubbed: int) -> OutStream | None:
+    src = f"0:{s.index}"
+    if s.kind == "video":
+        if "attached_pic" in s.dispositions and not c.cover_art:
+            return None  # MKV would make it a one-frame video track, MPEG-TS a data stream
+        return OutStream(src, s.kind, ("copy",))
+    if s.kind == "audio":
+        if s.index == dubbed and not plan.keep_original:
+            return None
+        codec: tuple[str, ...] = ("copy",)
+        if c.audio is not None and s.codec not in c.audio:
+            codec = (c.dub_encoder, "-b", _bitrate(c, s.channels or 2))
+        meta = _title(s)
+        if s.index == dubbed:
+            if s.language is None and plan.original_language != "und":
+                meta += (("language", plan.original_language),)
+            if s.title is None:
+                meta += (("title", "Original"), ("handler_name", "Original"))
+        return OutStream(src, s.kind, codec, meta, _disposition(s))
+    if s.kind == "subtitle":
+        if s.codec in c.text_subtitles or s.codec in c.bitmap_subtitles:
+            return OutStream(src, s.kind, ("copy",), _title(s), _disposition(s))
+        if s.codec in TEXT_SUBTITLES and c.subtitle_codec is not None:
+            return OutStream(src, s.kind, (c.subtitle_codec,), _title(s), _disposition(s))
+        return None
+    if s.kind == "attachment" and c.attachments:
+        return OutStream(src, s.kind, ("copy",))
+    return None
+
+
+def stream_map(
+    info: MediaInfo, plan: MuxPlan, container: Container, *, encoded: bool = False
+) -> list[OutStream]:
+    """The output's streams in order (pure): the input's, with the dub before its audio
+    (copied when ``encoded``: it comes from :func:`encode_command`'s file)."""
+    dubbed = plan.track if plan.track is not None else media.select_audio(info).index
+    dub_meta = (
+        ("language", plan.dub_language), ("title", plan.dub_title),
+        ("handler_name", plan.dub_title),
+    )  # fmt: skip
+    codec = ("copy",) if encoded else (
+        container.dub_encoder, "-b", _bitrate(container, plan.channels)
+    )  # fmt: skip
+    dub = OutStream("1:a:0", "audio", codec, dub_meta, "default")
+    kept = [o for s in info.streams if (o := _input_stream(s, container, plan, dubbed))]
+    at = next((i for i, o in enumerate(kept) if o.kind != "video"), len(kept))
+    out = [*kept[:at], dub, *kept[at:]]
+    if plan.subtitles is not None and container.subtitle_codec is not None:
+        subs = OutStream(
+            "2:s:0", "subtitle", (container.subtitle_codec,),
+            (("language", plan.subtitle_language), ("title", plan.dub_title)), "0",
+        )  # fmt: skip
+        at = next((i for i, o in enumerate(out) if o.kind in ("subtitle", "attachment")), len(out))
+        out.insert(at, subs)
+    left_out = len(info.streams) - len(kept) - (0 if plan.keep_original else 1)
+    if left_out:
+        log.info("%s: %d stream(s) the output cannot hold are left out", info.path, left_out)
+    return out
+
+
+def _stream_args(i: int, o: OutStream) -> list[str]:
+    args = ["-map", o.source, f"-c:{i}", o.codec[0]]
+    for opt, value in zip(o.codec[1::2], o.codec[2::2], strict=True):
+        args += [f"{opt}:{i}", value]
+    for key, value in o.metadata:
+        args += [f"-metadata:s:{i}", f"{key}={value}"]
+    if o.disposition is not None:
+        args += [f"-disposition:{i}", o.disposition]
+    return args
+
+
+def _pcm_input(plan: MuxPlan) -> list[str]:
+    """The dub as raw float32 on stdin, in the plan's rate and layout."""
+    layout = plan.layout or {1: "mono", 2: "stereo"}.get(plan.channels, "")
+    cmd = ["-f", "f32le", "-ar", str(plan.rate)]
+    cmd += ["-ch_layout", layout] if layout else ["-ac", str(plan.channels)]
+    return [*cmd, "-i", "pipe:0"]
+
+
+def encode_command(ffmpeg: str, plan: MuxPlan, output_ext: str, dest: Path) -> list[str]:
+    """The ffmpeg argument list that encodes the dub from stdin alone, as the video
+    container ``output_ext`` wants it, into Matroska audio at ``dest`` (pure): the streamed
+    half of a video dub, muxed by :func:`mux_command` with ``dub`` once the cues are known."""
+    c = CONTAINERS[output_ext.lower()]
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-y", *_pcm_input(plan)]
+    cmd += ["-map", "0:a:0", "-c:a", c.dub_encoder, "-b:a", _bitrate(c, plan.channels)]
+    return [*cmd, "-f", "matroska", media.local_path(dest)]
+
+
+def mux_command(
+    ffmpeg: str,
+    source: Path,
+    info: MediaInfo,
+    plan: MuxPlan,
+    output: Path,
+    dub: Path | None = None,
+) -> list[str]:
+    """The ffmpeg argument list that writes ``output`` (pure). The dub arrives as f32le on
+    stdin, or (``dub``) as the file :func:`encode_command` wrote, copied."""
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-y"]
+    cmd += ["-i", media.local_path(source)]
+    cmd += _pcm_input(plan) if dub is None else ["-i", media.local_path(dub)]
+    ext = output.suffix.lower()
+    if not info.has_video or ext in AUDIO_ONLY_CODECS:
+        if ext in AUDIO_ONLY_CODECS:
+            codec, muxer = AUDIO_ONLY_CODECS[ext], _AUDIO_ONLY_MUXERS[ext]
+        else:
+            c = CONTAINERS[ext]
+            codec, muxer = ["-c:a", c.dub_encoder, "-b:a", _bitrate(c, plan.channels)], c.muxer
+        cmd += ["-map", "1:a:0", *codec]
+        cmd += ["-map_metadata", "0", "-metadata:s:a:0", f"language={plan.dub_language}"]
+        return [*cmd, "-f", muxer, media.local_path(output)]
+    container = CONTAINERS[ext]
+    streams = stream_map(info, plan, container, encoded=dub is not None)
+    if any(o.source.startswith("2:") for o in streams):
+        assert plan.subtitles is not None
+        cmd += ["-i", media.local_path(plan.subtitles)]
+    for i, o in enumerate(streams):
+        cmd += _stream_args(i, o)
+    cmd += ["-map_metadata", "0", "-map_chapters", "0"]
+    return [*cmd, "-f", container.muxer, media.local_path(output)]
+
+
+class Muxer:
+    """Writes the output while the dubbed mix is produced, block by block.
+
+    Use as a context manager: ``write()`` float32 ``(channels, n)`` blocks; on a
+    clean exit ffmpeg is awaited, its status checked and the file renamed into
+    place; on an exception ffmpeg is killed and the temporary file removed.
+
+    A feeder thread moves the blocks into ffmpeg's pipe through a short queue, so
+    the caller computes the next blocks while ffmpeg encodes the last ones.
+    """
+
+    #: Blocks queued ahead of ffmpeg (with 8192-sample blocks, about 3 s of audio).
+    QUEUE_BLOCKS = 16
+
+    def __init__(
+        self,
+        source: Path,
+        info: MediaInfo,
+        plan: MuxPlan,
+        output: Path,
+        ffmpeg: str | None = None,
+        *,
+        encode_for: str | None = None,
+    ) -> None:
+        """``encode_for`` (a video container's extension): write only the encoded dub to
+        ``output`` (see :func:`encode_command`), not the whole output."""
+        media.check_output(source, output)
+        self.output = output
+        exe = media.ffmpeg_exe(ffmpeg)
+        if encode_for is not None:
+            self._make_cmd = lambda tmp: encode_command(exe, plan, encode_for, tmp)
+        else:
+            output_kind(output)
+            self._make_cmd = lambda tmp: mux_command(exe, source, info, plan, tmp)
+        self._stack = contextlib.ExitStack()
+        self._cmd: list[str] = []
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUE_BLOCKS)
+        self._feeder: threading.Thread | None = None
+        self._broken = threading.Event()
+
+    def __enter__(self) -> Muxer:
+        try:  # the temporary file exists only once entered, so nothing is left if never entered
+            tmp = self._stack.enter_context(atomic_output(self.output))
+            self._cmd = self._make_cmd(tmp)
+            self._stderr = self._stack.enter_context(tempfile.TemporaryFile())
+            log.debug("running %s", self._cmd)
+            self._proc = subprocess.Popen(
+                self._cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+            )
+            self._feeder = threading.Thread(target=self._feed, name="dubkit-mux", daemon=True)
+            self._feeder.start()
+        except BaseException:  # Ctrl-C while starting: __exit__ will not run, clean up here
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def _feed(self) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        stdin = self._proc.stdin
+        try:
+            while (data := self._queue.get()) is not None:
+                stdin.write(data)
+            stdin.close()
+        except (BrokenPipeError, ValueError, OSError):  # ffmpeg died or was killed
+            self._broken.set()
+            while self._queue.get() is not None:  # let the producer finish or fail fast
+                pass
+
+    def write(self, block: np.ndarray) -> None:
+        assert self._proc is not None
+        if self._broken.is_set():
+            self._proc.wait()
+            raise self._failure()
+        self._queue.put(np.ascontiguousarray(block.T, dtype="<f4").tobytes())
+
+    def _failure(self) -> MediaToolError:
+        tail = ""
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-2000:].decode("utf-8", "replace").strip()
+        last = tail.splitlines()[-1] if tail else "no message"
+        return MediaToolError(
+            f"ffmpeg failed writing the output ({last})",
+            path=self.output,
+            command=self._cmd,
+            stderr_tail=tail,
+        )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        proc, feeder = self._proc, self._feeder
+        assert proc is not None and feeder is not None
+        try:
+            if exc_type is not None:
+                proc.kill()
+            self._queue.put(None)
+            feeder.join()
+            if proc.wait() != 0 and exc_type is None:
+                raise self._failure()
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())  # removes the temporary file
+            raise
+        self._stack.__exit__(exc_type, exc, tb)  # renamed into place, or removed on error
+
+
+def mux(
+    source: str | Path,
+    output: str | Path,
+    blocks: Sequence[np.ndarray] | Iterator[np.ndarray],
+    plan: MuxPlan,
+    *,
+    info: MediaInfo | None = None,
+    ffmpeg: str | None = None,
+) -> Path:
+    """Write ``output``: ``source``'s video copied, ``blocks`` as the dubbed track, per ``plan``."""
+    source, output = Path(source), Path(output)
+    info = info or media.probe(source)
+    with Muxer(source, info, plan, output, ffmpeg) as m:
+        for b in blocks:
+            m.write(b)
+    return output
+
+
+def mux_file(
+    source: Path,
+    info: MediaInfo,
+    plan: MuxPlan,
+    dub: Path,
+    output: Path,
+    ffmpeg: str | None = None,
+) -> Path:
+    """Write ``output`` (atomically) from ``source``'s streams, the encoded ``dub`` and the
+    plan's subtitles: every stream copied, nothing encoded."""
+    media.check_output(source, output)
+    with atomic_output(output) as tmp:
+        cmd = mux_command(media.ffmpeg_exe(ffmpeg), source, info, plan, tmp, dub=dub)
+        log.debug("running %s", cmd)
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+        if proc.returncode != 0:
+            tail = proc.stderr[-2000:].decode("utf-8", "replace").strip()
+            last = tail.splitlines()[-1] if tail else "no message"
+            raise MediaToolError(
+                f"ffmpeg failed writing the output ({last})", path=output, command=cmd,
+                stderr_tail=tail,
+            )  # fmt: skip
+    return output
