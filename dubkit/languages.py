@@ -54,6 +54,12 @@ for _lang in LANGUAGES:
 
 DEFAULT_VOICE = "Cherry"
 
+#: Whose voice each service voice is: "male" or "female".
+VOICE_GENDER: dict[str, str] = {
+    "Cherry": "female", "Nofish": "male", "Ethan": "male", "Jada": "female", "Dylan": "male",
+    "Sunny": "female", "Peter": "male", "Eric": "male", "Kiki": "female",
+}  # fmt: skip
+
 _ALIASES: dict[str, Language] = {}
 for _lang in LANGUAGES:
     for _alias in (_lang.code, _lang.name.lower(), _lang.iso639_2):

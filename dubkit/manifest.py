@@ -20,6 +20,7 @@ SCHEMA = 1
 def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -> dict[str, Any]:
     """The manifest as plain JSON-ready data (no secrets: the key is never part of a Result)."""
     placements = result.placements or (None,) * len(result.results)
+    voices = result.casting.as_dict() if result.casting is not None else {}
     items = []
     for i, (r, p) in enumerate(zip(result.results, placements, strict=True)):
         t = r.translation
@@ -39,6 +40,12 @@ def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -
             "error": r.error,
             "usage": dataclasses.asdict(t.usage) if t is not None else None,
         }
+        if result.speakers:
+            who = result.speakers[i]
+            item["speaker"] = who.speaker
+            item["gender"] = who.gender
+            item["f0_hz"] = round(who.f0_hz)
+            item["voice"] = voices.get(who.speaker)
         if p is not None:
             item["dub"] = {
                 "start_ms": p.start_ms,
@@ -59,7 +66,8 @@ def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -
         "engine": result.engine,
         "target": result.target.code,
         "source": job.source,
-        "voice": job.voice,
+        "voice": options.voice if result.casting is not None else job.voice,
+        "voices": voices,
         "outputs": {
             "media": str(result.outputs.media) if result.outputs.media else None,
             "subtitles": [str(p) for p in result.outputs.subtitles],

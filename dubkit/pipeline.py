@@ -35,8 +35,10 @@ from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voic
 from dubkit.mix import MixOptions, PlacedClip, loudness_gain_db, mix
 from dubkit.runner import UtteranceResult, translate_all_sync
 from dubkit.segment import Segmenter, SegmentOptions
+from dubkit.speakers import SpeakerInfo
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.types import SERVICE_RATE, VAD_RATE, Cue, MediaInfo, Usage, Utterance
+from dubkit.voices import AUTO, Casting, VoiceChoice, cast_voices, check_choice, pieces_of
 from dubkit.workspace import ClipStore, FileAudio
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,8 @@ class Options:
 
     target: str
     source: str | None = None
-    voice: str | None = None
+    voice: str = AUTO  # "auto": each speaker a voice of their gender; or one voice for all
+    voices: tuple[tuple[str, str], ...] = ()  # per-speaker voices: ("S1", "Ethan"), ...
     out_dir: Path | None = None
     formats: tuple[str, ...] = ("srt",)
     concurrency: int = 4
@@ -100,6 +103,10 @@ class Result:
     cues: tuple[Cue, ...]
     placements: tuple[Placement | None, ...] = ()
     usage: Usage = field(default_factory=Usage)
+    #: Per result (after :func:`dub`): who speaks it; empty for subtitles.
+    speakers: tuple[SpeakerInfo, ...] = ()
+    #: Each speaker's voice (after :func:`dub`).
+    casting: Casting | None = None
 
     @property
     def failed(self) -> tuple[UtteranceResult, ...]:
@@ -155,10 +162,17 @@ def analyze(
 
 
 def plan_job(options: Options, *, dubbing: bool) -> tuple[Language, Job]:
-    """Check the languages and voice before anything is read or sent; the target and the job."""
+    """Check the languages and voices before anything is read or sent; the target and the job.
+
+    The job's voice is the forced one, or (``auto``) the language's default voice: each
+    utterance's request then uses its speaker's voice instead.
+    """
     target = resolve_dub_target(options.target) if dubbing else resolve(options.target)
     source = resolve(options.source).code if options.source else None
-    voice = resolve_voice(options.voice, target) if dubbing else None
+    voice = None
+    if dubbing:
+        choice = check_choice(VoiceChoice(options.voice, options.voices), target)
+        voice = resolve_voice(None if choice.is_auto else choice.voice, target)
     return target, Job(target.code, source, voice)
 
 
@@ -183,6 +197,7 @@ def _translate(
     opts: Options,
     progress: Progress | None,
     store: ClipStore | None = None,
+    voices: Sequence[str] | None = None,
 ) -> list[UtteranceResult]:
     from dubkit.cache import TranslationCache
 
@@ -201,7 +216,7 @@ def _translate(
     return translate_all_sync(
         translator, audio, utterances, job,
         concurrency=opts.concurrency, cache=cache, on_progress=on_progress, video=video,
-        store=store,
+        store=store, voices=voices,
     )  # fmt: skip
 
 
@@ -401,7 +416,12 @@ def dub(
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
         audio, utterances = analyze(path, options.segment, work, progress, info.duration_ms)
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
-        results = _translate(path, translator, audio, utterances, job, options, progress, store)
+        choice = VoiceChoice(options.voice, options.voices)
+        who, casting = cast_voices(audio, utterances, target, choice)
+        voices = [casting.voice_of(w.speaker) for w in who]
+        results = _translate(
+            path, translator, audio, utterances, job, options, progress, store, voices
+        )
         utts = [r.utterance for r in results]
         found = _clips(results, store, options.fit)
         lengths = [None if c is None else trimmed_ms(c.trim, SERVICE_RATE) for c in found.clips]
@@ -434,6 +454,8 @@ def dub(
         tuple(cues),
         tuple(placements),
         _usage(results),
+        pieces_of(who, utterances, utts),
+        casting,
     )
     write_manifest(result, info, options, job)
     return result

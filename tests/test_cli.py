@@ -46,7 +46,11 @@ def test_segments_table_and_json() -> None:
     r = run_cli("segments", FIX / "speech.mp4", "--json")
     assert r.returncode == 0
     segs = json.loads(r.stdout)
-    assert len(segs) >= 6 and set(segs[0]) == {"start_ms", "end_ms"}
+    assert len(segs) >= 6
+    assert set(segs[0]) == {"start_ms", "end_ms", "speaker", "gender", "f0_hz"}
+    # fixtures/speech.wav is one man reading
+    assert {(s["speaker"], s["gender"]) for s in segs} == {("S1", "male")}
+    assert all(80 <= s["f0_hz"] <= 140 for s in segs)
     table = run_cli("segments", FIX / "speech.mp4").stdout
     assert "start" in table and f"{len(segs)} utterances" in table
 

@@ -18,6 +18,7 @@ from dubkit.files import check_writable_dir
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Progress, Result, plan_job
+from dubkit.voices import parse_voice_map
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -93,7 +94,17 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
     if dubbing:
         g = p.add_argument_group("dub")
         g.add_argument(
-            "--voice", default=None, help="voice (see `dubkit languages`; default Cherry)"
+            "--voice",
+            default="auto",
+            help="auto: each speaker a voice of their gender, kept throughout; "
+            "or one voice for everyone (see `dubkit languages`)",
+        )
+        g.add_argument(
+            "--voices",
+            default="",
+            metavar="MAP",
+            help="voices of given speakers, e.g. S1=Ethan,S2=Cherry (labels as in "
+            "`dubkit segments`); the others follow --voice",
         )
         g.add_argument(
             "--mix",
@@ -138,6 +149,7 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
     if dubbing:
         kw = {
             "voice": args.voice,
+            "voices": parse_voice_map(args.voices),
             "keep_original": not args.no_original,
             "fit": FitOptions(max_ratio=args.max_speed, hard_max_ratio=max(args.max_speed, 1.5)),
             "mix": MixOptions(mode=args.mix),

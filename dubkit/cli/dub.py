@@ -11,6 +11,7 @@ from dubkit.pipeline import Result, dub
 EXAMPLES = """examples:
   dubkit dub talk.mp4 --to es                 # talk.es.mp4, talk.es.srt, talk.es.dubkit.json
   dubkit dub a.mkv b.mkv --to German --voice Ethan --format srt,vtt
+  dubkit dub talk.mp4 --to es --voices S1=Ethan,S2=Cherry   # speakers as `dubkit segments`
   dubkit dub talk.mp4 --to ja --mix replace --out-dir dubbed/
   dubkit dub talk.mp4 --to es --dry-run       # utterances and a token estimate, nothing sent
   dubkit dub talk.mp4 --to es --engine cloud --base-url http://127.0.0.1:8000/compatible-mode/v1
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
 
 def summary(result: Result) -> dict[str, Any]:
     placed = [p for p in result.placements if p is not None]
+    casting = result.casting
     return {
         "input": str(result.input),
         "engine": result.engine,
@@ -43,6 +45,10 @@ def summary(result: Result) -> dict[str, Any]:
         "max_ratio": round(max((p.ratio for p in placed), default=1.0), 3),
         "cut": sum(1 for p in placed if p.rule == "cut"),
         "tokens": result.usage.total_tokens,
+        "voices": casting.as_dict() if casting else {},
+        "voices_shared": [
+            {"speaker": s, "voice": v, "like": like} for s, v, like in casting.shared
+        ] if casting else [],
     }
 
 
@@ -51,6 +57,7 @@ def describe(s: dict[str, Any]) -> str:
         f"{s['input']}: {s['utterances']} utterances, "
         f"{s['sped_up']} sped up (max {s['max_ratio']}x), "
         f"{s['cut']} cut, {s['failed']} failed, {common.cost(s)}",
+        f"  voices: {_voices(s)}",
         f"  wrote {s['media']}",
         *(f"  wrote {p}" for p in s["subtitles"]),
         f"  wrote {s['manifest']}",
@@ -60,6 +67,13 @@ def describe(s: dict[str, Any]) -> str:
             f"  {s['failed']} utterances kept in the original language; rerun to fill them in"
         )
     return "\n".join(lines)
+
+
+def _voices(s: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in s["voices"].items()) or "none"
+    for x in s["voices_shared"]:
+        text += f"; {x['speaker']} shares {x['voice']} with {x['like']} (more speakers than voices)"
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
