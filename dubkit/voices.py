@@ -83,19 +83,22 @@ class Casting:
 
 
 def cast(speakers: Speakers, target: Language, choice: VoiceChoice) -> Casting:
-    """Give every speaker of ``speakers`` a voice for ``target`` (``choice`` already checked)."""
+    """Give every speaker of ``speakers`` a voice for ``target`` (``choice`` already checked).
+
+    The per-speaker map is applied last, over the automatic (or forced) casting, so that
+    changing one speaker's voice changes no one else's.
+    """
     given: dict[str, str] = {}
-    for label, voice in choice.speakers:
-        if any(s.label == label for s in speakers.speakers):
-            given[label] = voice
-    rest = [s for s in speakers.speakers if s.label not in given]
     shared: list[tuple[str, str, str]] = []
     if not choice.is_auto:
-        given.update((s.label, choice.voice) for s in rest)
+        given.update((s.label, choice.voice) for s in speakers.speakers)
     else:
         for gender in ("male", "female"):
-            group = [s for s in rest if s.gender == gender]
+            group = [s for s in speakers.speakers if s.gender == gender]
             shared += _cast_group(group, _voices_for(target, gender), given, speakers)
+    mapped = dict(choice.speakers)
+    given.update((lab, v) for lab, v in mapped.items() if lab in given)
+    shared = [x for x in shared if x[0] not in mapped and x[2] not in mapped]
     order = [s.label for s in speakers.speakers]
     return Casting(tuple((lab, given[lab]) for lab in order), tuple(shared))
 

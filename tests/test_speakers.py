@@ -155,8 +155,8 @@ def test_forced_voice_and_per_speaker_map() -> None:
     forced = cast(found, es, check_choice(VoiceChoice("ethan"), es))
     assert set(forced.as_dict().values()) == {"Ethan"}
     mapped = cast(found, es, check_choice(VoiceChoice("auto", (("S2", "nofish"),)), es))
-    # S2 is forced; the men then take what is left, the bigger first
-    assert mapped.as_dict() == {"S1": "Ethan", "S2": "Nofish", "S3": "Ethan"}
+    # S2 is mapped; no one else's voice changes for it
+    assert mapped.as_dict() == {"S1": "Nofish", "S2": "Nofish", "S3": "Ethan"}
     both = cast(found, es, check_choice(VoiceChoice("Cherry", (("S3", "Ethan"),)), es))
     assert both.as_dict() == {"S1": "Cherry", "S2": "Cherry", "S3": "Ethan"}
 
