@@ -12,6 +12,11 @@ failure onto :mod:`dubkit.errors`:
   stall for ``stall_timeout_s`` or end without a finish -> retryable :class:`ServiceError`;
 - ``finish_reason == "length"`` -> :class:`TruncatedError`.
 
+Ethan is only in the newest documents: when the service refuses a voice of
+:data:`FALLBACK_VOICES` with a 400 naming it, that request and every later one of this
+translator use the fallback (Nofish, also a man) instead, said once in the log and in
+each such :attr:`Translation.voice`.
+
 Retries are done here (the SDK's own are off): exponential backoff with full jitter,
 ``Retry-After`` honoured, and every 429 pauses the shared :class:`RateLimiter`.
 The API key never appears in any repr, log line or exception text.
@@ -27,7 +32,7 @@ import logging
 import random
 import wave
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -39,6 +44,9 @@ from dubkit.pacing import RateLimiter, backoff_delay, count_attempt, estimate_to
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation, Usage
 
 log = logging.getLogger(__name__)
+
+#: A voice the service may not know yet, and the voice of the same gender used instead.
+FALLBACK_VOICES: dict[str, str] = {"Ethan": "Nofish"}
 
 Region = Literal["singapore", "beijing"]
 
@@ -377,6 +385,7 @@ class CloudTranslator:
         self._errors = ErrorMapper(config)
         self._client: openai.AsyncOpenAI | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._refused: set[str] = set()  # voices the service said it does not know
 
     def __repr__(self) -> str:
         return f"CloudTranslator({self.config!r})"
@@ -408,6 +417,23 @@ class CloudTranslator:
         self, pcm: np.ndarray, job: Job, *, video: bytes | None = None
     ) -> Translation:
         """Translate one utterance, retrying transient failures (see the module doc)."""
+        asked = job.voice
+        if asked in self._refused:
+            job = replace(job, voice=FALLBACK_VOICES[asked])
+        try:
+            result = await self._translate(pcm, job, video)
+        except ServiceError as e:
+            fallback = FALLBACK_VOICES.get(job.voice or "")
+            if fallback is None or e.status != 400 or str(job.voice) not in str(e):
+                raise
+            if job.voice not in self._refused:
+                log.warning("the service refused voice %s; using %s instead", job.voice, fallback)
+            self._refused.add(job.voice or "")
+            job = replace(job, voice=fallback)
+            result = await self._translate(pcm, job, video)
+        return result if job.voice == asked else replace(result, voice=job.voice)
+
+    async def _translate(self, pcm: np.ndarray, job: Job, video: bytes | None) -> Translation:
         cfg = self.config
         request = build_request(pcm, job, cfg, video=video)
         ms_in = len(pcm) * 1000 // VAD_RATE

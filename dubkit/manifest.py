@@ -45,7 +45,7 @@ def manifest_data(result: Result, info: MediaInfo, options: Options, job: Job) -
             item["speaker"] = who.speaker
             item["gender"] = who.gender
             item["f0_hz"] = round(who.f0_hz)
-            item["voice"] = voices.get(who.speaker)
+            item["voice"] = (t.voice if t is not None else None) or voices.get(who.speaker)
         if p is not None:
             item["dub"] = {
                 "start_ms": p.start_ms,

@@ -423,6 +423,7 @@ def dub(
             path, translator, audio, utterances, job, options, progress, store, voices
         )
         utts = [r.utterance for r in results]
+        pieces = pieces_of(who, utterances, utts)
         found = _clips(results, store, options.fit)
         lengths = [None if c is None else trimmed_ms(c.trim, SERVICE_RATE) for c in found.clips]
         placements = plan(utts, lengths, info.duration_ms, options.fit)
@@ -454,8 +455,11 @@ def dub(
         tuple(cues),
         tuple(placements),
         _usage(results),
-        pieces_of(who, utterances, utts),
-        casting,
+        pieces,
+        casting.as_heard(
+            [w.speaker for w in pieces],
+            [r.translation.voice if r.translation else None for r in results],
+        ),
     )
     write_manifest(result, info, options, job)
     return result

@@ -81,6 +81,12 @@ class Casting:
     def as_dict(self) -> dict[str, str]:
         return dict(self.voices)
 
+    def as_heard(self, speakers: Sequence[str], heard: Sequence[str | None]) -> Casting:
+        """This casting with the voices the engine used instead (``heard``, per utterance
+        of ``speakers``; None where it used the voice asked for)."""
+        used = {s: v for s, v in zip(speakers, heard, strict=True) if v is not None}
+        return Casting(tuple((s, used.get(s, v)) for s, v in self.voices), self.shared)
+
 
 def cast(speakers: Speakers, target: Language, choice: VoiceChoice) -> Casting:
     """Give every speaker of ``speakers`` a voice for ``target`` (``choice`` already checked).

@@ -172,3 +172,20 @@ def test_dub_speaks_each_speaker_with_their_voice_and_caches_per_voice(
 
 def _fields(opts: Options) -> dict[str, object]:
     return {f: getattr(opts, f) for f in opts.__dataclass_fields__}
+
+
+@pytest.mark.slow
+def test_a_service_without_ethan_falls_back_to_nofish(
+    tmp_path: Path, turns_wav: tuple[Path, object]
+) -> None:
+    from dubkit.emulator import Emulator, EmulatorConfig
+    from tests.conftest import KEY, translator_for
+
+    src, _ = turns_wav
+    with Emulator(EmulatorConfig(api_key=KEY, unknown_voices=("Ethan",))) as emu:
+        result = dubkit.dub(src, Options(target="es", out_dir=tmp_path), translator_for(emu))
+        refused = [r for r in emu.records if r.status == 400]
+    manifest = json.loads(result.outputs.manifest.read_text())
+    assert not result.failed and len(refused) >= 1
+    assert manifest["voices"] == {"S1": "Nofish", "S2": "Cherry", "S3": "Nofish"}
+    assert {it["voice"] for it in manifest["utterances"] if it["speaker"] == "S3"} == {"Nofish"}

@@ -26,6 +26,8 @@ class EmulatorConfig:
     60 s quotas. ``fault_rate`` is the probability that an admitted request gets a
     fault drawn uniformly from ``faults`` by a RNG seeded with ``seed``, in arrival
     order. ``engine`` is "synthetic" or "local" (:class:`dubkit.local.LocalTranslator`).
+    ``unknown_voices`` are refused with a 400 naming the voice, as a deployment that
+    predates them does (``("Ethan",)``: Ethan is only in the newest documents).
     """
 
     api_key: str | None = None
@@ -40,6 +42,7 @@ class EmulatorConfig:
     stall_s: float = 30.0
     seed: int = 0
     engine: str = "synthetic"
+    unknown_voices: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 0
 
