@@ -34,11 +34,12 @@ N_MFCC = 12
 #: different people.
 DISTANCE_THRESHOLD = 1.0
 
-_FRAME = 400  # 25 ms at 16 kHz
-_HOP = 160  # 10 ms
-_NFFT = 512
-_N_MELS = 26
-_PITCH_RATE = 8000
+RATE_8K = 8000
+PITCH_STEP_MS = 20
+_FRAME = 200  # 25 ms at 8 kHz
+_HOP = 80  # 10 ms
+_NFFT = 256
+_N_MELS = 24
 
 
 class AudioSource(Protocol):
@@ -72,23 +73,42 @@ class SpeakerInfo:
     f0_hz: float  # this utterance's median F0 (0.0: nothing voiced)
 
 
-def pitch_track(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
-    """F0 in Hz of each voiced 10 ms frame (Praat autocorrelation); unvoiced frames dropped.
+def at_8k(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
+    """``pcm`` (int16 at 8 or 16 kHz) as floats at 8 kHz, where both analyses run.
 
-    The pitch is measured at 8 kHz: the band below 4 kHz holds every harmonic Praat
-    needs up to the 400 Hz ceiling, and half the samples make it twice as fast.
+    The band below 4 kHz holds every harmonic Praat needs up to the 400 Hz ceiling and
+    every band of the MFCCs (the 8 kHz telephone recordings people dub have no more);
+    half the samples make both twice as fast.
     """
-    import parselmouth
     from scipy.signal import resample_poly
 
-    if pcm.size * PITCH_FLOOR_HZ < 3.5 * rate:  # Praat needs three periods of the floor
-        return np.zeros(0)
     x = pcm.astype(np.float64) / 32768.0
-    if rate == 2 * _PITCH_RATE:
-        x, rate = resample_poly(x, 1, 2), _PITCH_RATE
-    pitch = parselmouth.Sound(x, sampling_frequency=rate).to_pitch_ac(
-        time_step=0.01, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ
-    )
+    if rate == 2 * RATE_8K:
+        return np.asarray(resample_poly(x, 1, 2))
+    if rate != RATE_8K:
+        raise ValueError(f"speaker analysis takes 8 or 16 kHz audio, got {rate} Hz")
+    return x
+
+
+def pitch_track(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
+    """F0 in Hz every 20 ms where voiced (Praat autocorrelation); unvoiced frames dropped."""
+    return _pitch(at_8k(pcm, rate))
+
+
+def mfcc(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
+    """MFCC 1..12 of the loud 25 ms frames (within 30 dB of the loudest), one row per frame."""
+    return _mfcc(at_8k(pcm, rate))
+
+
+def _pitch(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    import parselmouth
+
+    if x.size * PITCH_FLOOR_HZ < 3.5 * RATE_8K:  # Praat needs three periods of the floor
+        return np.zeros(0)
+    pitch = parselmouth.Sound(x, sampling_frequency=RATE_8K).to_pitch_ac(
+        time_step=PITCH_STEP_MS / 1000, pitch_floor=PITCH_FLOOR_HZ,
+        pitch_ceiling=PITCH_CEILING_HZ,
+    )  # fmt: skip
     f0 = np.asarray(pitch.selected_array["frequency"], dtype=np.float64)
     return f0[f0 > 0]
 
@@ -97,7 +117,7 @@ def _mel_filterbank(rate: int) -> npt.NDArray[np.float64]:
     def mel(f: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
 
-    top = min(rate / 2, 4000.0)  # the band every recording (8 kHz telephone ones too) has
+    top = rate / 2
     points = 700.0 * (10 ** (np.linspace(mel(80.0), mel(top), _N_MELS + 2) / 2595.0) - 1.0)
     bins = np.fft.rfftfreq(_NFFT, 1.0 / rate)
     bank = np.zeros((_N_MELS, bins.size))
@@ -109,19 +129,15 @@ def _mel_filterbank(rate: int) -> npt.NDArray[np.float64]:
     return bank
 
 
-_BANK = _mel_filterbank(VAD_RATE)
+_BANK = _mel_filterbank(RATE_8K)
 
 
-def mfcc(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
-    """MFCC 1..12 of the loud 25 ms frames (within 30 dB of the loudest), one row per frame."""
+def _mfcc(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     from scipy.fft import dct
 
-    if rate != VAD_RATE:
-        raise ValueError(f"mfcc expects {VAD_RATE} Hz audio, got {rate}")
-    n = 1 + (pcm.size - _FRAME) // _HOP if pcm.size >= _FRAME else 0
+    n = 1 + (x.size - _FRAME) // _HOP if x.size >= _FRAME else 0
     if n == 0:
         return np.zeros((0, N_MFCC))
-    x = pcm.astype(np.float64) / 32768.0
     x = np.append(x[0], x[1:] - 0.97 * x[:-1])  # pre-emphasis
     idx = np.arange(_FRAME)[None, :] + _HOP * np.arange(n)[:, None]
     frames = x[idx] * np.hamming(_FRAME)
@@ -133,9 +149,9 @@ def mfcc(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
 
 
 def voice_features(pcm: np.ndarray, rate: int = VAD_RATE) -> VoiceFeatures:
-    """Pitch and timbre of one utterance (int16 mono)."""
-    f0 = pitch_track(pcm, rate)
-    coeffs = mfcc(pcm, rate)
+    """Pitch and timbre of one utterance (int16 mono, 8 or 16 kHz)."""
+    x = at_8k(pcm, rate)
+    f0, coeffs = _pitch(x), _mfcc(x)
     if f0.size:
         p10, p50, p90 = (float(v) for v in np.percentile(f0, [10, 50, 90]))
     else:
@@ -145,7 +161,7 @@ def voice_features(pcm: np.ndarray, rate: int = VAD_RATE) -> VoiceFeatures:
         f0_hz=p50,
         f0_p10_hz=p10,
         f0_p90_hz=p90,
-        voiced_ms=int(f0.size) * 10,
+        voiced_ms=int(f0.size) * PITCH_STEP_MS,
         mfcc_mean=tuple(float(v) for v in coeffs.mean(axis=0)) if len(coeffs) else zeros,
         mfcc_std=tuple(float(v) for v in coeffs.std(axis=0)) if len(coeffs) else zeros,
     )
