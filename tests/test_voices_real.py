@@ -106,7 +106,7 @@ def test_two_men_get_two_voices(cast_program: tuple[str, list]) -> None:  # type
         assert {voice["hts1"], voice["kristoff"]} == {"Nofish", "Ethan"}
         assert voice["hts2"] == "Cherry"
         assert len({s for _, _, s in rows}) == 3  # three people, three labels
-    else:  # seven men and three women: both men's voices are used, and shared
+    else:  # nine men and three women: both men's voices are used, and shared
         assert {v for t, v, _ in rows if t.gender == "m"} == {"Nofish", "Ethan"}  # type: ignore[attr-defined]
 
 
