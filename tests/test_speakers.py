@@ -179,3 +179,15 @@ def test_split_pieces_keep_their_utterance_speaker() -> None:
     who = (SpeakerInfo("S1", "male", 100.0), SpeakerInfo("S2", "female", 200.0))
     pieces = [Utterance(0, 1000), Utterance(2000, 3500), Utterance(3500, 5000)]
     assert [w.speaker for w in pieces_of(who, utts, pieces)] == ["S1", "S2", "S2"]
+
+
+def test_summary_names_the_map_and_the_shared_voices() -> None:
+    from dubkit.cli.dub import _voices
+
+    s = {
+        "voices": {"S1": "Nofish", "S2": "Ethan", "S3": "Ethan"},
+        "voices_shared": [{"speaker": "S3", "voice": "Ethan", "like": "S2"}],
+    }
+    text = _voices(s)
+    assert text.startswith("S1=Nofish, S2=Ethan, S3=Ethan")
+    assert "S3 shares Ethan with S2 (more speakers than voices)" in text
