@@ -3,7 +3,7 @@
 :func:`dub` and :func:`subtitle` are the library's main entry points; they
 never print, prompt or exit. Progress goes to an optional callback
 ``progress(stage, done, total)``: stage "segment" and "mix" count milliseconds of media,
-"translate" counts utterances.
+"speakers" and "translate" count utterances.
 """
 
 from __future__ import annotations
@@ -417,7 +417,8 @@ def dub(
         audio, utterances = analyze(path, options.segment, work, progress, info.duration_ms)
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
         choice = VoiceChoice(options.voice, options.voices)
-        who, casting = cast_voices(audio, utterances, target, choice)
+        measured = functools.partial(progress, "speakers") if progress else None
+        who, casting = cast_voices(audio, utterances, target, choice, measured)
         voices = [casting.voice_of(w.speaker) for w in who]
         results = _translate(
             path, translator, audio, utterances, job, options, progress, store, voices

@@ -15,7 +15,7 @@ file is never held in memory):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -167,9 +167,20 @@ def voice_features(pcm: np.ndarray, rate: int = VAD_RATE) -> VoiceFeatures:
     )
 
 
-def analyze(audio: AudioSource, utterances: Sequence[Utterance]) -> list[VoiceFeatures]:
+#: Called as ``on_progress(done, total)`` after each utterance is measured.
+ProgressFn = Callable[[int, int], None]
+
+
+def analyze(
+    audio: AudioSource, utterances: Sequence[Utterance], on_progress: ProgressFn | None = None
+) -> list[VoiceFeatures]:
     """The features of each utterance, reading one utterance's samples at a time."""
-    return [voice_features(audio.read(u.start_ms, u.end_ms)) for u in utterances]
+    out = []
+    for u in utterances:
+        out.append(voice_features(audio.read(u.start_ms, u.end_ms)))
+        if on_progress is not None:
+            on_progress(len(out), len(utterances))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +304,8 @@ def cluster(feats: Sequence[VoiceFeatures], threshold: float = DISTANCE_THRESHOL
     return Speakers(infos, tuple(speakers))
 
 
-def find_speakers(audio: AudioSource, utterances: Sequence[Utterance]) -> Speakers:
+def find_speakers(
+    audio: AudioSource, utterances: Sequence[Utterance], on_progress: ProgressFn | None = None
+) -> Speakers:
     """Measure each utterance (one at a time) and group them into speakers."""
-    return cluster(analyze(audio, utterances))
+    return cluster(analyze(audio, utterances, on_progress))

@@ -20,7 +20,14 @@ import numpy as np
 
 from dubkit.errors import ConfigError
 from dubkit.languages import VOICE_GENDER, Language, resolve_voice
-from dubkit.speakers import AudioSource, Speaker, SpeakerInfo, Speakers, find_speakers
+from dubkit.speakers import (
+    AudioSource,
+    ProgressFn,
+    Speaker,
+    SpeakerInfo,
+    Speakers,
+    find_speakers,
+)
 from dubkit.types import Utterance
 
 AUTO = "auto"
@@ -36,7 +43,7 @@ class VoiceChoice:
 
     @property
     def is_auto(self) -> bool:
-        return self.voice.strip().lower() == AUTO
+        return not self.voice or self.voice.strip().lower() == AUTO
 
 
 def parse_voice_map(text: str) -> tuple[tuple[str, str], ...]:
@@ -149,10 +156,14 @@ def describe(casting: Casting) -> str:
 
 
 def cast_voices(
-    audio: AudioSource, utterances: Sequence[Utterance], target: Language, choice: VoiceChoice
+    audio: AudioSource,
+    utterances: Sequence[Utterance],
+    target: Language,
+    choice: VoiceChoice,
+    on_progress: ProgressFn | None = None,
 ) -> tuple[tuple[SpeakerInfo, ...], Casting]:
     """Who speaks each utterance (read one at a time), and each speaker's voice for ``target``."""
-    found = find_speakers(audio, utterances)
+    found = find_speakers(audio, utterances, on_progress)
     return found.utterances, cast(found, target, check_choice(choice, target))
 
 

@@ -110,8 +110,9 @@ def test_find_speakers_reads_one_utterance_at_a_time() -> None:
             return super().read(start_ms, end_ms)
 
     utts = [Utterance(0, 1500), Utterance(2500, 4000)]
-    found = find_speakers(Spy(audio), utts)
-    assert reads == [(0, 1500), (2500, 4000)]
+    progress: list[tuple[int, int]] = []
+    found = find_speakers(Spy(audio), utts, lambda done, total: progress.append((done, total)))
+    assert reads == [(0, 1500), (2500, 4000)] and progress == [(1, 2), (2, 2)]
     assert [(u.speaker, u.gender) for u in found.utterances] == [("S1", "male"), ("S2", "female")]
 
 

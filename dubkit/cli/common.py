@@ -205,7 +205,10 @@ def progress_display(args: argparse.Namespace, label: str) -> Iterator[Progress 
         Progress as Bars,
     )
 
-    names = {"segment": "segmenting", "translate": "translating", "mix": "mixing and muxing"}
+    names = {
+        "segment": "segmenting", "speakers": "telling speakers apart",
+        "translate": "translating", "mix": "mixing and muxing",
+    }  # fmt: skip
     with Bars(
         TextColumn(f"{label} [bold]{{task.description}}"), BarColumn(),
         TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
@@ -220,6 +223,8 @@ def progress_display(args: argparse.Namespace, label: str) -> Iterator[Progress 
             if stage == "translate":  # utterances, and how fast they come back
                 speed = bars.tasks[task].speed
                 count = f"{done}/{total}" + (f" ({speed * 60:.0f}/min)" if speed else "")
+            elif stage == "speakers":  # utterances
+                count = f"{done}/{total}"
             else:  # milliseconds of media
                 count = f"{done / 1000:.0f}/{total / 1000:.0f} s"
             bars.update(task, completed=done, total=total, count=count)
