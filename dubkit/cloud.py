@@ -12,10 +12,8 @@ failure onto :mod:`dubkit.errors`:
   stall for ``stall_timeout_s`` or end without a finish -> retryable :class:`ServiceError`;
 - ``finish_reason == "length"`` -> :class:`TruncatedError`.
 
-Ethan is only in the newest documents: when the service refuses a voice of
-:data:`FALLBACK_VOICES` with a 400 naming it, that request and every later one of this
-translator use the fallback (Nofish, also a man) instead, said once in the log and in
-each such :attr:`Translation.voice`.
+A 400 naming Ethan (only the newest documents list it) switches this and every later request to
+Nofish (:data:`~dubkit.languages.FALLBACK_VOICES`); logged once, set in ``Translation.voice``.
 
 Retries are done here (the SDK's own are off): exponential backoff with full jitter,
 ``Retry-After`` honoured, and every 429 pauses the shared :class:`RateLimiter`.
@@ -40,13 +38,11 @@ import openai
 
 from dubkit.engine import Job
 from dubkit.errors import AuthError, ConfigError, ServiceError, TooLargeError, TruncatedError
+from dubkit.languages import FALLBACK_VOICES
 from dubkit.pacing import RateLimiter, backoff_delay, count_attempt, estimate_tokens
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation, Usage
 
 log = logging.getLogger(__name__)
-
-#: A voice the service may not know yet, and the voice of the same gender used instead.
-FALLBACK_VOICES: dict[str, str] = {"Ethan": "Nofish"}
 
 Region = Literal["singapore", "beijing"]
 
@@ -417,21 +413,17 @@ class CloudTranslator:
         self, pcm: np.ndarray, job: Job, *, video: bytes | None = None
     ) -> Translation:
         """Translate one utterance, retrying transient failures (see the module doc)."""
-        asked = job.voice
-        if asked in self._refused:
-            job = replace(job, voice=FALLBACK_VOICES[asked])
+        asked, fallback = job.voice, FALLBACK_VOICES.get(job.voice or "")
         try:
-            result = await self._translate(pcm, job, video)
+            if asked not in self._refused:
+                return await self._translate(pcm, job, video)
         except ServiceError as e:
-            fallback = FALLBACK_VOICES.get(job.voice or "")
-            if fallback is None or e.status != 400 or str(job.voice) not in str(e):
+            if fallback is None or e.status != 400 or str(asked) not in str(e):
                 raise
-            if job.voice not in self._refused:
-                log.warning("the service refused voice %s; using %s instead", job.voice, fallback)
-            self._refused.add(job.voice or "")
-            job = replace(job, voice=fallback)
-            result = await self._translate(pcm, job, video)
-        return result if job.voice == asked else replace(result, voice=job.voice)
+            log.warning("the service refused voice %s; using %s instead", asked, fallback)
+            self._refused.add(str(asked))
+        result = await self._translate(pcm, replace(job, voice=fallback), video)
+        return replace(result, voice=fallback)
 
     async def _translate(self, pcm: np.ndarray, job: Job, video: bytes | None) -> Translation:
         cfg = self.config
