@@ -1,16 +1,22 @@
 """Who speaks each utterance: pitch and timbre, a speaker label, and that speaker's gender.
 
 Pure analysis over 16 kHz mono int16 samples, read one utterance at a time (the whole
-file is never held in memory):
+file is never held in memory), measured at 8 kHz (see :func:`at_8k`):
 
-* :func:`voice_features` measures one utterance: F0 with Praat (parselmouth's
+* :func:`voice_features` measures one utterance: F0 every 20 ms with Praat (parselmouth's
   autocorrelation pitch; median, 10th and 90th percentiles of the voiced frames) and the
-  mean and spread of 12 MFCCs of its loud frames (numpy/scipy, no model weights).
+  mean and spread of 12 MFCCs of its loud frames (numpy/scipy, no model weights). The
+  clustering uses the median F0 and the MFCC means; the rest is recorded for callers.
 * :func:`cluster` groups utterances into speakers: average-linkage agglomerative
   clustering (scipy) over the features scaled by fixed, typical between-speaker spreads,
   cut at a distance threshold. Labels ``S1, S2, ...`` follow the order of first appearance.
 * Gender is decided per *speaker*, from the speech-weighted median F0 of all of its
-  utterances, so a short or odd phrase never flips a person's gender.
+  utterances, so a short or odd phrase never flips a person's gender. A cluster with too
+  little voiced speech (a fragment) joins the nearest speaker of its pitch side.
+
+Measured on real speech (tests/test_voices_real.py): the threshold and scales keep each
+person of the development programs in one cluster, and may merge two men with close
+voices (they then share a voice, which costs nothing when voices are fewer than people).
 """
 
 from __future__ import annotations
