@@ -191,4 +191,4 @@ def test_summary_names_the_map_and_the_shared_voices() -> None:
     }
     text = _voices(s)
     assert text.startswith("S1=Nofish, S2=Ethan, S3=Ethan")
-    assert "S3 shares Ethan with S2 (more speakers than voices)" in text
+    assert text.endswith("; more speakers than voices, sharing: S3 with S2 (Ethan)")

@@ -71,8 +71,9 @@ def describe(s: dict[str, Any]) -> str:
 
 def _voices(s: dict[str, Any]) -> str:
     text = ", ".join(f"{k}={v}" for k, v in s["voices"].items()) or "none"
-    for x in s["voices_shared"]:
-        text += f"; {x['speaker']} shares {x['voice']} with {x['like']} (more speakers than voices)"
+    if s["voices_shared"]:
+        shared = (f"{x['speaker']} with {x['like']} ({x['voice']})" for x in s["voices_shared"])
+        text += "; more speakers than voices, sharing: " + ", ".join(shared)
     return text
 
 
