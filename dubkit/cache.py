@@ -106,6 +106,7 @@ def _encode(t: Translation) -> bytes:
         "text": t.text,
         "sample_rate": t.sample_rate,
         "finish_reason": t.finish_reason,
+        "voice": t.voice,
         "usage": {f: getattr(t.usage, f) for f in Usage.__dataclass_fields__},
         "audio_bytes": len(t.audio),
         "audio_sha256": hashlib.sha256(t.audio).hexdigest(),
@@ -139,4 +140,5 @@ def _decode(data: bytes) -> Translation:
         sample_rate=int(meta["sample_rate"]),
         usage=Usage(**{f: int(usage.get(f, 0)) for f in Usage.__dataclass_fields__}),
         finish_reason=str(meta["finish_reason"]),
+        voice=str(meta["voice"]) if meta.get("voice") is not None else None,
     )

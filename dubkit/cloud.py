@@ -12,6 +12,9 @@ failure onto :mod:`dubkit.errors`:
   stall for ``stall_timeout_s`` or end without a finish -> retryable :class:`ServiceError`;
 - ``finish_reason == "length"`` -> :class:`TruncatedError`.
 
+A 400 naming Ethan (only the newest documents list it) switches this and every later request to
+Nofish (:data:`~dubkit.languages.FALLBACK_VOICES`); logged once, set in ``Translation.voice``.
+
 Retries are done here (the SDK's own are off): exponential backoff with full jitter,
 ``Retry-After`` honoured, and every 429 pauses the shared :class:`RateLimiter`.
 The API key never appears in any repr, log line or exception text.
@@ -27,7 +30,7 @@ import logging
 import random
 import wave
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -35,6 +38,7 @@ import openai
 
 from dubkit.engine import Job
 from dubkit.errors import AuthError, ConfigError, ServiceError, TooLargeError, TruncatedError
+from dubkit.languages import FALLBACK_VOICES
 from dubkit.pacing import RateLimiter, backoff_delay, count_attempt, estimate_tokens
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation, Usage
 
@@ -377,6 +381,7 @@ class CloudTranslator:
         self._errors = ErrorMapper(config)
         self._client: openai.AsyncOpenAI | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._refused: set[str] = set()  # voices the service said it does not know
 
     def __repr__(self) -> str:
         return f"CloudTranslator({self.config!r})"
@@ -408,6 +413,19 @@ class CloudTranslator:
         self, pcm: np.ndarray, job: Job, *, video: bytes | None = None
     ) -> Translation:
         """Translate one utterance, retrying transient failures (see the module doc)."""
+        asked, fallback = job.voice, FALLBACK_VOICES.get(job.voice or "")
+        try:
+            if asked not in self._refused:
+                return await self._translate(pcm, job, video)
+        except ServiceError as e:
+            if fallback is None or e.status != 400 or str(asked) not in str(e):
+                raise
+            log.warning("the service refused voice %s; using %s instead", asked, fallback)
+            self._refused.add(str(asked))
+        result = await self._translate(pcm, replace(job, voice=fallback), video)
+        return replace(result, voice=fallback)
+
+    async def _translate(self, pcm: np.ndarray, job: Job, video: bytes | None) -> Translation:
         cfg = self.config
         request = build_request(pcm, job, cfg, video=video)
         ms_in = len(pcm) * 1000 // VAD_RATE

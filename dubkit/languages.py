@@ -54,6 +54,15 @@ for _lang in LANGUAGES:
 
 DEFAULT_VOICE = "Cherry"
 
+#: Whose voice each service voice is: "male" or "female".
+VOICE_GENDER: dict[str, str] = {
+    "Cherry": "female", "Nofish": "male", "Ethan": "male", "Jada": "female", "Dylan": "male",
+    "Sunny": "female", "Peter": "male", "Eric": "male", "Kiki": "female",
+}  # fmt: skip
+#: A voice the service may not know yet (Ethan is only in the newest documents), and the voice
+#: of the same gender the cloud engine uses when the service refuses it.
+FALLBACK_VOICES: dict[str, str] = {"Ethan": "Nofish"}
+
 _ALIASES: dict[str, Language] = {}
 for _lang in LANGUAGES:
     for _alias in (_lang.code, _lang.name.lower(), _lang.iso639_2):

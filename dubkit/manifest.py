@@ -40,6 +40,7 @@ def manifest_data(
     texts = [r.translation.text if r.translation is not None else "" for r in result.results]
     cues = cues_by_utterance(texts, result.cues)
     when = created or datetime.datetime.now(datetime.timezone.utc)
+    voices = result.casting.as_dict() if result.casting is not None else {}
     items = []
     for i, (r, p) in enumerate(zip(result.results, placements, strict=True)):
         t = r.translation
@@ -62,6 +63,12 @@ def manifest_data(
                 {"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text} for c in cues[i]
             ],
         }
+        if result.speakers:
+            who = result.speakers[i]
+            item["speaker"] = who.speaker
+            item["gender"] = who.gender
+            item["f0_hz"] = round(who.f0_hz)
+            item["voice"] = (t.voice if t is not None else None) or voices.get(who.speaker)
         if p is not None:
             item["dub"] = {
                 "start_ms": p.start_ms,
@@ -85,7 +92,8 @@ def manifest_data(
         "engine": result.engine,
         "target": result.target.code,
         "source": job.source,
-        "voice": job.voice,
+        "voice": options.voice if result.casting is not None else job.voice,
+        "voices": voices,
         "outputs": {
             "media": str(result.outputs.media) if result.outputs.media else None,
             "subtitles": [str(p) for p in result.outputs.subtitles],

@@ -3,7 +3,7 @@
 :func:`dub` and :func:`subtitle` are the library's main entry points; they
 never print, prompt or exit. Progress goes to an optional callback
 ``progress(stage, done, total)``: stage "segment" and "mix" count milliseconds of media,
-"translate" counts utterances.
+"speakers" and "translate" count utterances.
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voic
 from dubkit.mix import MixOptions, PlacedClip, loudness_gain_db, mix
 from dubkit.runner import UtteranceResult, translate_all_sync, translate_in_order
 from dubkit.segment import Segmenter, SegmentOptions
+from dubkit.speakers import SpeakerInfo
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.types import SERVICE_RATE, VAD_RATE, Cue, MediaInfo, StreamInfo, Usage, Utterance
+from dubkit.voices import AUTO, Casting, VoiceChoice, cast_voices, check_choice, pieces_of
 from dubkit.workspace import ClipStore, FileAudio
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,8 @@ class Options:
 
     target: str
     source: str | None = None
-    voice: str | None = None
+    voice: str = AUTO  # "auto": each speaker a voice of their gender; or one voice for all
+    voices: tuple[tuple[str, str], ...] = ()  # per-speaker voices: ("S1", "Ethan"), ...
     out_dir: Path | None = None
     formats: tuple[str, ...] = ("srt",)
     concurrency: int = 4
@@ -105,6 +108,10 @@ class Result:
     cues: tuple[Cue, ...]
     placements: tuple[Placement | None, ...] = ()
     usage: Usage = field(default_factory=Usage)
+    #: Per result (after :func:`dub`): who speaks it; empty for subtitles.
+    speakers: tuple[SpeakerInfo, ...] = ()
+    #: Each speaker's voice (after :func:`dub`).
+    casting: Casting | None = None
 
     @property
     def failed(self) -> tuple[UtteranceResult, ...]:
@@ -174,10 +181,17 @@ def analyze(
 
 
 def plan_job(options: Options, *, dubbing: bool) -> tuple[Language, Job]:
-    """Check the languages and voice before anything is read or sent; the target and the job."""
+    """Check the languages and voices before anything is read or sent; the target and the job.
+
+    The job's voice is the forced one, or (``auto``) the language's default voice: each
+    utterance's request then uses its speaker's voice instead.
+    """
     target = resolve_dub_target(options.target) if dubbing else resolve(options.target)
     source = resolve(options.source).code if options.source else None
-    voice = resolve_voice(options.voice, target) if dubbing else None
+    voice = None
+    if dubbing:
+        choice = check_choice(VoiceChoice(options.voice, options.voices), target)
+        voice = resolve_voice(None if choice.is_auto else choice.voice, target)
     return target, Job(target.code, source, voice)
 
 
@@ -208,11 +222,12 @@ def _translate(
     opts: Options,
     progress: Progress | None,
     store: ClipStore | None = None,
+    voices: Sequence[str] | None = None,
     *,
     streamed: bool = False,
 ) -> Any:
     """Every utterance's results: a list, or (``streamed``) an iterator of each utterance's
-    results in timeline order as they arrive."""
+    results in timeline order as they arrive. ``voices``: one per utterance."""
     from dubkit.cache import TranslationCache
 
     cache = TranslationCache(opts.cache_dir) if opts.cache_dir is not None else None
@@ -231,7 +246,7 @@ def _translate(
     return run(
         translator, audio, utterances, job,
         concurrency=opts.concurrency, cache=cache, on_progress=on_progress, video=video,
-        store=store,
+        store=store, voices=voices,
     )  # fmt: skip
 
 
@@ -495,9 +510,14 @@ def dub(
         audio, utterances = analyze(
             path, options.segment, work, progress, info.duration_ms, wave, track.index
         )
+        choice = VoiceChoice(options.voice, options.voices)
+        measured = functools.partial(progress, "speakers") if progress else None
+        who, casting = cast_voices(audio, utterances, target, choice, measured)
+        voices = [casting.voice_of(w.speaker) for w in who]
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
         stream = stack.enter_context(contextlib.closing(_translate(
-            path, translator, audio, utterances, job, options, progress, store, streamed=True
+            path, translator, audio, utterances, job, options, progress, store, voices,
+            streamed=True,
         )))  # fmt: skip
         budget = options.mix.loudness_ms
         fitted = _fit_stream(
@@ -533,6 +553,7 @@ def dub(
                 muxer.write(block)
         timeline.extend(entries)  # results after the last clip (failed or empty ones)
         results = [f.result for f in timeline]
+        pieces = pieces_of(who, utterances, [r.utterance for r in results])
         cues = layout(
             _sources(results, [f.spans for f in timeline]), target.code, info.duration_ms,
             options.subtitles,
@@ -552,6 +573,11 @@ def dub(
         tuple(cues),
         tuple(f.placement for f in timeline),
         _usage(results),
+        pieces,
+        casting.as_heard(
+            [w.speaker for w in pieces],
+            [r.translation.voice if r.translation else None for r in results],
+        ),
     )
     data = write_manifest(result, info, options, job, envelope=wave.finish())
     if outputs.review is not None:

@@ -134,7 +134,10 @@ class _Run:
         self.min_split_ms = min_split_ms
         self.fatal: AuthError | ConfigError | None = None  # set once: no new request after it
 
-    async def one(self, utt: Utterance, depth: int = 0) -> list[UtteranceResult]:
+    async def one(
+        self, utt: Utterance, depth: int = 0, job: Job | None = None
+    ) -> list[UtteranceResult]:
+        job = job or self.job
         attempts = [0]
         try:
             # The audio is read inside the semaphore, so at most ``concurrency``
@@ -143,7 +146,7 @@ class _Run:
                 pcm = self.audio.read(utt.start_ms, utt.end_ms)
                 video = await asyncio.to_thread(self.video, utt) if self.video else None
                 key = (
-                    self.cache.key(pcm, self.job, self.identity, video=video)
+                    self.cache.key(pcm, job, self.identity, video=video)
                     if self.cache
                     else None
                 )
@@ -155,14 +158,14 @@ class _Run:
                 if self.fatal is not None:
                     raise self.fatal
                 with attempt_scope() as attempts:
-                    translation = await self.translator.translate(pcm, self.job, video=video)
+                    translation = await self.translator.translate(pcm, job, video=video)
         except (AuthError, ConfigError) as e:
             self.fatal = self.fatal or e
             raise
         except (TruncatedError, TooLargeError) as e:
             if depth < self.max_split_depth and utt.duration_ms >= 2 * self.min_split_ms:
                 log.info("[%d, %d) ms: %s; splitting it", utt.start_ms, utt.end_ms, e)
-                return await self._split(utt, pcm, depth)
+                return await self._split(utt, pcm, depth, job)
             return [self._failed(utt, e, attempts[0], depth)]
         except ServiceError as e:
             return [self._failed(utt, e, attempts[0], depth)]
@@ -179,12 +182,14 @@ class _Run:
             return t, None
         return replace(t, audio=b""), self.store.put(t.audio, t.sample_rate)
 
-    async def _split(self, utt: Utterance, pcm: np.ndarray, depth: int) -> list[UtteranceResult]:
+    async def _split(
+        self, utt: Utterance, pcm: np.ndarray, depth: int, job: Job
+    ) -> list[UtteranceResult]:
         offset = quietest_split(pcm)
         cut = min(max(utt.start_ms + offset, utt.start_ms + 1), utt.end_ms - 1)
         halves = await asyncio.gather(
-            self.one(Utterance(utt.start_ms, cut), depth + 1),
-            self.one(Utterance(cut, utt.end_ms), depth + 1),
+            self.one(Utterance(utt.start_ms, cut), depth + 1, job),
+            self.one(Utterance(cut, utt.end_ms), depth + 1, job),
         )
         return [*halves[0], *halves[1]]
 
@@ -207,10 +212,13 @@ async def translate_all(
     min_split_ms: int = 1000,
     video: VideoSource | None = None,
     store: ClipStore | None = None,
+    voices: Sequence[str] | None = None,
     on_result: ResultFn | None = None,
 ) -> list[UtteranceResult]:
     """Translate ``utterances`` (see the module doc); results in timeline order.
 
+    ``voices``, when given, holds one voice per utterance: each request (and its cache
+    key, and the halves of a split) uses its utterance's voice instead of ``job.voice``.
     ``on_result(i, results)`` is called as soon as utterance ``i``'s results are known
     (in completion order, not timeline order).
 
@@ -223,6 +231,9 @@ async def translate_all(
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    if voices is not None and len(voices) != len(utterances):
+        raise ValueError(f"{len(voices)} voices for {len(utterances)} utterances")
+    jobs = [job] * len(utterances) if voices is None else [replace(job, voice=v) for v in voices]
     run = _Run(
         translator, audio, job, concurrency=concurrency, cache=cache,
         max_split_depth=max_split_depth, min_split_ms=min_split_ms, video=video, store=store,
@@ -230,18 +241,20 @@ async def translate_all(
     total = len(utterances)
     done = 0
 
-    async def task(utt: Utterance) -> list[UtteranceResult]:
+    async def task(i: int, utt: Utterance, job: Job) -> list[UtteranceResult]:
         nonlocal done
-        results = await run.one(utt)
+        results = await run.one(utt, 0, job)
         if on_result is not None:
-            on_result(index[id(utt)], results)
+            on_result(i, results)
         done += 1
         if on_progress is not None:
             on_progress(done, total)
         return results
 
-    index = {id(u): i for i, u in enumerate(utterances)}
-    tasks = [asyncio.ensure_future(task(u)) for u in utterances]
+    tasks = [
+        asyncio.ensure_future(task(i, u, j))
+        for i, (u, j) in enumerate(zip(utterances, jobs, strict=True))
+    ]
     if not tasks:
         return []
     try:

@@ -54,7 +54,8 @@ class Usage:
 class Translation:
     """One utterance translated: text, and speech as PCM16 mono little-endian.
 
-    ``audio`` is empty when only text was asked for.
+    ``audio`` is empty when only text was asked for. ``voice`` names the voice that
+    spoke when the engine had to use another than the one asked for (None: as asked).
     """
 
     text: str
@@ -62,6 +63,7 @@ class Translation:
     sample_rate: int = SERVICE_RATE
     usage: Usage = field(default_factory=Usage)
     finish_reason: str = "stop"
+    voice: str | None = None
 
     def samples(self) -> np.ndarray:
         """The speech as an int16 array (a read-only view of ``audio``)."""

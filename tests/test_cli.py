@@ -46,7 +46,11 @@ def test_segments_table_and_json() -> None:
     r = run_cli("segments", FIX / "speech.mp4", "--json")
     assert r.returncode == 0
     segs = json.loads(r.stdout)
-    assert len(segs) >= 6 and set(segs[0]) == {"start_ms", "end_ms"}
+    assert len(segs) >= 6
+    assert set(segs[0]) == {"start_ms", "end_ms", "speaker", "gender", "f0_hz"}
+    # fixtures/speech.wav is one man reading
+    assert {(s["speaker"], s["gender"]) for s in segs} == {("S1", "male")}
+    assert all(80 <= s["f0_hz"] <= 140 for s in segs)
     table = run_cli("segments", FIX / "speech.mp4").stdout
     assert "start" in table and f"{len(segs)} utterances" in table
 
@@ -77,10 +81,21 @@ def test_dub_json_summary_and_rerun_sends_nothing(tmp_path: Path, emulator: Emul
     assert s["status"] == 0 and s["engine"] == "cloud" and s["failed"] == 0
     assert Path(s["media"]) == tmp_path / "talk.es.mp4" and Path(s["media"]).exists()
     assert s["tokens"] > 0
+    assert s["voices"] == {"S1": "Nofish"} and s["voices_shared"] == []  # one man reading
     emulator.reset_records()
     again = run_cli("dub", src, "--to", "es", "--json", env=env)
     assert again.returncode == 0 and emulator.records == []
     assert json.loads(again.stdout)["tokens"] == 0
+    text = run_cli("dub", src, "--to", "es", env=env).stdout
+    assert "voices: S1=Nofish" in text
+
+
+def test_refused_voice_map_sends_nothing(emulator: Emulator) -> None:
+    emulator.reset_records()
+    r = run_cli("dub", FIX / "speech.mp4", "--to", "yue", "--voices", "S1=Cherry",
+                env=cloud_env(emulator))  # fmt: skip
+    assert r.returncode == 3 and "voices for yue: Kiki" in r.stderr
+    assert emulator.records == []
 
 
 def test_subs_writes_sidecars(tmp_path: Path, emulator: Emulator) -> None:
@@ -113,6 +128,9 @@ def test_several_inputs_one_failing(tmp_path: Path, emulator: Emulator) -> None:
         (["--to", "xx"], 3, "unknown language 'xx'"),
         (["--to", "th"], 3, "text output only"),
         (["--to", "es", "--voice", "Kiki"], 3, "does not speak Spanish"),
+        (["--to", "es", "--voices", "S1=Nobody"], 3, "voice 'Nobody' does not speak Spanish"),
+        (["--to", "ja", "--voices", "S1=Ethan,S2=Jada"], 3, "voice 'Jada' does not speak"),
+        (["--to", "es", "--voices", "one=Ethan"], 3, "is not SPEAKER=VOICE"),
         (["--to", "es", "--engine", "cloud"], 3, "DASHSCOPE_API_KEY"),
     ],
 )

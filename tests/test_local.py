@@ -233,6 +233,28 @@ def test_one_utterance_to_spanish_text_and_speech(
 
 
 @needs_tools
+@needs_spanish
+def test_espeak_follows_the_casting_with_male_and_female_variants(
+    speech: Speech, translator: LocalTranslator
+) -> None:
+    from scipy.signal import resample_poly
+
+    from dubkit.speakers import pitch_track
+
+    espeak = Espeak.find()
+    assert espeak.voice_for("es", "Nofish") == "es+m3"
+    assert espeak.voice_for("es", "Cherry") == "es+f3"
+    assert espeak.voice_for("es") == "es"
+    pcm, utts = speech
+    clip = cut(pcm, next(u for u in utts if "market" in str(u["text"])))
+    f0 = {}
+    for voice in ("Nofish", "Ethan", "Cherry"):
+        out = asyncio.run(translator.translate(clip, Job("es", "en", voice))).samples()
+        f0[voice] = float(np.median(pitch_track(resample_poly(out, 2, 3).astype(np.int16))))
+    assert f0["Nofish"] < 140 and f0["Ethan"] < 140 and f0["Cherry"] > 165, f0
+
+
+@needs_tools
 def test_english_to_english_passes_the_words_through(speech: Speech) -> None:
     pcm, utts = speech
     utt = next(u for u in utts if "window" in str(u["text"]))

@@ -19,6 +19,7 @@ from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Progress, Result, plan_job
 from dubkit.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
+from dubkit.voices import parse_voice_map
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -101,7 +102,17 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
     if dubbing:
         g = p.add_argument_group("dub")
         g.add_argument(
-            "--voice", default=None, help="voice (see `dubkit languages`; default Cherry)"
+            "--voice",
+            default="auto",
+            help="auto: each speaker a voice of their gender, kept throughout; "
+            "or one voice for everyone (see `dubkit languages`)",
+        )
+        g.add_argument(
+            "--voices",
+            default="",
+            metavar="MAP",
+            help="voices of given speakers, e.g. S1=Ethan,S2=Cherry (labels as in "
+            "`dubkit segments`); the others follow --voice",
         )
         g.add_argument(
             "--mix",
@@ -193,6 +204,7 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
     if dubbing:
         kw = {
             "voice": args.voice,
+            "voices": parse_voice_map(args.voices),
             "keep_original": not args.no_original,
             "review": not args.no_review,
             "fit": FitOptions(max_ratio=args.max_speed, hard_max_ratio=max(args.max_speed, 1.5)),
@@ -251,7 +263,10 @@ def progress_display(args: argparse.Namespace, label: str) -> Iterator[Progress 
         Progress as Bars,
     )
 
-    names = {"segment": "segmenting", "translate": "translating", "mix": "mixing and muxing"}
+    names = {
+        "segment": "segmenting", "speakers": "telling speakers apart",
+        "translate": "translating", "mix": "mixing and muxing",
+    }  # fmt: skip
     with Bars(
         TextColumn(f"{label} [bold]{{task.description}}"), BarColumn(),
         TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
@@ -266,6 +281,8 @@ def progress_display(args: argparse.Namespace, label: str) -> Iterator[Progress 
             if stage == "translate":  # utterances, and how fast they come back
                 speed = bars.tasks[task].speed
                 count = f"{done}/{total}" + (f" ({speed * 60:.0f}/min)" if speed else "")
+            elif stage == "speakers":  # utterances
+                count = f"{done}/{total}"
             else:  # milliseconds of media
                 count = f"{done / 1000:.0f}/{total / 1000:.0f} s"
             bars.update(task, completed=done, total=total, count=count)

@@ -14,6 +14,7 @@ from dubkit.pipeline import Options, Progress, Result, dub
 EXAMPLES = """examples:
   dubkit dub talk.mp4 --to es                 # talk.es.mp4, .srt, .dubkit.json, .review.html
   dubkit dub a.mkv b.mkv --to German --voice Ethan --format srt,vtt
+  dubkit dub talk.mp4 --to es --voices S1=Ethan,S2=Cherry   # speakers as `dubkit segments`
   dubkit dub talk.mp4 --to ja --mix replace --out-dir dubbed/
   dubkit dub film.mkv --to fr --track eng      # dub the English track; every other track kept
   dubkit dub clip.avi --to es --container mp4  # AVI in, MP4 out (default: MKV)
@@ -35,6 +36,7 @@ def register(sub: Any) -> None:
 
 def summary(result: Result) -> dict[str, Any]:
     placed = [p for p in result.placements if p is not None]
+    casting = result.casting
     return {
         "input": str(result.input),
         "engine": result.engine,
@@ -49,6 +51,10 @@ def summary(result: Result) -> dict[str, Any]:
         "max_ratio": round(max((p.ratio for p in placed), default=1.0), 3),
         "cut": sum(1 for p in placed if p.rule == "cut"),
         "tokens": result.usage.total_tokens,
+        "voices": casting.as_dict() if casting else {},
+        "voices_shared": [
+            {"speaker": s, "voice": v, "like": like} for s, v, like in casting.shared
+        ] if casting else [],
     }
 
 
@@ -57,6 +63,7 @@ def describe(s: dict[str, Any]) -> str:
         f"{s['input']}: {s['utterances']} utterances, "
         f"{s['sped_up']} sped up (max {s['max_ratio']}x), "
         f"{s['cut']} cut, {s['failed']} failed, {common.cost(s)}",
+        f"  voices: {_voices(s)}",
         f"  wrote {s['media']}",
         *(f"  wrote {p}" for p in s["subtitles"]),
         f"  wrote {s['manifest']}",
@@ -68,6 +75,14 @@ def describe(s: dict[str, Any]) -> str:
             f"  {s['failed']} utterances kept in the original language; rerun to fill them in"
         )
     return "\n".join(lines)
+
+
+def _voices(s: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in s["voices"].items()) or "none"
+    if s["voices_shared"]:
+        shared = (f"{x['speaker']} with {x['like']} ({x['voice']})" for x in s["voices_shared"])
+        text += "; more speakers than voices, sharing: " + ", ".join(shared)
+    return text
 
 
 def run(args: argparse.Namespace) -> int:

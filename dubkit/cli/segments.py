@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from dubkit import media
 from dubkit.cli import common
-from dubkit.segment import segment
+from dubkit.pipeline import analyze
+from dubkit.segment import SegmentOptions
+from dubkit.speakers import SpeakerInfo, find_speakers
+from dubkit.types import Utterance
 
 EXAMPLES = """examples:
   dubkit segments talk.mp4
@@ -19,26 +24,46 @@ EXAMPLES = """examples:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "segments", help="list the speech utterances (no network)",
-        description="Run voice activity detection and print the utterances.",
+        description="Run voice activity detection and print the utterances, each with its "
+        "speaker (S1, S2, ... as `dub --voices` names them), the speaker's gender and its F0.",
         epilog=EXAMPLES, formatter_class=common.HelpFormatter,
     )  # fmt: skip
     p.add_argument("input", type=Path, metavar="INPUT", help="video or audio file")
-    p.add_argument("--json", action="store_true", help='a JSON list of {"start_ms", "end_ms"}')
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='a JSON list of {"start_ms", "end_ms", "speaker", "gender", "f0_hz"}',
+    )
     p.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
     common.add_segment_options(p)
     p.set_defaults(run=run, quiet=False)
 
 
+def speakers_of(
+    path: Path, options: SegmentOptions
+) -> tuple[list[Utterance], tuple[SpeakerInfo, ...]]:
+    """The utterances of ``path`` and who speaks each (the audio kept on disk meanwhile)."""
+    info = media.require_audio(media.probe(path))
+    with tempfile.TemporaryDirectory(prefix="dubkit-") as work:
+        audio, utterances = analyze(path, options, Path(work), None, info.duration_ms)
+        return utterances, find_speakers(audio, utterances).utterances
+
+
 def run(args: argparse.Namespace) -> int:
-    utterances = segment(args.input, common.segment_options(args))
+    utterances, who = speakers_of(args.input, common.segment_options(args))
     if args.json:
-        print(json.dumps([{"start_ms": u.start_ms, "end_ms": u.end_ms} for u in utterances]))
+        rows = [
+            {"start_ms": u.start_ms, "end_ms": u.end_ms, "speaker": w.speaker,
+             "gender": w.gender, "f0_hz": round(w.f0_hz)}
+            for u, w in zip(utterances, who, strict=True)
+        ]  # fmt: skip
+        print(json.dumps(rows))
         return 0
-    print(f"{'#':>4}  {'start':>10}  {'end':>10}  {'duration':>8}")
-    for i, u in enumerate(utterances, 1):
+    print(f"{'#':>4}  {'start':>10}  {'end':>10}  {'duration':>8}  speaker")
+    for i, (u, w) in enumerate(zip(utterances, who, strict=True), 1):
         print(
             f"{i:4d}  {_clock(u.start_ms):>10}  {_clock(u.end_ms):>10}  "
-            f"{u.duration_ms / 1000:7.2f}s"
+            f"{u.duration_ms / 1000:7.2f}s  {w.speaker} {w.gender} {w.f0_hz:.0f} Hz"
         )
     print(
         f"{len(utterances)} utterances, "

@@ -30,6 +30,8 @@ class EmulatorConfig:
     per voice instead of synthesizing it: the same lengths and texts for a fraction of the
     CPU, for benchmarks where the emulator shares the machine being measured (the real
     service's work happens on its own servers).
+    ``unknown_voices`` are refused with a 400 naming the voice, as a deployment that
+    predates them does (``("Ethan",)``: Ethan is only in the newest documents).
     """
 
     api_key: str | None = None
@@ -45,6 +47,7 @@ class EmulatorConfig:
     seed: int = 0
     engine: str = "synthetic"
     canned: bool = False
+    unknown_voices: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 0
 

@@ -153,6 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(body, dict):
             ex.model = body.get("model") if isinstance(body.get("model"), str) else None
         req = parse_request(body, emu.config.models)
+        if req.voice in emu.config.unknown_voices:
+            raise bad(f"audio.voice {req.voice!r} is not a supported voice.", "audio.voice")
         ex.target, ex.modalities = req.target.code, req.modalities
         decoded = decode_media(req.media, req.kind)
         ex.sha256, ex.input_ms = decoded.sha256, decoded.duration_ms

@@ -29,7 +29,7 @@ from dubkit.errors import ConfigError, InputError
 from dubkit.languages import LANGUAGES, Language, resolve
 from dubkit.local._run import LocalToolError
 from dubkit.local.apertium import Apertium, installed_modes, installed_pairs, modes_dir_for
-from dubkit.local.espeak import DEFAULT_RATE_WPM, Espeak
+from dubkit.local.espeak import DEFAULT_RATE_WPM, VARIANTS, Espeak
 from dubkit.local.espeak import VOICES as ESPEAK_VOICES
 from dubkit.local.recognize import Recognizer, RecognizerOptions
 from dubkit.pacing import audio_tokens
@@ -138,8 +138,9 @@ class _Plan:
 class LocalTranslator:
     """The offline :class:`~dubkit.engine.Translator`: English speech in, any installed pair out.
 
-    ``job.voice`` only switches speech on or off (None: text only); eSpeak NG
-    speaks with its own voice for the target language. Safe to call
+    ``job.voice`` None means text only; otherwise eSpeak NG speaks with its voice for the
+    target language in the male or female variant of that service voice
+    (:data:`dubkit.local.espeak.VARIANTS`). Safe to call
     concurrently: the blocking work runs in worker threads, each borrowing its
     own pocketsphinx decoder.
     """
@@ -169,7 +170,7 @@ class LocalTranslator:
             check_source(job)
             target = resolve(job.target)
             mode = None if target == _ENGLISH else self._apertium.mode(_ENGLISH, target)
-            voice = self._espeak.voice_for(target.code) if job.wants_audio else None
+            voice = self._espeak.voice_for(target.code, job.voice) if job.wants_audio else None
             plan = self._plans[job] = _Plan(target, mode, voice)
         return plan
 
@@ -196,7 +197,11 @@ class LocalTranslator:
         except ConfigError:
             return "espeak-ng missing"
         voices = ",".join(f"{c}={v}" for c, v in sorted(ESPEAK_VOICES.items()))
-        return f"espeak-ng {espeak.version()} rate={espeak.rate_wpm} voices={voices}"
+        variants = ",".join(f"{k}={v}" for k, v in sorted(VARIANTS.items()))
+        return (
+            f"espeak-ng {espeak.version()} rate={espeak.rate_wpm} voices={voices} "
+            f"variants={variants}"
+        )
 
     async def translate(
         self, pcm: np.ndarray, job: Job, *, video: bytes | None = None

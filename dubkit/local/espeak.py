@@ -28,6 +28,12 @@ VOICES: dict[str, str] = {
     "es": "es", "it": "it", "ko": "ko", "ja": "ja", "yue": "yue", "id": "id", "vi": "vi",
     "th": "th", "ar": "ar", "hi": "hi", "el": "el", "tr": "tr",
 }
+#: eSpeak NG's male and female variant for each service voice, so the offline engine
+#: follows the same casting (a man dubbed by a man, each speaker their own voice).
+VARIANTS: dict[str, str] = {
+    "Nofish": "m3", "Ethan": "m1", "Dylan": "m2", "Peter": "m5", "Eric": "m4",
+    "Cherry": "f3", "Jada": "f2", "Sunny": "f4", "Kiki": "f1",
+}  # fmt: skip
 #: Speaking rate in words per minute (eSpeak's default is 175).
 DEFAULT_RATE_WPM = 165
 
@@ -87,14 +93,21 @@ class Espeak:
         """The voice names this installation has."""
         return _voices(self.program)
 
-    def voice_for(self, code: str) -> str:
-        """The voice for a service language code, or a ConfigError."""
+    def voice_for(self, code: str, service_voice: str | None = None) -> str:
+        """The voice for a service language code, or a ConfigError.
+
+        With ``service_voice`` (``Cherry``, ``Nofish``...), the language's voice takes that
+        voice's male or female variant (``es+m3``) when this installation has it.
+        """
         voice = VOICES.get(code)
         if voice is None or voice not in self.voices():
             raise ConfigError(
                 f"eSpeak NG at {self.program} has no voice for {code!r}; "
                 "install the full `espeak-ng-data` (`apt-get install espeak-ng`)"
             )
+        variant = VARIANTS.get(service_voice or "")
+        if variant is not None and variant in _variants(self.program):
+            return f"{voice}+{variant}"
         return voice
 
     def command(self, voice: str) -> list[str]:
@@ -126,3 +139,10 @@ def _voices(program: str) -> frozenset[str]:
         if len(fields) >= 2:
             names.add(fields[1])
     return frozenset(names)
+
+
+@cache
+def _variants(program: str) -> frozenset[str]:
+    out = run([program, "--voices=variant"], b"").decode("utf-8", "replace")
+    rows = (line.split() for line in out.splitlines()[1:])
+    return frozenset(f[4].rsplit("/", 1)[-1] for f in rows if len(f) >= 5)

@@ -1,0 +1,194 @@
+"""Speaker analysis and voice casting: pure functions over features and speakers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dubkit.errors import ConfigError
+from dubkit.languages import resolve
+from dubkit.runner import ArrayAudio
+from dubkit.speakers import (
+    N_MFCC,
+    Speaker,
+    SpeakerInfo,
+    Speakers,
+    VoiceFeatures,
+    cluster,
+    find_speakers,
+    gender_of,
+    mfcc,
+    pitch_track,
+    voice_features,
+)
+from dubkit.types import Utterance
+from dubkit.voices import (
+    VoiceChoice,
+    cast,
+    check_choice,
+    describe,
+    parse_voice_map,
+    pieces_of,
+)
+
+RATE = 16_000
+
+
+def _harmonic(f0: float, seconds: float, seed: int = 0) -> np.ndarray:
+    """A voiced, speech-like int16 tone: ``f0`` with a little vibrato and 12 harmonics."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    rng = np.random.default_rng(seed)
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.02 * np.sin(2 * np.pi * 4 * t))) / RATE
+    x = sum(np.sin(k * phase) / k for k in range(1, 13)) + rng.normal(0, 0.01, t.size)
+    return np.round(x / np.abs(x).max() * 8000).astype(np.int16)
+
+
+def _feats(f0: float, timbre: float, voiced_ms: int = 2000) -> VoiceFeatures:
+    mean = tuple(timbre + 0.1 * k for k in range(N_MFCC))
+    return VoiceFeatures(f0, f0 * 0.85, f0 * 1.2, voiced_ms, mean, (1.0,) * N_MFCC)
+
+
+def test_pitch_of_a_harmonic_tone() -> None:
+    for f0 in (100.0, 210.0):
+        track = pitch_track(_harmonic(f0, 1.0))
+        assert track.size > 40  # one every 20 ms
+        assert float(np.median(track)) == pytest.approx(f0, rel=0.03)
+
+
+def test_features_of_silence_and_of_a_too_short_span() -> None:
+    assert voice_features(np.zeros(RATE, np.int16)).voiced is False
+    short = voice_features(_harmonic(120.0, 0.02))
+    assert short.f0_hz == 0.0 and short.voiced_ms == 0
+    assert mfcc(np.zeros(100, np.int16)).shape == (0, N_MFCC)
+
+
+def test_gender_split() -> None:
+    assert gender_of(110.0) == "male" and gender_of(205.0) == "female"
+    assert gender_of(0.0) == "female"  # nothing voiced: no evidence of a man
+
+
+def test_one_label_per_person_in_order_of_first_appearance() -> None:
+    man, woman, other_man = _feats(100, 0.0), _feats(200, 1.0), _feats(85, 4.0)
+    found = cluster([woman, man, woman, other_man, man])
+    assert [u.speaker for u in found.utterances] == ["S1", "S2", "S1", "S3", "S2"]
+    assert [s.gender for s in found.speakers] == ["female", "male", "male"]
+    assert [u.f0_hz for u in found.utterances] == [200, 100, 200, 85, 100]
+
+
+def test_a_short_high_phrase_does_not_flip_a_man() -> None:
+    # a high-voiced man: one short phrase goes above the split, the speaker stays a man
+    feats = [_feats(150, 0.0), _feats(148, 0.2), _feats(162, 0.3, voiced_ms=400), _feats(152, 0.1)]
+    assert gender_of(162) == "female"
+    found = cluster(feats)
+    assert {u.speaker for u in found.utterances} == {"S1"}
+    assert {u.gender for u in found.utterances} == {"male"}
+    assert found.utterances[2].f0_hz == 162  # the utterance's own F0 is kept
+
+
+def test_a_fragment_joins_the_nearest_speaker_of_its_side() -> None:
+    # 300 ms of a man's voice, a little apart from him: no new person for so little
+    feats = [_feats(100, 0.0), _feats(100, 0.1), _feats(112, 2.5, voiced_ms=300), _feats(210, 9.0)]
+    found = cluster(feats)
+    assert [u.speaker for u in found.utterances] == ["S1", "S1", "S1", "S2"]
+
+
+def test_unvoiced_utterances_follow_their_neighbour() -> None:
+    silent = VoiceFeatures(0.0, 0.0, 0.0, 0, (0.0,) * N_MFCC, (0.0,) * N_MFCC)
+    found = cluster([silent, _feats(200, 1.0), silent, _feats(100, 0.0), silent])
+    assert [u.speaker for u in found.utterances] == ["S1", "S1", "S1", "S2", "S2"]
+    nobody = cluster([silent, silent])
+    assert [u.speaker for u in nobody.utterances] == ["S1", "S1"]
+
+
+def test_find_speakers_reads_one_utterance_at_a_time() -> None:
+    audio = np.concatenate([_harmonic(100, 1.5), np.zeros(RATE, np.int16), _harmonic(220, 1.5, 1)])
+    reads: list[tuple[int, int]] = []
+
+    class Spy(ArrayAudio):
+        def read(self, start_ms: int, end_ms: int) -> np.ndarray:
+            reads.append((start_ms, end_ms))
+            return super().read(start_ms, end_ms)
+
+    utts = [Utterance(0, 1500), Utterance(2500, 4000)]
+    progress: list[tuple[int, int]] = []
+    found = find_speakers(Spy(audio), utts, lambda done, total: progress.append((done, total)))
+    assert reads == [(0, 1500), (2500, 4000)] and progress == [(1, 2), (2, 2)]
+    assert [(u.speaker, u.gender) for u in found.utterances] == [("S1", "male"), ("S2", "female")]
+
+
+def _speakers(*people: tuple[str, int, tuple[float, ...]]) -> Speakers:
+    speakers = tuple(
+        Speaker(f"S{i}", g, 110.0 if g == "male" else 210.0, ms, c)
+        for i, (g, ms, c) in enumerate(people, 1)
+    )
+    return Speakers(tuple(SpeakerInfo(s.label, s.gender, s.f0_hz) for s in speakers), speakers)
+
+
+def test_two_men_into_spanish_get_two_voices_and_a_woman_hers() -> None:
+    found = _speakers(("male", 5000, (0.0,)), ("female", 3000, (5.0,)), ("male", 4000, (2.0,)))
+    casting = cast(found, resolve("es"), VoiceChoice())
+    assert casting.as_dict() == {"S1": "Nofish", "S2": "Cherry", "S3": "Ethan"}
+    assert casting.shared == ()
+
+
+def test_more_men_than_voices_reuse_the_closest() -> None:
+    found = _speakers(
+        ("male", 9000, (0.0,)), ("male", 8000, (10.0,)), ("male", 500, (9.0,)),
+        ("female", 100, (50.0,)), ("female", 90, (51.0,)),
+    )  # fmt: skip
+    casting = cast(found, resolve("de"), VoiceChoice())
+    assert casting.as_dict() == {
+        "S1": "Nofish", "S2": "Ethan", "S3": "Ethan", "S4": "Cherry", "S5": "Cherry"
+    }  # fmt: skip
+    assert casting.shared == (("S3", "Ethan", "S2"), ("S5", "Cherry", "S4"))
+    assert "S3 shares Ethan with S2" in describe(casting)
+
+
+def test_chinese_has_more_voices_and_cantonese_only_kiki() -> None:
+    found = _speakers(*[("male", 1000 - i, (float(i),)) for i in range(5)])
+    assert len(set(cast(found, resolve("zh"), VoiceChoice()).as_dict().values())) == 5
+    assert set(cast(found, resolve("yue"), VoiceChoice()).as_dict().values()) == {"Kiki"}
+
+
+def test_forced_voice_and_per_speaker_map() -> None:
+    found = _speakers(("male", 5000, (0.0,)), ("female", 3000, (5.0,)), ("male", 4000, (2.0,)))
+    es = resolve("es")
+    forced = cast(found, es, check_choice(VoiceChoice("ethan"), es))
+    assert set(forced.as_dict().values()) == {"Ethan"}
+    mapped = cast(found, es, check_choice(VoiceChoice("auto", (("S2", "nofish"),)), es))
+    # S2 is mapped; no one else's voice changes for it
+    assert mapped.as_dict() == {"S1": "Nofish", "S2": "Nofish", "S3": "Ethan"}
+    both = cast(found, es, check_choice(VoiceChoice("Cherry", (("S3", "Ethan"),)), es))
+    assert both.as_dict() == {"S1": "Cherry", "S2": "Cherry", "S3": "Ethan"}
+
+
+def test_voice_map_parsing_and_checks() -> None:
+    assert parse_voice_map("s1=Ethan, S2=Cherry,") == (("S1", "Ethan"), ("S2", "Cherry"))
+    assert parse_voice_map("") == ()
+    for bad in ("S1", "S0=Ethan", "X=Ethan", "S1=", "S1=Ethan,S1=Cherry"):
+        with pytest.raises(ConfigError):
+            parse_voice_map(bad)
+    es = resolve("es")
+    for choice in (VoiceChoice("Kiki"), VoiceChoice("auto", (("S1", "Nobody"),))):
+        with pytest.raises(ConfigError, match="does not speak Spanish"):
+            check_choice(choice, es)
+    assert check_choice(VoiceChoice("AUTO"), es).is_auto
+
+
+def test_split_pieces_keep_their_utterance_speaker() -> None:
+    utts = [Utterance(0, 1000), Utterance(2000, 5000)]
+    who = (SpeakerInfo("S1", "male", 100.0), SpeakerInfo("S2", "female", 200.0))
+    pieces = [Utterance(0, 1000), Utterance(2000, 3500), Utterance(3500, 5000)]
+    assert [w.speaker for w in pieces_of(who, utts, pieces)] == ["S1", "S2", "S2"]
+
+
+def test_summary_names_the_map_and_the_shared_voices() -> None:
+    from dubkit.cli.dub import _voices
+
+    s = {
+        "voices": {"S1": "Nofish", "S2": "Ethan", "S3": "Ethan"},
+        "voices_shared": [{"speaker": "S3", "voice": "Ethan", "like": "S2"}],
+    }
+    text = _voices(s)
+    assert text.startswith("S1=Nofish, S2=Ethan, S3=Ethan")
+    assert text.endswith("; more speakers than voices, sharing: S3 with S2 (Ethan)")
