@@ -240,14 +240,23 @@ def _pcm_input(plan: MuxPlan) -> list[str]:
     return [*cmd, "-i", "pipe:0"]
 
 
+def encoded_name(output_ext: str) -> str:
+    """The file name :func:`encode_command` writes for a video container's dub: MP4 audio for
+    AAC (its encoder delay survives the copy into any container, Matroska's does not), WebM
+    for Opus (Matroska keeps Opus's delay)."""
+    return "dub.webm" if CONTAINERS[output_ext.lower()].dub_encoder == "libopus" else "dub.m4a"
+
+
 def encode_command(ffmpeg: str, plan: MuxPlan, output_ext: str, dest: Path) -> list[str]:
     """The ffmpeg argument list that encodes the dub from stdin alone, as the video
-    container ``output_ext`` wants it, into Matroska audio at ``dest`` (pure): the streamed
-    half of a video dub, muxed by :func:`mux_command` with ``dub`` once the cues are known."""
+    container ``output_ext`` wants it, into ``dest`` (named by :func:`encoded_name`) (pure):
+    the streamed half of a video dub, muxed by :func:`mux_command` with ``dub`` once the
+    cues are known."""
     c = CONTAINERS[output_ext.lower()]
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-y", *_pcm_input(plan)]
     cmd += ["-map", "0:a:0", "-c:a", c.dub_encoder, "-b:a", _bitrate(c, plan.channels)]
-    return [*cmd, "-f", "matroska", media.local_path(dest)]
+    muxer = "webm" if dest.suffix == ".webm" else "mp4"
+    return [*cmd, "-f", muxer, media.local_path(dest)]
 
 
 def mux_command(

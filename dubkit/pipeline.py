@@ -542,9 +542,10 @@ def dub(
         # A video's subtitles are known only once every translation is in: the dub is
         # encoded as it is mixed, then muxed with the copied streams and the cues.
         video = info.has_video and mux.output_kind(outputs.media) == "video"
-        encoded = work / "dub.mka"
+        ext = outputs.media.suffix
+        encoded = work / (mux.encoded_name(ext) if video else "unused")
         writer = (
-            mux.Muxer(path, info, plan_, encoded, encode_for=outputs.media.suffix)
+            mux.Muxer(path, info, plan_, encoded, encode_for=ext)
             if video
             else mux.Muxer(path, info, plan_, outputs.media)
         )

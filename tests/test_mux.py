@@ -145,15 +145,16 @@ def test_mux_imports_on_its_own() -> None:
 def test_a_streamed_dub_is_encoded_alone_then_copied_in() -> None:
     """The streamed half encodes only the dub (from stdin, as the container wants it); the
     final mux copies it with every other stream, encoding nothing."""
-    from dubkit.mux import encode_command
+    from dubkit.mux import encode_command, encoded_name
 
-    enc = encode_command("ffmpeg", PLAN, ".mkv", Path("/w/dub.mka"))
+    assert encoded_name(".webm") == "dub.webm" and encoded_name(".mkv") == "dub.m4a"
+    enc = encode_command("ffmpeg", PLAN, ".mkv", Path("/w/dub.m4a"))
     assert enc[enc.index("-f") + 1] == "f32le" and "pipe:0" in enc
     assert enc[enc.index("-ch_layout") + 1] == "5.1"
     assert enc[enc.index("-c:a") + 1] == CONTAINERS[".mkv"].dub_encoder
-    assert enc[-3:] == ["-f", "matroska", "/w/dub.mka"]
-    cmd = mux_command("ffmpeg", FILM.path, FILM, PLAN, Path("out.mkv"), dub=Path("/w/dub.mka"))
-    assert "pipe:0" not in cmd and cmd[cmd.index("/w/dub.mka") - 1] == "-i"
+    assert enc[-3:] == ["-f", "mp4", "/w/dub.m4a"]
+    cmd = mux_command("ffmpeg", FILM.path, FILM, PLAN, Path("out.mkv"), dub=Path("/w/dub.m4a"))
+    assert "pipe:0" not in cmd and cmd[cmd.index("/w/dub.m4a") - 1] == "-i"
     dub = cmd.index("1:a:0")
     assert cmd[dub + 1].startswith("-c:") and cmd[dub + 2] == "copy"
     plain = mux_command("ffmpeg", FILM.path, FILM, PLAN, Path("out.mkv"))

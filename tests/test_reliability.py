@@ -206,7 +206,7 @@ def _request_keys(src: Path, emu: Emulator, tmp: Path) -> dict[str, str]:
     """audio SHA-256 (what the emulator records) -> cache key (what the CLI stores)."""
     from dubkit.pipeline import Options, plan_job
 
-    _, job = plan_job(Options(target="es"), dubbing=True)
+    _, job = plan_job(Options(target="es", voice="Cherry"), dubbing=True)
     identity = CloudTranslator(CloudConfig(api_key=KEY, base_url=emu.base_url)).identity()
     work = tmp / "analyze"
     work.mkdir()
@@ -240,7 +240,8 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
 
     def argv(out: Path, cache: Path) -> list[str]:
         return ["dub", str(src), "--to", "es", "--base-url", emu.base_url, "--out-dir", str(out),
-                "--cache-dir", str(cache), "--quiet", "--min-pause", "300"]  # fmt: skip
+                "--cache-dir", str(cache), "--quiet", "--min-pause", "300",
+                "--voice", "Cherry"]  # fmt: skip
 
     ref_cache = tmp_path / "ref-cache"
     ref = _run(argv(ref_dir, ref_cache), "reference", emu, ref_cache, Watcher(ref_dir, "talk"))
