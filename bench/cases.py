@@ -28,7 +28,7 @@ from harness import (
     spread,
 )
 
-from dubkit.runner import ArrayAudio
+from dubkit.translate import ArrayAudio
 from dubkit.types import Utterance
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def _translate(base_url: str, n: int, rpm: int | None) -> tuple[float, int, floa
     from dubkit.cloud import CloudConfig, CloudTranslator
     from dubkit.engine import Job
     from dubkit.pacing import RateLimiter
-    from dubkit.runner import translate_all
+    from dubkit.translate import translate_all
 
     audio, utts = _utterances(n)
     translator = CloudTranslator(

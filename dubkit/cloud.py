@@ -6,7 +6,7 @@ PCM16 24 kHz speech from the stream in whatever order they arrive, and maps ever
 failure onto :mod:`dubkit.errors`:
 
 - 400 -> :class:`ServiceError` (not retryable), or :class:`TooLargeError` for an
-  oversize data URL (also raised before sending, so the runner can split);
+  oversize data URL (also raised before sending, so the translate stage can split);
 - 401/403/404 -> :class:`AuthError` (exit status 3);
 - 429 and 5xx, dropped connections, timeouts, error events mid-stream, streams that
   stall for ``stall_timeout_s`` or end without a finish -> retryable :class:`ServiceError`;

@@ -9,7 +9,7 @@ After a 429, :meth:`RateLimiter.penalize` pauses everybody.
 
 Also here: the token estimate used for pacing and ``--dry-run`` (:func:`estimate_tokens`),
 the retry delay (:func:`backoff_delay`, exponential with full jitter) and the per-task
-attempt counter the runner reads (:func:`attempt_scope`, :func:`count_attempt`).
+attempt counter the translate stage reads (:func:`attempt_scope`, :func:`count_attempt`).
 """
 
 from __future__ import annotations

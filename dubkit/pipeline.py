@@ -37,10 +37,10 @@ from dubkit.fit import (
 )
 from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voice
 from dubkit.mix import MixOptions, PlacedClip, loudness_gain_db, mix
-from dubkit.runner import UtteranceResult, translate_all_sync, translate_in_order
 from dubkit.segment import Segmenter, SegmentOptions
 from dubkit.speakers import SpeakerInfo
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
+from dubkit.translate import UtteranceResult, translate_all_sync, translate_in_order
 from dubkit.types import SERVICE_RATE, VAD_RATE, Cue, MediaInfo, StreamInfo, Usage, Utterance
 from dubkit.voices import AUTO, Casting, VoiceChoice, cast_voices, check_choice, pieces_of
 from dubkit.workspace import ClipStore, FileAudio

@@ -6,10 +6,10 @@ nothing is written under a final name, and the input is left byte-for-byte intac
 
 Two cases are proven elsewhere and not repeated here (neither limit is a CLI option):
 an utterance too large for one request is split, not failed
-(tests/test_runner.py::test_oversize_utterance_is_split_not_failed and
+(tests/test_translate.py::test_oversize_utterance_is_split_not_failed and
 tests/test_cloud.py::test_oversize_utterance_raises_before_any_request), and an answer
 cut at max_tokens is split and retried
-(tests/test_runner.py::test_truncated_utterance_is_split_at_a_pause and
+(tests/test_translate.py::test_truncated_utterance_is_split_at_a_pause and
 test_truncation_at_max_depth_is_a_reported_failure).
 """
 

@@ -1,6 +1,6 @@
 """Reliability: a fault soak, kill-and-resume of the CLI, Ctrl-C, and partial failures.
 
-Everything runs as a user would: the real runner and cloud client against the
+Everything runs as a user would: the real translate stage and cloud client against the
 emulator over loopback, and ``python -m dubkit`` as a subprocess that is killed
 with SIGKILL or interrupted with SIGINT at chosen moments.
 """
@@ -33,8 +33,8 @@ from dubkit.emulator import FAULT_KINDS, Emulator, EmulatorConfig, RequestRecord
 from dubkit.engine import Job
 from dubkit.pacing import RateLimiter
 from dubkit.pipeline import analyze
-from dubkit.runner import ArrayAudio, translate_all_sync
 from dubkit.segment import SegmentOptions
+from dubkit.translate import ArrayAudio, translate_all_sync
 from dubkit.types import Utterance
 from tests.conftest import FIX, KEY, run_cli
 

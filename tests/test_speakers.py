@@ -7,7 +7,6 @@ import pytest
 
 from dubkit.errors import ConfigError
 from dubkit.languages import resolve
-from dubkit.runner import ArrayAudio
 from dubkit.speakers import (
     N_MFCC,
     Speaker,
@@ -21,6 +20,7 @@ from dubkit.speakers import (
     pitch_track,
     voice_features,
 )
+from dubkit.translate import ArrayAudio
 from dubkit.types import Utterance
 from dubkit.voices import (
     VoiceChoice,

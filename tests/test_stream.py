@@ -20,8 +20,8 @@ from dubkit.engine import Job
 from dubkit.mix import MixOptions
 from dubkit.pacing import RateLimiter
 from dubkit.pipeline import Options
-from dubkit.runner import ArrayAudio, translate_in_order
 from dubkit.subtitles import read_srt
+from dubkit.translate import ArrayAudio, translate_in_order
 from dubkit.types import Utterance
 from tests.conftest import FIX, KEY
 from tests.test_dub import decode

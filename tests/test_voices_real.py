@@ -28,9 +28,9 @@ from dubkit.emulator.synth import VOICE_PITCH
 from dubkit.languages import VOICE_GENDER, resolve
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options
-from dubkit.runner import ArrayAudio
 from dubkit.segment import segment
 from dubkit.speakers import pitch_track
+from dubkit.translate import ArrayAudio
 from dubkit.voices import VoiceChoice, cast_voices
 
 SEEDS = (0, 1, 2, 3)

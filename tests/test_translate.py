@@ -1,4 +1,4 @@
-"""Pacing (fake clock), splitting maths, and the concurrent runner against the emulator."""
+"""Pacing (fake clock), splitting maths, and the concurrent translate stage against the emulator."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from dubkit.pacing import (
     count_attempt,
     estimate_tokens,
 )
-from dubkit.runner import (
+from dubkit.translate import (
     ArrayAudio,
     UtteranceResult,
     quietest_split,
@@ -180,7 +180,7 @@ def test_array_audio_reads_spans() -> None:
         ArrayAudio(samples.astype(np.float32))
 
 
-# --- the runner against the emulator ------------------------------------------------------
+# --- the translate stage against the emulator -------------------------------------------
 
 KEY = "sk-runner-key-31337"
 
