@@ -14,17 +14,19 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# Bound eagerly: the function ``dubkit.segment`` shares its name with its module, and a
-# lazy lookup would lose to the submodule attribute once anything imports it.
-from dubkit.segment import segment
+# ``dubkit.segment`` is the segmentation module, as every other stage's module is; calling
+# it, ``dubkit.segment(path)``, is its function :func:`dubkit.segment.segment`.
+from dubkit import segment
 
 _EXPORTS = {
     # pipeline
     "dub": "dubkit.pipeline",
     "subtitle": "dubkit.pipeline",
-    "Options": "dubkit.pipeline",
-    "Result": "dubkit.pipeline",
-    "Outputs": "dubkit.pipeline",
+    "Options": "dubkit.options",
+    "Result": "dubkit.options",
+    "Outputs": "dubkit.options",
+    "Entry": "dubkit.timeline",
+    "Totals": "dubkit.timeline",
     # stages
     "SegmentOptions": "dubkit.segment",
     "SubtitleOptions": "dubkit.subtitles",

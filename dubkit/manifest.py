@@ -18,7 +18,7 @@ from dubkit.pacing import audio_tokens
 from dubkit.types import Cue, MediaInfo
 
 if TYPE_CHECKING:
-    from dubkit.pipeline import Options, Result
+    from dubkit.options import Options, Result
 
 SCHEMA = 1
 
@@ -36,24 +36,18 @@ def manifest_data(
 
     ``created`` (default: now) is the run's date; ``envelope`` the source waveform's peaks.
     """
-    placements = result.placements or (None,) * len(result.results)
-    texts = [r.translation.text if r.translation is not None else "" for r in result.results]
+    texts = [e.translation.text if e.translation is not None else "" for e in result.timeline]
     cues = cues_by_utterance(texts, result.cues)
     when = created or datetime.datetime.now(datetime.timezone.utc)
     voices = result.casting.as_dict() if result.casting is not None else {}
     items = []
-    for i, (r, p) in enumerate(zip(result.results, placements, strict=True)):
-        t = r.translation
-        status = (
-            "failed"
-            if r.error is not None
-            else ("ok" if t is not None and t.text.strip() else "empty")
-        )
+    for i, e in enumerate(result.timeline):
+        r, t, p = e.result, e.translation, e.placement
         item: dict[str, Any] = {
             "index": i,
             "start_ms": r.utterance.start_ms,
             "end_ms": r.utterance.end_ms,
-            "status": status,
+            "status": e.status,
             "text": t.text if t is not None else None,
             "cached": r.cached,
             "attempts": r.attempts,
@@ -63,8 +57,8 @@ def manifest_data(
                 {"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text} for c in cues[i]
             ],
         }
-        if result.speakers:
-            who = result.speakers[i]
+        if e.speaker is not None:
+            who = e.speaker
             item["speaker"] = who.speaker
             item["gender"] = who.gender
             item["f0_hz"] = round(who.f0_hz)
@@ -80,7 +74,7 @@ def manifest_data(
                 "cut_ms": p.cut_ms,
             }
         items.append(item)
-    placed = [p for p in placements if p is not None]
+    totals = result.totals
     folder = result.outputs.manifest.parent
     return {
         "dubkit": __version__,
@@ -114,28 +108,15 @@ def manifest_data(
             "target_cps": options.subtitles.target_cps,
         },
         "cost": {
-            "billed_tokens": result.usage.total_tokens,
-            "estimated_tokens": _estimated_tokens(result, dubbing=bool(result.placements)),
+            "billed_tokens": totals.usage.total_tokens,
+            "estimated_tokens": _estimated_tokens(result, dubbing=result.outputs.media is not None),
         },
         "envelope": (
             {"bin_ms": envelope.bin_ms, "peaks": list(envelope.peaks)}
             if envelope is not None
             else None
         ),
-        "totals": {
-            "utterances": len(result.results),
-            "translated": sum(1 for it in items if it["status"] == "ok"),
-            "empty": sum(1 for it in items if it["status"] == "empty"),
-            "failed": sum(1 for it in items if it["status"] == "failed"),
-            "cached": sum(1 for r in result.results if r.cached),
-            "sped_up": sum(1 for p in placed if p.ratio > 1.0),
-            "max_ratio": round(max((p.ratio for p in placed), default=1.0), 4),
-            "over_cap": sum(1 for p in placed if p.rule == "over_cap"),
-            "cut": sum(1 for p in placed if p.rule == "cut"),
-            "borrowed": sum(1 for p in placed if p.rule == "borrowed"),
-            "cues": len(result.cues),
-            "usage": dataclasses.asdict(result.usage),
-        },
+        "totals": dataclasses.asdict(totals),
         "utterances": items,
     }
 

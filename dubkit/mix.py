@@ -11,7 +11,7 @@ overlap the current block in memory, whatever the media's length.
   clips closer than two ramps keep the original ducked in between. Far from any
   clip the original passes untouched, bit for bit.
 * ``"replace"`` mode drops the original (it is not even read).
-* The clips (mono) are scaled by ``dub_gain_db`` (see :func:`loudness_gain_db`)
+* The clips (mono) are scaled by ``dub_gain_db`` (see :mod:`dubkit.loudness`)
   and added to every channel of a mono or stereo mix; in a surround layout, to the
   centre channel (see :class:`dubkit.channels.ChannelLayout`). Ducking applies to
   every channel.
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dubkit.channels import ChannelLayout, layout_loudness, placement_gain_db
+from dubkit.channels import ChannelLayout
 from dubkit.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ MODES = ("duck", "replace")
 #: Samples per internal block: output does not depend on the input's block sizes.
 BLOCK = 8192
 #: Largest correction :func:`loudness_gain_db` returns, either way.
-MAX_GAIN_DB = 30.0
 
 _OVERSAMPLE = 4
 _FIR_HALF = 10  # interpolation taps on each side of the point (20 per phase)
@@ -94,79 +93,6 @@ class PlacedClip:
     @property
     def end(self) -> int:
         return self.start + self.length
-
-
-# --- loudness -----------------------------------------------------------------
-
-
-def _frames(x: np.ndarray) -> np.ndarray:
-    """``(n,)`` or ``(channels, n)`` audio as pyloudnorm's ``(n,)``/``(n, channels)`` float64."""
-    a = np.asarray(x)
-    scale = 32768.0 if np.issubdtype(a.dtype, np.integer) else 1.0
-    a = a.astype(np.float64) / scale
-    if a.ndim == 2:
-        a = a[0] if a.shape[0] == 1 else a.T
-    elif a.ndim != 1:
-        raise InputError(f"loudness: audio must be (n,) or (channels, n), got shape {a.shape}")
-    return a
-
-
-def _loudness(frames: np.ndarray, rate: int) -> float | None:
-    import pyloudnorm
-
-    meter = pyloudnorm.Meter(rate)
-    if frames.shape[0] < round(meter.block_size * rate) + 1:
-        return None
-    value = float(meter.integrated_loudness(frames))
-    return value if np.isfinite(value) else None
-
-
-def loudness_gain_db(
-    original_speech: np.ndarray,
-    dub_speech: np.ndarray,
-    rate: int,
-    dub_rate: int | None = None,
-    layout: ChannelLayout | None = None,
-) -> float:
-    """Gain (dB) that brings the dub's speech to the original speech's loudness.
-
-    Both are BS.1770 integrated loudness (pyloudnorm, K-weighted, gated), so
-    pass speech only. ``original_speech`` may be ``(channels, n)``: the mono dub
-    is then measured copied to every channel, as :func:`mix` plays it. Returns
-    0.0 when either side is shorter than one 400 ms block or silent (all gated),
-    and is clamped to ``±MAX_GAIN_DB``. ``dub_rate`` (default ``rate``) lets each side be
-    measured at its own rate, so neither needs resampling.
-
-    With a surround ``layout`` (more than two channels), ``original_speech`` is
-    ``(channels, n)`` in that layout and is measured over the whole layout (BS.1770-4
-    channel weights, LFE excluded); the dub is measured as :func:`mix` places it
-    (in the centre channel).
-    """
-    dub = _frames(dub_speech)
-    if dub.ndim != 1:
-        raise InputError(f"loudness: dub speech must be mono, got shape {np.shape(dub_speech)}")
-    if layout is not None and layout.count > 2:
-        orig = _frames(original_speech).T if np.ndim(original_speech) == 2 else None
-        if orig is None or orig.shape[0] != layout.count:
-            raise InputError(f"loudness: expected ({layout.count}, n) original speech")
-        lo = layout_loudness(orig, rate, layout)
-        ld = _loudness(dub, dub_rate or rate)
-        ld = None if ld is None else ld + placement_gain_db(layout)
-        return _clamped(lo, ld)
-    orig = _frames(original_speech)
-    if orig.ndim == 2:
-        dub = np.repeat(dub[:, np.newaxis], orig.shape[1], axis=1)
-    return _clamped(_loudness(orig, rate), _loudness(dub, dub_rate or rate))
-
-
-def _clamped(lo: float | None, ld: float | None) -> float:
-    if lo is None or ld is None:
-        log.info("loudness matching skipped: speech too short or silent")
-        return 0.0
-    gain = lo - ld
-    if abs(gain) > MAX_GAIN_DB:
-        log.warning("loudness gain %.1f dB clamped to ±%.0f dB", gain, MAX_GAIN_DB)
-    return float(np.clip(gain, -MAX_GAIN_DB, MAX_GAIN_DB))
 
 
 # --- true-peak limiter ----------------------------------------------------------

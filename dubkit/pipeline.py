@@ -14,8 +14,7 @@ import functools
 import itertools
 import logging
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,97 +25,20 @@ from dubkit.engine import Job, Translator
 from dubkit.envelope import EnvelopeBuilder
 from dubkit.errors import ConfigError
 from dubkit.files import check_writable_dir
-from dubkit.fit import (
-    FitOptions,
-    Placement,
-    Planner,
-    render,
-    sample_span,
-    trim_silence,
-    trimmed_ms,
-)
+from dubkit.fit import Fitted, place_in_order
 from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voice
-from dubkit.mix import MixOptions, PlacedClip, loudness_gain_db, mix
+from dubkit.loudness import dub_gain, loudness_head
+from dubkit.mix import PlacedClip, mix
+from dubkit.options import Options, Outputs, Progress, Result
 from dubkit.segment import Segmenter, SegmentOptions
-from dubkit.speakers import SpeakerInfo
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
+from dubkit.timeline import Entry
 from dubkit.translate import UtteranceResult, translate_all_sync, translate_in_order
-from dubkit.types import SERVICE_RATE, VAD_RATE, Cue, MediaInfo, StreamInfo, Usage, Utterance
-from dubkit.voices import AUTO, Casting, VoiceChoice, cast_voices, check_choice, pieces_of
+from dubkit.types import VAD_RATE, Cue, MediaInfo, StreamInfo, Utterance
+from dubkit.voices import VoiceChoice, cast_voices, check_choice, pieces_of
 from dubkit.workspace import ClipStore, FileAudio
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str, int, int], None]
-SUBTITLE_FORMATS = ("srt", "vtt")
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """Everything one run needs besides the input and the engine."""
-
-    target: str
-    source: str | None = None
-    voice: str = AUTO  # "auto": each speaker a voice of their gender; or one voice for all
-    voices: tuple[tuple[str, str], ...] = ()  # per-speaker voices: ("S1", "Ethan"), ...
-    out_dir: Path | None = None
-    formats: tuple[str, ...] = ("srt",)
-    concurrency: int = 4
-    cache_dir: Path | None = None  # None: no cache
-    visual: bool = False
-    keep_original: bool = True
-    review: bool = True  # dub: also write <stem>.<lang>.review.html
-    track: str | None = None  # audio track to dub: its number among audio tracks, or a language
-    container: str | None = None  # dubbed video's container (mp4, mkv, mov, ts); None: as input
-    segment: SegmentOptions = field(default_factory=SegmentOptions)
-    subtitles: SubtitleOptions = field(default_factory=SubtitleOptions)
-    fit: FitOptions = field(default_factory=FitOptions)
-    mix: MixOptions = field(default_factory=MixOptions)
-
-    def __post_init__(self) -> None:
-        bad = [f for f in self.formats if f not in SUBTITLE_FORMATS]
-        if bad or not self.formats:
-            raise ConfigError(f"unknown subtitle format {bad}; choose from srt, vtt")
-        if self.concurrency < 1:
-            raise ConfigError("concurrency must be at least 1")
-
-
-@dataclass(frozen=True, slots=True)
-class Outputs:
-    """The files a run writes (``media`` and ``review`` are None for ``subtitle``)."""
-
-    subtitles: tuple[Path, ...]
-    manifest: Path
-    media: Path | None = None
-    review: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What a run produced: files, utterances, translations, placements and usage.
-
-    After :func:`dub`, each translation's speech lives in the dubbed file (and the
-    cache), not here: ``results[i].translation.audio`` is empty, so a long video's
-    result stays small.
-    """
-
-    input: Path
-    target: Language
-    engine: str
-    outputs: Outputs
-    results: tuple[UtteranceResult, ...]
-    cues: tuple[Cue, ...]
-    placements: tuple[Placement | None, ...] = ()
-    usage: Usage = field(default_factory=Usage)
-    #: Per result (after :func:`dub`): who speaks it; empty for subtitles.
-    speakers: tuple[SpeakerInfo, ...] = ()
-    #: Each speaker's voice (after :func:`dub`).
-    casting: Casting | None = None
-
-    @property
-    def failed(self) -> tuple[UtteranceResult, ...]:
-        return tuple(r for r in self.results if r.error is not None)
-
 
 def output_paths(path: Path, lang: str, options: Options, *, with_media: bool) -> Outputs:
     """``<stem>.<lang>.<ext>`` beside the input (or in ``out_dir``)."""
@@ -269,14 +191,6 @@ def _write_subtitles(
         writer(cues, p, lang=lang, duration_ms=duration_ms, options=opts)
 
 
-def _usage(results: Sequence[UtteranceResult]) -> Usage:
-    total = Usage()
-    for r in results:
-        if r.translation is not None and not r.cached:
-            total = total + r.translation.usage
-    return total
-
-
 def subtitle(
     input: str | Path,
     options: Options,
@@ -304,165 +218,10 @@ def subtitle(
     )
     _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
     result = Result(
-        path, target, translator.name, outputs, tuple(results), tuple(cues), usage=_usage(results)
+        path, target, translator.name, outputs, tuple(Entry(r) for r in results), tuple(cues)
     )
     write_manifest(result, info, options, job)
     return result
-
-
-@dataclass(frozen=True, slots=True)
-class _Clip:
-    """One dubbed clip, its audio left in the clip store until it is mixed."""
-
-    load: Callable[[], np.ndarray]  # int16 at SERVICE_RATE
-    trim: tuple[int, int]
-    spans: tuple[tuple[int, int], ...]  # where it is audible, ms from the trimmed start
-
-
-@dataclass(frozen=True, slots=True)
-class _Fitted:
-    """One result placed on the timeline: its placement, where it is heard, its mix clip."""
-
-    result: UtteranceResult
-    placement: Placement | None
-    spans: tuple[tuple[int, int], ...]  # where the dub is audible, ms on the timeline
-    placed: PlacedClip | None
-    voiced: np.ndarray  # float32 trimmed speech, kept only for the loudness measure
-
-
-def _clip(r: UtteranceResult, store: ClipStore, fit: FitOptions) -> tuple[_Clip | None, np.ndarray]:
-    """Trim the result's clip and note its pauses, reading it once; its voiced samples."""
-    if r.clip is None:
-        return None, np.zeros(0, np.float32)
-    samples = store.read(r.clip)
-    trim = trim_silence(samples, SERVICE_RATE, fit)
-    if trim[1] <= trim[0]:
-        return None, np.zeros(0, np.float32)
-    voiced = samples[trim[0] : trim[1]]
-    spans = speech_spans(voiced, SERVICE_RATE, 0)
-    clip = _Clip(functools.partial(store.read, r.clip), trim, spans)
-    return clip, voiced.astype(np.float32) / 32768
-
-
-def _fit_stream(
-    stream: Iterator[list[UtteranceResult]],
-    utterances: Sequence[Utterance],
-    store: ClipStore,
-    duration_ms: int,
-    rate: int,
-    fit: FitOptions,
-    loudness_ms: int,
-) -> Iterator[_Fitted]:
-    """Place each result as soon as it and every earlier one are in (timeline order).
-
-    The first ``loudness_ms`` of dubbed speech ride along as ``voiced`` (for the loudness
-    measure); later results carry none, so memory does not grow with the media.
-    """
-    planner = Planner(duration_ms, fit)
-    budget = loudness_ms * SERVICE_RATE // 1000
-    for i, results in enumerate(stream):
-        after = utterances[i + 1].start_ms if i + 1 < len(utterances) else None
-        for k, r in enumerate(results):  # the pieces of a split utterance, in order
-            nxt = results[k + 1].utterance.start_ms if k + 1 < len(results) else after
-            clip, voiced = _clip(r, store, fit)
-            voiced = voiced[:budget]
-            budget -= len(voiced)
-            length = None if clip is None else trimmed_ms(clip.trim, SERVICE_RATE)
-            p = planner.place(r.utterance, nxt, length)
-            if clip is None or p is None:
-                yield _Fitted(r, p, (), None, voiced)
-                continue
-            yield _Fitted(r, p, _heard(clip, p), _placed(clip, p, rate, fit), voiced)
-
-
-def _heard(clip: _Clip, p: Placement) -> tuple[tuple[int, int], ...]:
-    """Where a placed clip is audible on the timeline (its pauses scaled by the stretch)."""
-    return tuple(
-        (p.start_ms + round(s / p.ratio), min(p.end_ms, p.start_ms + round(e / p.ratio)))
-        for s, e in clip.spans
-        if p.start_ms + round(s / p.ratio) < p.end_ms
-    )
-
-
-def _placed(clip: _Clip, p: Placement, rate: int, fit: FitOptions) -> PlacedClip:
-    start, length = sample_span(p, rate)
-
-    def load() -> np.ndarray:
-        return render(clip.load(), SERVICE_RATE, clip.trim, p, rate, fit)
-
-    return PlacedClip(start, length, load)
-
-
-def _loudness_head(
-    fitted: Iterator[_Fitted], loudness_ms: int
-) -> tuple[list[_Fitted], np.ndarray]:
-    """The first results, up to ``loudness_ms`` of dubbed speech, and that speech.
-
-    The dub's gain is set from them before the mix starts, so that it never waits for the
-    last translation: the service speaks every clip at one level, so its first two minutes
-    (or all of it, when shorter) stand for the whole.
-    """
-    head: list[_Fitted] = []
-    speech: list[np.ndarray] = []
-    need = loudness_ms * SERVICE_RATE // 1000
-    for f in fitted:
-        head.append(dataclasses.replace(f, voiced=_NO_SPEECH))
-        speech.append(f.voiced)
-        need -= len(f.voiced)
-        if need <= 0:
-            break
-    return head, np.concatenate(speech) if speech else _NO_SPEECH
-
-
-_NO_SPEECH = np.zeros(0, np.float32)
-
-
-def _dub_gain(
-    audio: FileAudio,
-    utterances: Sequence[Utterance],
-    dub: np.ndarray,
-    src: media.AudioSource,
-    loudness_ms: int,
-) -> float:
-    """The gain that brings the dubbed speech to the loudness of the original speech (a
-    surround original is measured over its whole layout, decoded again at full quality)."""
-    spans = [(u.start_ms, u.end_ms) for u in utterances]
-    if src.layout.count > 2:
-        original, rate = src.read_spans(spans, loudness_ms), src.fmt.rate
-    else:
-        original = audio.read_spread(spans, loudness_ms).astype(np.float32) / 32768
-        rate = VAD_RATE
-    if dub.size == 0 or original.size == 0:
-        return 0.0
-    return loudness_gain_db(original, dub, rate, SERVICE_RATE, src.layout)
-
-
-def speech_spans(
-    samples: np.ndarray, rate: int, start_ms: int, min_pause_ms: int = 250
-) -> tuple[tuple[int, int], ...]:
-    """Where a clip is audible, as ``[start, end)`` ms spans from ``start_ms``, split at pauses."""
-    frame = rate // 50  # 20 ms
-    n = len(samples) // frame
-    if n == 0:
-        return ()
-    rms = np.sqrt(np.mean(samples[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
-    loud = rms > max(rms.max() * 10 ** (-35 / 20), 1e-5)
-    spans: list[tuple[int, int]] = []
-    i = 0
-    while i < n:
-        if not loud[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and loud[j]:
-            j += 1
-        s, e = start_ms + i * 20, start_ms + j * 20
-        if spans and s - spans[-1][1] < min_pause_ms:
-            spans[-1] = (spans[-1][0], e)
-        else:
-            spans.append((s, e))
-        i = j
-    return tuple(spans)
 
 
 def dub(
@@ -520,14 +279,14 @@ def dub(
             streamed=True,
         )))  # fmt: skip
         budget = options.mix.loudness_ms
-        fitted = _fit_stream(
+        fitted = place_in_order(
             stream, utterances, store, info.duration_ms, fmt.rate, options.fit, budget
         )
-        head, sample = _loudness_head(fitted, budget)
+        head, sample = loudness_head(fitted, budget)
         gain = (
-            _dub_gain(audio, utterances, sample, src, budget) if options.mix.match_loudness else 0.0
+            dub_gain(audio, utterances, sample, src, budget) if options.mix.match_loudness else 0.0
         )
-        timeline: list[_Fitted] = []
+        timeline: list[Fitted] = []
         entries = itertools.chain(head, fitted)
 
         def clips() -> Iterator[PlacedClip]:  # taken by the mix as it reaches them
@@ -556,7 +315,7 @@ def dub(
         results = [f.result for f in timeline]
         pieces = pieces_of(who, utterances, [r.utterance for r in results])
         cues = layout(
-            _sources(results, [f.spans for f in timeline]), target.code, info.duration_ms,
+            _sources(results, [f.heard for f in timeline]), target.code, info.duration_ms,
             options.subtitles,
         )  # fmt: skip
         srt = work / "subs.srt"
@@ -565,21 +324,12 @@ def dub(
             subs = dataclasses.replace(plan_, subtitles=srt if cues else None)
             mux.mux_file(path, info, subs, encoded, outputs.media)
     _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
-    result = Result(
-        path,
-        target,
-        translator.name,
-        outputs,
-        tuple(results),
-        tuple(cues),
-        tuple(f.placement for f in timeline),
-        _usage(results),
-        pieces,
-        casting.as_heard(
-            [w.speaker for w in pieces],
-            [r.translation.voice if r.translation else None for r in results],
-        ),
+    entries_ = tuple(
+        Entry(f.result, w, f.placement, f.heard) for f, w in zip(timeline, pieces, strict=True)
     )
+    heard = [r.translation.voice if r.translation else None for r in results]
+    casting = casting.as_heard([w.speaker for w in pieces], heard)
+    result = Result(path, target, translator.name, outputs, entries_, tuple(cues), casting)
     data = write_manifest(result, info, options, job, envelope=wave.finish())
     if outputs.review is not None:
         write_review(outputs.review, data)

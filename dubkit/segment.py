@@ -22,6 +22,8 @@ never the media.
 from __future__ import annotations
 
 import logging
+import sys
+import types
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -302,3 +304,20 @@ def segment(
         seg.duration_ms,
     )
     return found
+
+
+class _SegmentModule(types.ModuleType):
+    """This module: ``dubkit.segment`` is a module like every stage's, and calling it,
+    ``dubkit.segment(path)``, runs :func:`segment`."""
+
+    def __call__(
+        self,
+        source: str | Path | np.ndarray | Iterable[np.ndarray],
+        options: SegmentOptions = SegmentOptions(),
+        *,
+        duration_ms: int | None = None,
+    ) -> list[Utterance]:
+        return segment(source, options, duration_ms=duration_ms)
+
+
+sys.modules[__name__].__class__ = _SegmentModule

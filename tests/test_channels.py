@@ -7,7 +7,8 @@ import pyloudnorm
 import pytest
 
 from dubkit.channels import ChannelLayout, layout_loudness, placement_gain_db
-from dubkit.mix import PlacedClip, loudness_gain_db, mix
+from dubkit.loudness import loudness_gain_db
+from dubkit.mix import PlacedClip, mix
 
 RATE = 48_000
 

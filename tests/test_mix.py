@@ -12,7 +12,8 @@ import pytest
 from scipy.signal import resample_poly
 
 from dubkit.errors import ConfigError, InputError
-from dubkit.mix import BLOCK, MixOptions, PlacedClip, TruePeakLimiter, loudness_gain_db, mix
+from dubkit.loudness import loudness_gain_db
+from dubkit.mix import BLOCK, MixOptions, PlacedClip, TruePeakLimiter, mix
 
 RATE = 24_000
 

@@ -35,8 +35,7 @@ def register(sub: Any) -> None:
 
 
 def summary(result: Result) -> dict[str, Any]:
-    placed = [p for p in result.placements if p is not None]
-    casting = result.casting
+    t, casting = result.totals, result.casting
     return {
         "input": str(result.input),
         "engine": result.engine,
@@ -45,12 +44,12 @@ def summary(result: Result) -> dict[str, Any]:
         "subtitles": [str(p) for p in result.outputs.subtitles],
         "manifest": str(result.outputs.manifest),
         "review": str(result.outputs.review) if result.outputs.review else None,
-        "utterances": len(result.results),
-        "failed": len(result.failed),
-        "sped_up": sum(1 for p in placed if p.ratio > 1.0),
-        "max_ratio": round(max((p.ratio for p in placed), default=1.0), 3),
-        "cut": sum(1 for p in placed if p.rule == "cut"),
-        "tokens": result.usage.total_tokens,
+        "utterances": t.utterances,
+        "failed": t.failed,
+        "sped_up": t.sped_up,
+        "max_ratio": t.max_ratio,
+        "cut": t.cut,
+        "tokens": t.usage.total_tokens,
         "voices": casting.as_dict() if casting else {},
         "voices_shared": [
             {"speaker": s, "voice": v, "like": like} for s, v, like in casting.shared

@@ -26,12 +26,12 @@ def register(sub: Any) -> None:
 
 
 def summary(result: Result) -> dict[str, Any]:
+    t = result.totals
     return {
         "input": str(result.input), "engine": result.engine, "target": result.target.code,
         "subtitles": [str(p) for p in result.outputs.subtitles],
-        "manifest": str(result.outputs.manifest), "utterances": len(result.results),
-        "cues": len(result.cues), "failed": len(result.failed),
-        "tokens": result.usage.total_tokens,
+        "manifest": str(result.outputs.manifest), "utterances": t.utterances,
+        "cues": t.cues, "failed": t.failed, "tokens": t.usage.total_tokens,
     }  # fmt: skip
 
 
