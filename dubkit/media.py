@@ -1,4 +1,4 @@
-"""Media I/O: probe and decode in-process with PyAV, mux with the bundled ffmpeg.
+"""Media I/O: probe and decode in-process with PyAV; the bundled ffmpeg (the mux is dubkit.mux).
 
 The video stream is only ever stream-copied: its packets leave byte-identical.
 Every file is written under a temporary name beside its final one and renamed
@@ -389,7 +389,7 @@ def check_output(input_path: Path, output_path: Path) -> None:
         raise OutputError("output directory is not writable", path=parent)
 
 
-# ---------------------------------------------------------------- mux
+# ---------------------------------------------------------------- ffmpeg
 
 
 def ffmpeg_exe(explicit: str | None = None) -> str:
@@ -419,18 +419,3 @@ def extract_clip(
             "ffmpeg could not cut a video clip", path=source, command=cmd, stderr_tail=tail
         )
     return proc.stdout
-
-
-# The muxing half lives in dubkit.mux (which imports this module); these names, once defined
-# here, stay importable from here.
-_MOVED_TO_MUX = frozenset(
-    {"AUDIO_ONLY_CODECS", "CONTAINERS", "Muxer", "MuxPlan", "mux", "mux_command", "output_kind"}
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_MUX:
-        from dubkit import mux
-
-        return getattr(mux, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

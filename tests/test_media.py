@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from dubkit import media
+from dubkit import media, mux
 from dubkit.errors import InputError, OutputError
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
@@ -71,10 +71,10 @@ def test_mux_copies_video_packets_byte_identical(tmp_path: Path, name: str) -> N
     fmt = media.audio_format(info)
     srt = tmp_path / "s.srt"
     srt.write_text("1\n00:00:01,000 --> 00:00:02,500\nHola mundo\n\n", encoding="utf-8")
-    plan = media.MuxPlan(fmt.rate, fmt.channels, "spa", "Spanish dub", "eng", srt, "spa")
+    plan = mux.MuxPlan(fmt.rate, fmt.channels, "spa", "Spanish dub", "eng", srt, "spa")
     out = tmp_path / f"out{src.suffix}"
     blocks = (b * 0.5 for b in media.iter_float(src, fmt))
-    media.mux(src, out, blocks, plan, info=info)
+    mux.mux(src, out, blocks, plan, info=info)
 
     assert sha(src) == before  # the input is untouched
     assert video_packets(out) == video_packets(src)
@@ -99,11 +99,11 @@ def test_mux_audio_only_gives_audio(tmp_path: Path) -> None:
     info = media.probe(src)
     fmt = media.audio_format(info)
     out = tmp_path / "speech.es.wav"
-    media.mux(
+    mux.mux(
         src,
         out,
         media.iter_float(src, fmt),
-        media.MuxPlan(fmt.rate, fmt.channels, "spa", "dub"),
+        mux.MuxPlan(fmt.rate, fmt.channels, "spa", "dub"),
         info=info,
     )
     got = media.probe(out)
@@ -115,8 +115,8 @@ def test_mux_failure_leaves_nothing(tmp_path: Path) -> None:
     src = FIX / "speech.mp4"
     info = media.probe(src)
     out = tmp_path / "out.mp4"
-    plan = media.MuxPlan(48_000, 2, "spa", "dub")
-    with pytest.raises(RuntimeError), media.Muxer(src, info, plan, out) as m:
+    plan = mux.MuxPlan(48_000, 2, "spa", "dub")
+    with pytest.raises(RuntimeError), mux.Muxer(src, info, plan, out) as m:
         m.write(np.zeros((2, 4800), np.float32))
         raise RuntimeError("interrupted mid-mux")
     assert not out.exists()
@@ -132,8 +132,8 @@ def test_output_equal_to_input_refused(tmp_path: Path) -> None:
 
 def test_mux_command_is_a_pure_argument_list() -> None:
     info = media.probe(FIX / "speech.mkv")
-    plan = media.MuxPlan(48_000, 2, "deu", "German dub", "eng", Path("x.srt"), "deu")
-    cmd = media.mux_command("ffmpeg", Path("in.mkv"), info, plan, Path("out.mkv"))
+    plan = mux.MuxPlan(48_000, 2, "deu", "German dub", "eng", Path("x.srt"), "deu")
+    cmd = mux.mux_command("ffmpeg", Path("in.mkv"), info, plan, Path("out.mkv"))
     # output streams: 0 video (copied), 1 the dub, 2 the original, 3 the subtitles
     assert cmd[0] == "ffmpeg" and cmd[cmd.index("-c:0") + 1] == "copy"
     assert cmd[cmd.index("-c:2") + 1] == "copy" and cmd[cmd.index("-c:3") + 1] == "subrip"

@@ -349,7 +349,7 @@ def run_job(
     if args.dry_run:
         from dubkit.cli.dryrun import dry_run
 
-        return dry_run(args, options, dubbing=dubbing)
+        return run_inputs(args, dry_run(args, options, dubbing=dubbing))
     engine = translator(args, env, options, dubbing=dubbing)
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dubkit import media
-from dubkit.cli import common
 from dubkit.pacing import audio_tokens
 from dubkit.pipeline import Options, plan_job
 from dubkit.segment import segment
@@ -33,7 +33,10 @@ def estimate(path: Path, options: Options, *, dubbing: bool) -> dict[str, Any]:
     }
 
 
-def dry_run(args: argparse.Namespace, options: Options, *, dubbing: bool) -> int:
+def dry_run(
+    args: argparse.Namespace, options: Options, *, dubbing: bool
+) -> Callable[[Path], tuple[int, dict[str, Any]]]:
+    """What ``--dry-run`` does with each input (the job is checked first, once)."""
     plan_job(options, dubbing=dubbing)
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
@@ -59,4 +62,4 @@ def dry_run(args: argparse.Namespace, options: Options, *, dubbing: bool) -> int
             )
         return 0, e
 
-    return common.run_inputs(args, one)
+    return one
