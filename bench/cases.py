@@ -163,9 +163,9 @@ def _translate(base_url: str, n: int, rpm: int | None) -> tuple[float, int, floa
     """Wall seconds of ``translate_all`` over ``n`` utterances, how many failed, and the
     client's CPU seconds (this process)."""
     from dubkit.cloud import CloudConfig, CloudTranslator
-    from dubkit.engine import Job
     from dubkit.pacing import RateLimiter
     from dubkit.translate import translate_all
+    from dubkit.translator import Job
 
     audio, utts = _utterances(n)
     translator = CloudTranslator(

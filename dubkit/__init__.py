@@ -35,8 +35,8 @@ _EXPORTS = {
     "MixOptions": "dubkit.mix",
     "probe": "dubkit.media",
     # engines
-    "Translator": "dubkit.engine",
-    "Job": "dubkit.engine",
+    "Translator": "dubkit.translator",
+    "Job": "dubkit.translator",
     "CloudTranslator": "dubkit.cloud",
     "CloudConfig": "dubkit.cloud",
     "LocalTranslator": "dubkit.local",

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dubkit.engine import Job
 from dubkit.errors import OutputError
 from dubkit.files import write_bytes_atomic
+from dubkit.translator import Job
 from dubkit.types import Translation, Usage
 
 log = logging.getLogger(__name__)

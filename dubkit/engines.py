@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dubkit.config import Environment
-from dubkit.engine import Translator
 from dubkit.errors import ConfigError
+from dubkit.translator import Translator
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dubkit import __version__
-from dubkit.engine import Job
 from dubkit.envelope import Envelope
 from dubkit.files import write_text_atomic
 from dubkit.pacing import audio_tokens
+from dubkit.translator import Job
 from dubkit.types import Cue, MediaInfo
 
 if TYPE_CHECKING:

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from dubkit import media
-from dubkit.engine import Translator
 from dubkit.errors import ConfigError, InputError
 from dubkit.pipeline import Options, Progress, Result, dub
+from dubkit.translator import Translator
 from dubkit.types import Cue
 
 log = logging.getLogger(__name__)

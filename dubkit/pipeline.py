@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from dubkit import media, mux
-from dubkit.engine import Job, Translator
 from dubkit.envelope import EnvelopeBuilder
 from dubkit.errors import ConfigError
 from dubkit.files import check_writable_dir
@@ -34,6 +33,7 @@ from dubkit.segment import Segmenter, SegmentOptions
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.timeline import Entry
 from dubkit.translate import UtteranceResult, translate_all_sync, translate_in_order
+from dubkit.translator import Job, Translator
 from dubkit.types import VAD_RATE, Cue, MediaInfo, StreamInfo, Utterance
 from dubkit.voices import VoiceChoice, cast_voices, check_choice, pieces_of
 from dubkit.workspace import ClipStore, FileAudio

@@ -29,9 +29,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from dubkit.cache import TranslationCache
-from dubkit.engine import Job, Translator
 from dubkit.errors import AuthError, ConfigError, ServiceError, TooLargeError, TruncatedError
 from dubkit.pacing import attempt_scope
+from dubkit.translator import Job, Translator
 from dubkit.types import VAD_RATE, Translation, Utterance
 from dubkit.workspace import ClipRef, ClipStore
 

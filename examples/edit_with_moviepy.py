@@ -23,9 +23,9 @@ from pathlib import Path
 from moviepy import VideoFileClip
 
 import dubkit
-from dubkit.engine import Translator
 from dubkit.engines import EngineOptions, make_translator
 from dubkit.moviepy import burn_subtitles, dub_clip
+from dubkit.translator import Translator
 
 TALK = Path(__file__).resolve().parent / "talk.mp4"
 

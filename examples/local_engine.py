@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dubkit.engine import Job
 from dubkit.local import LocalTranslator
 from dubkit.media import iter_pcm16
 from dubkit.segment import segment
+from dubkit.translator import Job
 from dubkit.types import VAD_RATE
 
 DEFAULT = Path(__file__).resolve().parent.parent / "fixtures" / "speech.wav"

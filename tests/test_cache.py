@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from dubkit.cache import TranslationCache, default_cache_dir
-from dubkit.engine import Job
 from dubkit.errors import OutputError
+from dubkit.translator import Job
 from dubkit.types import Translation, Usage
 
 IDENT = {"engine": "cloud", "model": "qwen3-livetranslate-flash", "endpoint": "dashscope"}

@@ -34,9 +34,9 @@ from dubkit.cloud import (
     parse_retry_after,
 )
 from dubkit.emulator import Emulator, EmulatorConfig
-from dubkit.engine import Job
 from dubkit.errors import AuthError, ConfigError, ServiceError, TruncatedError
 from dubkit.pacing import RateLimiter, attempt_scope, backoff_delay
+from dubkit.translator import Job
 from dubkit.types import Translation, Usage
 
 KEY = "sk-secret-0123456789abcdef"

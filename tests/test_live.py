@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from dubkit.cloud import CloudConfig, CloudTranslator
-from dubkit.engine import Job
 from dubkit.pacing import RateLimiter
+from dubkit.translator import Job
 from dubkit.types import Translation
 
 pytestmark = [

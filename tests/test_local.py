@@ -16,7 +16,6 @@ import av
 import numpy as np
 import pytest
 
-from dubkit.engine import Job, Translator
 from dubkit.errors import ConfigError, InputError, ServiceError
 from dubkit.local import (
     LocalOptions,
@@ -29,6 +28,7 @@ from dubkit.local import (
 from dubkit.local.apertium import Apertium, installed_modes
 from dubkit.local.espeak import Espeak, to_pcm16
 from dubkit.local.recognize import clean, prepare
+from dubkit.translator import Job, Translator
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation
 
 ROOT = Path(__file__).resolve().parent.parent

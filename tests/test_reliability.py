@@ -30,11 +30,11 @@ from dubkit import media
 from dubkit.cache import TranslationCache
 from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import FAULT_KINDS, Emulator, EmulatorConfig, RequestRecord
-from dubkit.engine import Job
 from dubkit.pacing import RateLimiter
 from dubkit.pipeline import analyze
 from dubkit.segment import SegmentOptions
 from dubkit.translate import ArrayAudio, translate_all_sync
+from dubkit.translator import Job
 from dubkit.types import Utterance
 from tests.conftest import FIX, KEY, run_cli
 

@@ -16,12 +16,12 @@ import pytest
 import dubkit
 from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import Emulator, EmulatorConfig
-from dubkit.engine import Job
 from dubkit.mix import MixOptions
 from dubkit.pacing import RateLimiter
 from dubkit.pipeline import Options
 from dubkit.subtitles import read_srt
 from dubkit.translate import ArrayAudio, translate_in_order
+from dubkit.translator import Job
 from dubkit.types import Utterance
 from tests.conftest import FIX, KEY
 from tests.test_dub import decode

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from dubkit.cache import TranslationCache
 from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import Emulator, EmulatorConfig
-from dubkit.engine import Job
 from dubkit.errors import AuthError
 from dubkit.pacing import (
     RateLimiter,
@@ -33,6 +32,7 @@ from dubkit.translate import (
     translate_all,
     translate_all_sync,
 )
+from dubkit.translator import Job
 from dubkit.types import Utterance
 
 

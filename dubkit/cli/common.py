@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from dubkit.config import Environment
-from dubkit.engine import Translator
 from dubkit.engines import EngineOptions, choose_engine, make_translator
 from dubkit.files import check_writable_dir
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Progress, Result, plan_job
 from dubkit.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
+from dubkit.translator import Translator
 from dubkit.voices import parse_voice_map
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from dubkit.cli import common
-from dubkit.engine import Translator
 from dubkit.mux import output_suffix
 from dubkit.pipeline import Options, Progress, Result, dub
+from dubkit.translator import Translator
 
 EXAMPLES = """examples:
   dubkit dub talk.mp4 --to es                 # talk.es.mp4, .srt, .dubkit.json, .review.html

@@ -19,7 +19,6 @@ import numpy as np
 from dubkit.emulator.answer import Answer, ChunkContext, build_answer, iter_chunks
 from dubkit.emulator.config import EmulatorConfig, RequestRecord
 from dubkit.emulator.decode import decode_media
-from dubkit.emulator.engines import LocalEngine, synthetic
 from dubkit.emulator.limits import FaultDice, FaultDraw, Quota, fault_error
 from dubkit.emulator.protocol import (
     MAX_INPUT_TOKENS,
@@ -29,6 +28,7 @@ from dubkit.emulator.protocol import (
     check_auth,
     parse_request,
 )
+from dubkit.emulator.translations import LocalEngine, synthetic
 
 logger = logging.getLogger(__name__)
 

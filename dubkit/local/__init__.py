@@ -24,7 +24,6 @@ from functools import cached_property
 
 import numpy as np
 
-from dubkit.engine import Job
 from dubkit.errors import ConfigError, InputError
 from dubkit.languages import LANGUAGES, Language, resolve
 from dubkit.local._run import LocalToolError
@@ -33,6 +32,7 @@ from dubkit.local.espeak import DEFAULT_RATE_WPM, VARIANTS, Espeak
 from dubkit.local.espeak import VOICES as ESPEAK_VOICES
 from dubkit.local.recognize import Recognizer, RecognizerOptions
 from dubkit.pacing import audio_tokens
+from dubkit.translator import Job
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation, Usage
 
 __all__ = [
@@ -136,7 +136,7 @@ class _Plan:
 
 
 class LocalTranslator:
-    """The offline :class:`~dubkit.engine.Translator`: English speech in, any installed pair out.
+    """The offline :class:`~dubkit.translator.Translator`: English speech in, any installed pair out.
 
     ``job.voice`` None means text only; otherwise eSpeak NG speaks with its voice for the
     target language in the male or female variant of that service voice

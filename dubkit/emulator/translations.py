@@ -12,8 +12,8 @@ import numpy as np
 from dubkit.emulator.decode import DecodedInput
 from dubkit.emulator.protocol import ApiError, ParsedRequest, bad
 from dubkit.emulator.synth import synthesize_answer
-from dubkit.engine import Job
 from dubkit.errors import ConfigError, DubkitError
+from dubkit.translator import Job
 from dubkit.types import SERVICE_RATE
 
 
