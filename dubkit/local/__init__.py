@@ -136,7 +136,7 @@ class _Plan:
 
 
 class LocalTranslator:
-    """The offline :class:`~dubkit.translator.Translator`: English speech in, any installed pair out.
+    """The offline :class:`~dubkit.translator.Translator`: English speech in, any pair out.
 
     ``job.voice`` None means text only; otherwise eSpeak NG speaks with its voice for the
     target language in the male or female variant of that service voice
