@@ -404,14 +404,17 @@ def place_in_order(
             if clip is None or p is None:
                 yield Fitted(r, p, (), None, voiced)
                 continue
-            yield Fitted(r, p, _heard(clip, p), _placed(clip, p, rate, fit), voiced)
+            yield Fitted(r, p, heard_spans(clip.spans, p), _placed(clip, p, rate, fit), voiced)
 
 
-def _heard(clip: _Clip, p: Placement) -> tuple[tuple[int, int], ...]:
-    """Where a placed clip is audible on the timeline (its pauses scaled by the stretch)."""
+def heard_spans(
+    spans: Sequence[tuple[int, int]], p: Placement
+) -> tuple[tuple[int, int], ...]:
+    """Where a placed clip is audible on the timeline: its audible ``spans`` (ms from the
+    trimmed clip's start) scaled by the stretch and cut at the placement's end."""
     return tuple(
         (p.start_ms + round(s / p.ratio), min(p.end_ms, p.start_ms + round(e / p.ratio)))
-        for s, e in clip.spans
+        for s, e in spans
         if p.start_ms + round(s / p.ratio) < p.end_ms
     )
 

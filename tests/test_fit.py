@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -297,3 +299,29 @@ def test_render_empty_placement() -> None:
     clip = pcm(syllables(300, SERVICE_RATE))
     p = Placement(0, 500, 500, 500, 300, 1.5, "cut", 300)
     assert render(clip, SERVICE_RATE, (0, len(clip)), p, 48_000).shape == (0,)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios(), st.data())
+def test_placing_one_at_a_time_gives_the_plan(
+    case: tuple[list[Utterance], list[int | None], int, FitOptions], data: st.DataObject
+) -> None:
+    """The streamed dub places each clip as it arrives (Planner); the result is the plan's,
+    and each clip is heard only inside its placement, in order, whatever its pauses."""
+    from dubkit.fit import Planner, heard_spans
+
+    utts, clips, duration, opts = case
+    whole = plan(utts, clips, duration, opts)
+    planner = Planner(duration, opts)
+    nexts: list[int | None] = [u.start_ms for u in utts[1:]]
+    nexts = [*nexts, None][: len(utts)]
+    one_by_one = [planner.place(u, n, c) for u, n, c in zip(utts, nexts, clips, strict=True)]
+    assert one_by_one == whole
+    for p, c in zip(whole, clips, strict=True):
+        if p is None or c is None:
+            continue
+        cuts = sorted(data.draw(st.lists(st.integers(0, c), max_size=6)))
+        spans = [(a, b) for a, b in zip(cuts[::2], cuts[1::2], strict=False) if a < b]
+        heard = heard_spans(spans, p)
+        assert all(p.start_ms <= a < b <= p.end_ms for a, b in heard) or not heard
+        assert all(b0 <= a1 for (_, b0), (a1, _) in itertools.pairwise(heard))
