@@ -412,11 +412,11 @@ def heard_spans(
 ) -> tuple[tuple[int, int], ...]:
     """Where a placed clip is audible on the timeline: its audible ``spans`` (ms from the
     trimmed clip's start) scaled by the stretch and cut at the placement's end."""
-    return tuple(
+    scaled = (
         (p.start_ms + round(s / p.ratio), min(p.end_ms, p.start_ms + round(e / p.ratio)))
         for s, e in spans
-        if p.start_ms + round(s / p.ratio) < p.end_ms
     )
+    return tuple((a, b) for a, b in scaled if a < b)  # a span cut or rounded away is not heard
 
 
 def _placed(clip: _Clip, p: Placement, rate: int, fit: FitOptions) -> PlacedClip:
