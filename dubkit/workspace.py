@@ -6,6 +6,7 @@ appended to a raw file from which any utterance's samples are read back.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,23 +58,28 @@ class ClipStore:
     """Dubbed clips appended to one file of the job's work folder, read back by reference.
 
     Keeps the translated speech of a long video on disk instead of in memory: a
-    two-hour dub holds over 200 MB of it.
+    two-hour dub holds over 200 MB of it. Safe across threads: in a streamed dub the
+    translate stage puts clips while the mix reads earlier ones.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file = path.open("w+b")
+        self._lock = threading.Lock()  # one file position for both
 
     def put(self, audio: bytes, sample_rate: int) -> ClipRef:
-        self._file.seek(0, 2)
-        ref = ClipRef(self._file.tell(), len(audio), sample_rate)
-        self._file.write(audio)
+        with self._lock:
+            self._file.seek(0, 2)
+            ref = ClipRef(self._file.tell(), len(audio), sample_rate)
+            self._file.write(audio)
         return ref
 
     def read(self, ref: ClipRef) -> np.ndarray:
         """The clip as int16 samples."""
-        self._file.seek(ref.offset)
-        return np.frombuffer(self._file.read(ref.size), dtype="<i2").astype(np.int16)
+        with self._lock:
+            self._file.seek(ref.offset)
+            data = self._file.read(ref.size)
+        return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
     def close(self) -> None:
         self._file.close()

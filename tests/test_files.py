@@ -72,3 +72,30 @@ def test_check_writable_dir(tmp_path: Path) -> None:
         check_writable_dir(f, "cache folder")
     with pytest.raises(OutputError, match="is a file"):
         check_writable_dir(f / "sub", "cache folder")
+
+
+def test_clip_store_is_safe_across_threads(tmp_path: Path) -> None:
+    """A streamed dub puts clips from the translate thread while the mix reads older ones."""
+    import threading
+
+    import numpy as np
+
+    from dubkit.workspace import ClipStore
+
+    store = ClipStore(tmp_path / "clips.s16")
+    refs: list[object] = []
+    clips = [np.full(5000 + i, i, dtype=np.int16) for i in range(300)]
+
+    def writer() -> None:
+        for c in clips:
+            refs.append(store.put(c.tobytes(), 24_000))
+
+    t = threading.Thread(target=writer)
+    t.start()
+    seen = 0
+    while t.is_alive() or seen < len(clips):
+        if seen < len(refs):
+            assert np.array_equal(store.read(refs[seen]), clips[seen])  # type: ignore[arg-type]
+            seen += 1
+    t.join()
+    store.close()
