@@ -7,37 +7,10 @@ the product's (issue 13): recall first, then boundaries, then sentence-sized utt
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
 from dubkit.segment import SegmentOptions, segment
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dubkit_realspeech", FIXTURES / "realspeech.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rs = _load()
-
-if not rs.available():
-    if os.environ.get("CI"):
-        raise RuntimeError("codec2-examples is missing in CI: scripts/setup.sh installs it")
-    pytest.skip(
-        "codec2-examples is not installed (bash scripts/setup.sh installs it)",
-        allow_module_level=True,
-    )
+from tests.realspeech_set import rs
 
 #: condition -> (least coverage, largest boundary error P90 in ms or None when not held)
 FIGURES = {

@@ -10,14 +10,10 @@ The end-to-end tests dub a "turns" program through the emulator and listen to th
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
 import wave
 from collections import Counter, defaultdict
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -32,29 +28,9 @@ from dubkit.segment import segment
 from dubkit.speakers import pitch_track
 from dubkit.translate import ArrayAudio
 from dubkit.voices import VoiceChoice, cast_voices
+from tests.realspeech_set import rs
 
 SEEDS = (0, 1, 2, 3)
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dubkit_realspeech", FIXTURES / "realspeech.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rs = _load()
-
-if not rs.available():
-    if os.environ.get("CI"):
-        raise RuntimeError("codec2-examples is missing in CI: scripts/setup.sh installs it")
-    pytest.skip(
-        "codec2-examples is not installed (bash scripts/setup.sh installs it)",
-        allow_module_level=True,
-    )
 
 
 def _truth(prog: object, start_ms: int, end_ms: int) -> object:
