@@ -27,7 +27,7 @@ from dubkit.files import check_writable_dir
 from dubkit.fit import Fitted, place_in_order
 from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voice
 from dubkit.loudness import dub_gain, loudness_head
-from dubkit.mix import PlacedClip, mix
+from dubkit.mix import MixOptions, PlacedClip, mix
 from dubkit.options import Options, Outputs, Progress, Result
 from dubkit.segment import Segmenter, SegmentOptions
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
@@ -256,7 +256,6 @@ def dub(
     assert outputs.media is not None
     src = media.AudioSource(path, track.index, media.audio_format(info, track))
     fmt = src.fmt
-    total = round(info.duration_ms * fmt.rate / 1000)
     plan_ = mux.MuxPlan(
         fmt.rate, fmt.channels, target.iso639_2, f"{target.name} dub (dubkit {translator.name})",
         original_language=resolve(job.source).iso639_2 if job.source else "und",
@@ -286,32 +285,10 @@ def dub(
         gain = (
             dub_gain(audio, utterances, sample, src, budget) if options.mix.match_loudness else 0.0
         )
-        timeline: list[Fitted] = []
         entries = itertools.chain(head, fitted)
-
-        def clips() -> Iterator[PlacedClip]:  # taken by the mix as it reaches them
-            for f in entries:
-                timeline.append(f)
-                if f.placed is not None:
-                    yield f.placed
-
-        blocks = mix(
-            src.blocks(), fmt.rate, fmt.channels, clips(), total, options.mix, gain, src.layout
+        timeline, encoded = _mix_and_encode(
+            entries, src, gain, options.mix, info, plan_, outputs.media, work, progress
         )
-        # A video's subtitles are known only once every translation is in: the dub is
-        # encoded as it is mixed, then muxed with the copied streams and the cues.
-        video = info.has_video and mux.output_kind(outputs.media) == "video"
-        ext = outputs.media.suffix
-        encoded = work / (mux.encoded_name(ext) if video else "unused")
-        writer = (
-            mux.Muxer(path, info, plan_, encoded, encode_for=ext)
-            if video
-            else mux.Muxer(path, info, plan_, outputs.media)
-        )
-        with writer as muxer:
-            for block in _counted(blocks, fmt.rate, info.duration_ms, progress):
-                muxer.write(block)
-        timeline.extend(entries)  # results after the last clip (failed or empty ones)
         results = [f.result for f in timeline]
         pieces = pieces_of(who, utterances, [r.utterance for r in results])
         cues = layout(
@@ -320,7 +297,7 @@ def dub(
         )  # fmt: skip
         srt = work / "subs.srt"
         _write_subtitles(cues, [srt], target.code, info.duration_ms, options.subtitles)
-        if video:
+        if encoded is not None:  # a video: mux the copied streams, the dub and the cues
             subs = dataclasses.replace(plan_, subtitles=srt if cues else None)
             mux.mux_file(path, info, subs, encoded, outputs.media)
     _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
@@ -334,6 +311,46 @@ def dub(
     if outputs.review is not None:
         write_review(outputs.review, data)
     return result
+
+
+def _mix_and_encode(
+    entries: Iterator[Fitted],
+    src: media.AudioSource,
+    gain: float,
+    options: MixOptions,
+    info: MediaInfo,
+    plan: mux.MuxPlan,
+    output: Path,
+    work: Path,
+    progress: Progress | None,
+) -> tuple[list[Fitted], Path | None]:
+    """Mix the clips over the original as they arrive and encode the mix as it comes.
+
+    An audio-only output is written whole; a video's dub is encoded alone into ``work`` (its
+    path is returned), since the subtitles are known only once every translation is in.
+    Returns every entry, in timeline order, with the encoded dub or None.
+    """
+    timeline: list[Fitted] = []
+
+    def clips() -> Iterator[PlacedClip]:  # taken by the mix as it reaches them
+        for f in entries:
+            timeline.append(f)
+            if f.placed is not None:
+                yield f.placed
+
+    fmt, total = src.fmt, round(info.duration_ms * src.fmt.rate / 1000)
+    blocks = mix(src.blocks(), fmt.rate, fmt.channels, clips(), total, options, gain, src.layout)
+    encoded = None
+    if info.has_video and mux.output_kind(output) == "video":
+        encoded = work / mux.encoded_name(output.suffix)
+        writer = mux.Muxer(info.path, info, plan, encoded, encode_for=output.suffix)
+    else:
+        writer = mux.Muxer(info.path, info, plan, output)
+    with writer as muxer:
+        for block in _counted(blocks, fmt.rate, info.duration_ms, progress):
+            muxer.write(block)
+    timeline.extend(entries)  # results after the last clip (failed or empty ones)
+    return timeline, encoded
 
 
 def _counted(
