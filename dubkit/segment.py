@@ -74,10 +74,9 @@ class SileroConfirm:
     """Silero VAD's opinion on the frames webrtcvad proposed as speech.
 
     Silero runs at 8 kHz (twice as fast as at 16 kHz; the audio is low-passed at 3.6 kHz and
-    decimated, the filter's input carried across calls) on windows of 256 samples (32 ms);
-    16 frames of 30 ms are exactly 15 windows, so
-    frames are taken in groups of 16 and a frame's probability is the highest of the windows
-    it overlaps. Only windows near a proposed frame are run through the model (those from
+    decimated, the filter's input carried across calls) on windows of 256 samples (32 ms).
+    16 frames of 30 ms are exactly 15 windows, so frames are taken in groups of 16, and a
+    frame's probability is the highest of the windows it overlaps. Only windows near a proposed frame are run through the model (those from
     320 ms before it to 64 ms after), so silence and room tone cost nothing; the model's state
     is reset where a run of evaluated windows starts, after 320 ms of lead-in. Decisions lag one
     group (480 ms) behind the input so that the lead-in never depends on how the audio was
@@ -132,7 +131,7 @@ class SileroConfirm:
         frame_len = self._audio[0].size // 2  # at 8 kHz
         decided = -(-n // g) * g  # whole groups (the last one padded with silence)
         audio = np.zeros((decided, frame_len * 2), dtype=np.float32)
-        audio[: min(n, known)] = self._audio[:n]
+        audio[:n] = self._audio[:n]
         full = np.concatenate((self._history, audio.reshape(-1) / np.float32(32768.0)))
         self._history = full[len(full) - len(self._history) :]
         # every other sample of the filter's fully overlapped outputs (polyphase: half the work)
@@ -177,8 +176,9 @@ class Segmenter:
     """Streaming segmentation of 16 kHz mono int16 PCM.
 
     ``feed`` chunks of any size as they are decoded; each call returns the
-    utterances completed so far; ``finish`` returns the rest. Memory holds
-    less than one frame of audio plus the current utterance's frame energies.
+    utterances completed so far; ``finish`` returns the rest. Memory holds less than
+    one frame of audio, the frames awaiting Silero (under a second) and the current
+    utterance's frame energies.
     """
 
     def __init__(self, options: SegmentOptions = SegmentOptions()) -> None:
