@@ -76,11 +76,12 @@ class SileroConfirm:
     Silero runs at 8 kHz (twice as fast as at 16 kHz; the audio is low-passed at 3.6 kHz and
     decimated, the filter's input carried across calls) on windows of 256 samples (32 ms).
     16 frames of 30 ms are exactly 15 windows, so frames are taken in groups of 16, and a
-    frame's probability is the highest of the windows it overlaps. Only windows near a proposed frame are run through the model (those from
-    320 ms before it to 64 ms after), so silence and room tone cost nothing; the model's state
-    is reset where a run of evaluated windows starts, after 320 ms of lead-in. Decisions lag one
-    group (480 ms) behind the input so that the lead-in never depends on how the audio was
-    chunked: the result is the same for any batching.
+    frame's probability is the highest of the windows it overlaps. Only windows near a
+    proposed frame are run through the model (from 320 ms before it to 64 ms after), so
+    silence and room tone cost nothing; the model's state is reset where a run of evaluated
+    windows starts, after 320 ms of lead-in. Decisions lag one group (480 ms) behind the
+    input so that the lead-in never depends on how the audio was chunked: the result is the
+    same for any batching.
     """
 
     RATE = 8_000
