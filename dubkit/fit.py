@@ -45,20 +45,15 @@ share a sample, and :func:`render` returns exactly that many samples.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from dubkit.errors import ConfigError, InputError
-from dubkit.mix import PlacedClip
-from dubkit.translate import UtteranceResult
-from dubkit.types import SERVICE_RATE, Utterance
-from dubkit.workspace import ClipStore
+from dubkit.types import Utterance
 
 log = logging.getLogger(__name__)
 
@@ -333,80 +328,6 @@ def render(
     return y
 
 
-# --- the fit stage, streamed ---------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Clip:
-    """One dubbed clip, its audio left in the clip store until it is mixed."""
-
-    load: Callable[[], np.ndarray]  # int16 at SERVICE_RATE
-    trim: tuple[int, int]
-    spans: tuple[tuple[int, int], ...]  # where it is audible, ms from the trimmed start
-
-
-@dataclass(frozen=True, slots=True)
-class Fitted:
-    """One result placed on the timeline: its placement, where it is heard, its mix clip."""
-
-    result: UtteranceResult
-    placement: Placement | None
-    heard: tuple[tuple[int, int], ...]  # where the dub is audible, ms on the timeline
-    placed: PlacedClip | None
-    voiced: np.ndarray  # float32 trimmed speech, kept only for the loudness measure
-
-    def without_speech(self) -> Fitted:
-        """This, without the speech kept for the loudness measure."""
-        return dataclasses.replace(self, voiced=np.zeros(0, np.float32))
-
-
-def _clip(
-    r: UtteranceResult, store: ClipStore, fit: FitOptions
-) -> tuple[_Clip | None, np.ndarray]:
-    """Trim the result's clip and note its pauses, reading it once; its voiced samples."""
-    if r.clip is None:
-        return None, np.zeros(0, np.float32)
-    samples = store.read(r.clip)
-    trim = trim_silence(samples, SERVICE_RATE, fit)
-    if trim[1] <= trim[0]:
-        return None, np.zeros(0, np.float32)
-    voiced = samples[trim[0] : trim[1]]
-    spans = speech_spans(voiced, SERVICE_RATE, 0)
-    clip = _Clip(functools.partial(store.read, r.clip), trim, spans)
-    return clip, voiced.astype(np.float32) / 32768
-
-
-def place_in_order(
-    stream: Iterator[list[UtteranceResult]],
-    utterances: Sequence[Utterance],
-    store: ClipStore,
-    duration_ms: int,
-    rate: int,
-    fit: FitOptions,
-    loudness_ms: int,
-) -> Iterator[Fitted]:
-    """Place each result as soon as it and every earlier one are in (timeline order).
-
-    The first ``loudness_ms`` of dubbed speech ride along as ``voiced`` (for the loudness
-    measure); later results carry none, so memory does not grow with the media.
-    """
-    planner = Planner(duration_ms, fit)
-    budget = loudness_ms * SERVICE_RATE // 1000
-    for i, results in enumerate(stream):
-        after = utterances[i + 1].start_ms if i + 1 < len(utterances) else None
-        for k, r in enumerate(results):  # the pieces of a split utterance, in order
-            nxt = results[k + 1].utterance.start_ms if k + 1 < len(results) else after
-            clip, voiced = _clip(r, store, fit)
-            voiced = voiced[:budget]
-            budget -= len(voiced)
-            length = None if clip is None else trimmed_ms(clip.trim, SERVICE_RATE)
-            p = planner.place(r.utterance, nxt, length)
-            if clip is None or p is None:
-                yield Fitted(r, p, (), None, voiced)
-                continue
-            yield Fitted(r, p, heard_spans(clip.spans, p), _placed(clip, p, rate, fit), voiced)
-
-
 def heard_spans(
     spans: Sequence[tuple[int, int]], p: Placement
 ) -> tuple[tuple[int, int], ...]:
@@ -417,15 +338,6 @@ def heard_spans(
         for s, e in spans
     )
     return tuple((a, b) for a, b in scaled if a < b)  # a span cut or rounded away is not heard
-
-
-def _placed(clip: _Clip, p: Placement, rate: int, fit: FitOptions) -> PlacedClip:
-    start, length = sample_span(p, rate)
-
-    def load() -> np.ndarray:
-        return render(clip.load(), SERVICE_RATE, clip.trim, p, rate, fit)
-
-    return PlacedClip(start, length, load)
 
 
 def speech_spans(

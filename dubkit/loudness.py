@@ -19,8 +19,8 @@ from dubkit.errors import InputError
 from dubkit.types import SERVICE_RATE, VAD_RATE, Utterance
 
 if TYPE_CHECKING:
-    from dubkit.fit import Fitted
     from dubkit.media import AudioSource
+    from dubkit.timeline import Fitted
     from dubkit.workspace import FileAudio
 
 log = logging.getLogger(__name__)

@@ -24,18 +24,17 @@ from dubkit import media, mux
 from dubkit.envelope import EnvelopeBuilder
 from dubkit.errors import ConfigError
 from dubkit.files import check_writable_dir
-from dubkit.fit import Fitted, place_in_order
 from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voice
 from dubkit.loudness import dub_gain, loudness_head
 from dubkit.mix import MixOptions, PlacedClip, mix
 from dubkit.options import Options, Outputs, Progress, Result
 from dubkit.segment import Segmenter, SegmentOptions
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
-from dubkit.timeline import Entry
+from dubkit.timeline import Entry, Fitted, place_in_order
 from dubkit.translate import UtteranceResult, translate_all_sync, translate_in_order
 from dubkit.translator import Job, Translator
 from dubkit.types import VAD_RATE, Cue, MediaInfo, StreamInfo, Utterance
-from dubkit.voices import VoiceChoice, cast_voices, check_choice, pieces_of
+from dubkit.voices import VoiceChoice, cast_voices, check_choice
 from dubkit.workspace import ClipStore, FileAudio
 
 log = logging.getLogger(__name__)
@@ -279,7 +278,7 @@ def dub(
         )))  # fmt: skip
         budget = options.mix.loudness_ms
         fitted = place_in_order(
-            stream, utterances, store, info.duration_ms, fmt.rate, options.fit, budget
+            stream, utterances, who, store, info.duration_ms, fmt.rate, options.fit, budget
         )
         head, sample = loudness_head(fitted, budget)
         gain = (
@@ -289,10 +288,9 @@ def dub(
         timeline, encoded = _mix_and_encode(
             entries, src, gain, options.mix, info, plan_, outputs.media, work, progress
         )
-        results = [f.result for f in timeline]
-        pieces = pieces_of(who, utterances, [r.utterance for r in results])
+        results = [e.result for e in timeline]
         cues = layout(
-            _sources(results, [f.heard for f in timeline]), target.code, info.duration_ms,
+            _sources(results, [e.heard for e in timeline]), target.code, info.duration_ms,
             options.subtitles,
         )  # fmt: skip
         srt = work / "subs.srt"
@@ -301,12 +299,9 @@ def dub(
             subs = dataclasses.replace(plan_, subtitles=srt if cues else None)
             mux.mux_file(path, info, subs, encoded, outputs.media)
     _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
-    entries_ = tuple(
-        Entry(f.result, w, f.placement, f.heard) for f, w in zip(timeline, pieces, strict=True)
-    )
     heard = [r.translation.voice if r.translation else None for r in results]
-    casting = casting.as_heard([w.speaker for w in pieces], heard)
-    result = Result(path, target, translator.name, outputs, entries_, tuple(cues), casting)
+    casting = casting.as_heard([e.speaker.speaker for e in timeline if e.speaker], heard)
+    result = Result(path, target, translator.name, outputs, tuple(timeline), tuple(cues), casting)
     data = write_manifest(result, info, options, job, envelope=wave.finish())
     if outputs.review is not None:
         write_review(outputs.review, data)
@@ -323,18 +318,18 @@ def _mix_and_encode(
     output: Path,
     work: Path,
     progress: Progress | None,
-) -> tuple[list[Fitted], Path | None]:
+) -> tuple[list[Entry], Path | None]:
     """Mix the clips over the original as they arrive and encode the mix as it comes.
 
     An audio-only output is written whole; a video's dub is encoded alone into ``work`` (its
     path is returned), since the subtitles are known only once every translation is in.
     Returns every entry, in timeline order, with the encoded dub or None.
     """
-    timeline: list[Fitted] = []
+    timeline: list[Entry] = []
 
     def clips() -> Iterator[PlacedClip]:  # taken by the mix as it reaches them
         for f in entries:
-            timeline.append(f)
+            timeline.append(f.entry)
             if f.placed is not None:
                 yield f.placed
 
@@ -349,7 +344,7 @@ def _mix_and_encode(
     with writer as muxer:
         for block in _counted(blocks, fmt.rate, info.duration_ms, progress):
             muxer.write(block)
-    timeline.extend(entries)  # results after the last clip (failed or empty ones)
+    timeline.extend(f.entry for f in entries)  # after the last clip: failed or empty ones
     return timeline, encoded
 
 

@@ -2,6 +2,7 @@
 
 segment gives the utterance, speakers who says it, translate its translation (or its
 error), fit where its dubbed clip goes and where it is heard. :class:`Entry` holds all of it;
+:func:`place_in_order` builds the entries of a dub as the translations arrive, and
 :func:`totals` is the one place the run's counts are made, for the manifest and the CLI.
 
 >>> from dubkit.translate import UtteranceResult
@@ -13,13 +14,29 @@ error), fit where its dubbed clip goes and where it is heard. :class:`Entry` hol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from dubkit.fit import Placement
+import numpy as np
+
+from dubkit.fit import (
+    FitOptions,
+    Placement,
+    Planner,
+    heard_spans,
+    render,
+    sample_span,
+    speech_spans,
+    trim_silence,
+    trimmed_ms,
+)
+from dubkit.mix import PlacedClip
 from dubkit.speakers import SpeakerInfo
 from dubkit.translate import UtteranceResult
-from dubkit.types import Translation, Usage, Utterance
+from dubkit.types import SERVICE_RATE, Translation, Usage, Utterance
+from dubkit.workspace import ClipStore
 
 #: What became of an utterance: translated, translated to nothing (music, a cough), failed.
 STATUSES = ("ok", "empty", "failed")
@@ -91,3 +108,86 @@ def totals(entries: Sequence[Entry], cues: int) -> Totals:
         cues=cues,
         usage=usage,
     )
+
+
+# --- the timeline of a dub, built as the translations arrive ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Clip:
+    """One dubbed clip, its audio left in the clip store until it is mixed."""
+
+    load: Callable[[], np.ndarray]  # int16 at SERVICE_RATE
+    trim: tuple[int, int]
+    spans: tuple[tuple[int, int], ...]  # where it is audible, ms from the trimmed start
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """One timeline entry as the streamed dub hands it on: with its clip for the mix."""
+
+    entry: Entry
+    placed: PlacedClip | None  # the clip at the mix rate (None: nothing to play)
+    voiced: np.ndarray  # float32 trimmed speech, kept only for the loudness measure
+
+    def without_speech(self) -> Fitted:
+        """This, without the speech kept for the loudness measure."""
+        return dataclasses.replace(self, voiced=np.zeros(0, np.float32))
+
+
+def _clip(
+    r: UtteranceResult, store: ClipStore, fit: FitOptions
+) -> tuple[_Clip | None, np.ndarray]:
+    """Trim the result's clip and note its pauses, reading it once; its voiced samples."""
+    if r.clip is None:
+        return None, np.zeros(0, np.int16)
+    samples = store.read(r.clip)
+    trim = trim_silence(samples, SERVICE_RATE, fit)
+    if trim[1] <= trim[0]:
+        return None, np.zeros(0, np.int16)
+    voiced = samples[trim[0] : trim[1]]
+    spans = speech_spans(voiced, SERVICE_RATE, 0)
+    return _Clip(functools.partial(store.read, r.clip), trim, spans), voiced
+
+
+def place_in_order(
+    stream: Iterator[list[UtteranceResult]],
+    utterances: Sequence[Utterance],
+    speakers: Sequence[SpeakerInfo],
+    store: ClipStore,
+    duration_ms: int,
+    rate: int,
+    fit: FitOptions,
+    loudness_ms: int,
+) -> Iterator[Fitted]:
+    """The timeline, entry by entry: each result placed as soon as it and every earlier one
+    are in. ``speakers[i]`` says utterance ``i`` (and each piece of it, if it was split).
+
+    The first ``loudness_ms`` of dubbed speech ride along as ``voiced`` (for the loudness
+    measure); later entries carry none, so memory does not grow with the media.
+    """
+    planner = Planner(duration_ms, fit)
+    budget = loudness_ms * SERVICE_RATE // 1000
+    for i, results in enumerate(stream):
+        after = utterances[i + 1].start_ms if i + 1 < len(utterances) else None
+        for k, r in enumerate(results):  # the pieces of a split utterance, in order
+            nxt = results[k + 1].utterance.start_ms if k + 1 < len(results) else after
+            clip, samples = _clip(r, store, fit)
+            voiced = samples[:budget].astype(np.float32) / 32768
+            budget -= len(voiced)
+            length = None if clip is None else trimmed_ms(clip.trim, SERVICE_RATE)
+            p = planner.place(r.utterance, nxt, length)
+            if clip is None or p is None:
+                yield Fitted(Entry(r, speakers[i], p), None, voiced)
+                continue
+            entry = Entry(r, speakers[i], p, heard_spans(clip.spans, p))
+            yield Fitted(entry, _placed(clip, p, rate, fit), voiced)
+
+
+def _placed(clip: _Clip, p: Placement, rate: int, fit: FitOptions) -> PlacedClip:
+    start, length = sample_span(p, rate)
+
+    def load() -> np.ndarray:
+        return render(clip.load(), SERVICE_RATE, clip.trim, p, rate, fit)
+
+    return PlacedClip(start, length, load)

@@ -11,7 +11,6 @@ the other gender.
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,11 +164,3 @@ def cast_voices(
     """Who speaks each utterance (read one at a time), and each speaker's voice for ``target``."""
     found = find_speakers(audio, utterances, on_progress)
     return found.utterances, cast(found, target, check_choice(choice, target))
-
-
-def pieces_of(
-    who: Sequence[SpeakerInfo], utterances: Sequence[Utterance], pieces: Sequence[Utterance]
-) -> tuple[SpeakerInfo, ...]:
-    """The speaker of each result's utterance (a split half has its whole utterance's)."""
-    starts = [u.start_ms for u in utterances]
-    return tuple(who[max(0, bisect.bisect_right(starts, p.start_ms) - 1)] for p in pieces)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,6 @@ from dubkit.voices import (
     check_choice,
     describe,
     parse_voice_map,
-    pieces_of,
 )
 
 RATE = 16_000
@@ -175,11 +176,25 @@ def test_voice_map_parsing_and_checks() -> None:
     assert check_choice(VoiceChoice("AUTO"), es).is_auto
 
 
-def test_split_pieces_keep_their_utterance_speaker() -> None:
+def test_split_pieces_keep_their_utterance_speaker(tmp_path: Path) -> None:
+    from dubkit.fit import FitOptions
+    from dubkit.timeline import place_in_order
+    from dubkit.translate import UtteranceResult
+    from dubkit.workspace import ClipStore
+
     utts = [Utterance(0, 1000), Utterance(2000, 5000)]
     who = (SpeakerInfo("S1", "male", 100.0), SpeakerInfo("S2", "female", 200.0))
-    pieces = [Utterance(0, 1000), Utterance(2000, 3500), Utterance(3500, 5000)]
-    assert [w.speaker for w in pieces_of(who, utts, pieces)] == ["S1", "S2", "S2"]
+    pieces = [Utterance(2000, 3500), Utterance(3500, 5000)]  # the second utterance, halved
+    stream = iter([
+        [UtteranceResult(utts[0], None, error="HTTP 500")],
+        [UtteranceResult(u, None, error="HTTP 500") for u in pieces],
+    ])  # fmt: skip
+    store = ClipStore(tmp_path / "clips.s16")
+    fitted = place_in_order(stream, utts, who, store, 6000, 48_000, FitOptions(), 1000)
+    entries = [f.entry for f in fitted]
+    store.close()
+    assert [e.utterance for e in entries] == [utts[0], *pieces]
+    assert [e.speaker.speaker for e in entries if e.speaker] == ["S1", "S2", "S2"]
 
 
 def test_summary_names_the_map_and_the_shared_voices() -> None:
