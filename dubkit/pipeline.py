@@ -14,9 +14,8 @@ import functools
 import itertools
 import logging
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -31,7 +30,7 @@ from dubkit.options import Options, Outputs, Progress, Result
 from dubkit.segment import Segmenter, SegmentOptions
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.timeline import Entry, Fitted, place_in_order
-from dubkit.translate import UtteranceResult, translate_all_sync, translate_in_order
+from dubkit.translate import UtteranceResult, translate_in_order
 from dubkit.translator import Job, Translator
 from dubkit.types import VAD_RATE, Cue, MediaInfo, StreamInfo, Utterance
 from dubkit.voices import VoiceChoice, cast_voices, check_choice
@@ -144,11 +143,9 @@ def _translate(
     progress: Progress | None,
     store: ClipStore | None = None,
     voices: Sequence[str] | None = None,
-    *,
-    streamed: bool = False,
-) -> Any:
-    """Every utterance's results: a list, or (``streamed``) an iterator of each utterance's
-    results in timeline order as they arrive. ``voices``: one per utterance."""
+) -> Generator[list[UtteranceResult], None, None]:
+    """Each utterance's results, in timeline order, as they arrive (``voices``: one per
+    utterance)."""
     from dubkit.cache import TranslationCache
 
     cache = TranslationCache(opts.cache_dir) if opts.cache_dir is not None else None
@@ -163,8 +160,7 @@ def _translate(
         def video(u: Utterance) -> bytes:
             return media.extract_clip(source, u.start_ms, u.end_ms)
 
-    run = translate_in_order if streamed else translate_all_sync
-    return run(
+    return translate_in_order(
         translator, audio, utterances, job,
         concurrency=opts.concurrency, cache=cache, on_progress=on_progress, video=video,
         store=store, voices=voices,
@@ -211,7 +207,9 @@ def subtitle(
         audio, utterances = analyze(
             path, options.segment, Path(work), progress, info.duration_ms, None, track.index
         )
-        results = _translate(path, translator, audio, utterances, job, options, progress)
+        stream = _translate(path, translator, audio, utterances, job, options, progress)
+        with contextlib.closing(stream):  # an error here cancels the requests in flight
+            results = [r for rs in stream for r in rs]
     cues = layout(
         _sources(results, [()] * len(results)), target.code, info.duration_ms, options.subtitles
     )
@@ -273,8 +271,7 @@ def dub(
         voices = [casting.voice_of(w.speaker) for w in who]
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
         stream = stack.enter_context(contextlib.closing(_translate(
-            path, translator, audio, utterances, job, options, progress, store, voices,
-            streamed=True,
+            path, translator, audio, utterances, job, options, progress, store, voices
         )))  # fmt: skip
         budget = options.mix.loudness_ms
         fitted = place_in_order(

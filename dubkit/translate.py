@@ -22,7 +22,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -276,7 +276,7 @@ def translate_in_order(
     utterances: Sequence[Utterance],
     job: Job,
     **options: Any,
-) -> Iterator[list[UtteranceResult]]:
+) -> Generator[list[UtteranceResult], None, None]:
     """:func:`translate_all` from synchronous code, streamed: each utterance's results in
     timeline order, as soon as they and every earlier utterance's are known, while later
     requests are still in flight.
