@@ -412,10 +412,16 @@ def extract_clip(
         "-preset", "veryfast", "-crf", "32", "-c:a", "aac", "-b:a", "64k", "-ac", "1",
         "-movflags", "frag_keyframe+empty_moov", "-f", "mp4", "pipe:1",
     ]  # fmt: skip
+    return run_ffmpeg(cmd, "ffmpeg could not cut a video clip", source)
+
+
+def run_ffmpeg(cmd: list[str], failure: str, path: str | Path) -> bytes:
+    """Run ffmpeg to the end; its stdout. A non-zero status raises :class:`MediaToolError`
+    (``failure``, then ffmpeg's last line; the command and the tail of its stderr attached)."""
+    log.debug("running %s", cmd)
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
         tail = proc.stderr[-2000:].decode("utf-8", "replace").strip()
-        raise MediaToolError(
-            "ffmpeg could not cut a video clip", path=source, command=cmd, stderr_tail=tail
-        )
+        last = tail.splitlines()[-1] if tail else "no message"
+        raise MediaToolError(f"{failure} ({last})", path=path, command=cmd, stderr_tail=tail)
     return proc.stdout

@@ -435,13 +435,5 @@ def mux_file(
     media.check_output(source, output)
     with atomic_output(output) as tmp:
         cmd = mux_command(media.ffmpeg_exe(ffmpeg), source, info, plan, tmp, dub=dub)
-        log.debug("running %s", cmd)
-        proc = subprocess.run(cmd, capture_output=True, check=False)
-        if proc.returncode != 0:
-            tail = proc.stderr[-2000:].decode("utf-8", "replace").strip()
-            last = tail.splitlines()[-1] if tail else "no message"
-            raise MediaToolError(
-                f"ffmpeg failed writing the output ({last})", path=output, command=cmd,
-                stderr_tail=tail,
-            )  # fmt: skip
+        media.run_ffmpeg(cmd, "ffmpeg failed writing the output", output)
     return output

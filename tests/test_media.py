@@ -161,3 +161,14 @@ def test_bad_inputs_raise_one_line_errors(tmp_path: Path, make, match: str) -> N
 def test_video_without_audio_is_an_input_error() -> None:
     with pytest.raises(InputError, match="no audio stream"):
         media.require_audio(media.probe(FIX / "noaudio.mp4"))
+
+
+def test_a_failing_ffmpeg_is_one_error_with_its_last_line(tmp_path: Path) -> None:
+    from dubkit.errors import MediaToolError
+
+    missing = tmp_path / "missing.mp4"
+    cmd = [media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(missing),
+           "-f", "null", "-"]  # fmt: skip
+    with pytest.raises(MediaToolError, match=r"missing\.mp4: ffmpeg could not go on \(.*No such file") as e:
+        media.run_ffmpeg(cmd, "ffmpeg could not go on", missing)
+    assert e.value.path == missing
