@@ -169,6 +169,7 @@ def test_a_failing_ffmpeg_is_one_error_with_its_last_line(tmp_path: Path) -> Non
     missing = tmp_path / "missing.mp4"
     cmd = [media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(missing),
            "-f", "null", "-"]  # fmt: skip
-    with pytest.raises(MediaToolError, match=r"missing\.mp4: ffmpeg could not go on \(.*No such file") as e:
+    want = r"missing\.mp4: ffmpeg could not go on \(.*No such file"
+    with pytest.raises(MediaToolError, match=want) as e:
         media.run_ffmpeg(cmd, "ffmpeg could not go on", missing)
     assert e.value.path == missing
