@@ -7,6 +7,7 @@ with SIGKILL or interrupted with SIGINT at chosen moments.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -226,9 +227,12 @@ def slow_emulator() -> Iterator[Emulator]:
 
 @pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_outputs(
-    tmp_path: Path, slow_emulator: Emulator
+    tmp_path: Path, slow_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emu = slow_emulator
+    scratch = tmp_path / "scratch"  # the runs' work folders, where the dub is encoded
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     ref_dir, work = tmp_path / "ref", tmp_path / "work"
     ref_dir.mkdir()
     work.mkdir()
@@ -256,13 +260,17 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
     def entries(k: int) -> Callable[[float], bool]:
         return lambda _: len(_cache_keys(cache)) >= k
 
-    def part(min_bytes: int) -> Callable[[float], bool]:
-        """A temporary output written by this run (not a leftover) holds ``min_bytes``."""
-        old = set(_part_files(work))
+    def encoding(min_bytes: int) -> Callable[[float], bool]:
+        """The dub this run encodes as it mixes (not a killed run's) holds ``min_bytes``: the
+        mix and the encoder are running, the outputs not yet replaced."""
+        old = set(scratch.glob("dubkit-*/dub.*"))
 
         def fired(_: float) -> bool:
-            fresh = [p for p in _part_files(work) if p not in old]
-            return any(p.stat().st_size >= min_bytes for p in fresh)
+            for p in set(scratch.glob("dubkit-*/dub.*")) - old:
+                with contextlib.suppress(FileNotFoundError):
+                    if p.stat().st_size >= min_bytes:
+                        return True
+            return False
 
         return fired
 
@@ -276,9 +284,9 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
         ("ctrl-c translating", lambda: entries(4), signal.SIGINT),
         ("translating later", lambda: entries(6), signal.SIGKILL),
         ("fitting", fitting, signal.SIGKILL),
-        ("muxing", lambda: part(0), signal.SIGKILL),
-        ("ctrl-c muxing", lambda: part(0), signal.SIGINT),
-        ("muxing later", lambda: part(200_000), signal.SIGKILL),
+        ("muxing", lambda: encoding(0), signal.SIGKILL),
+        ("ctrl-c muxing", lambda: encoding(0), signal.SIGINT),
+        ("muxing later", lambda: encoding(200_000), signal.SIGKILL),
     ]
     runs = []
     for label, make, sig in plan:
@@ -302,7 +310,7 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
     assert _part_files(work) == []  # what the killed runs left was swept by the next write
     # a rerun killed while replacing complete outputs leaves the complete ones in place
     done = {p: p.read_bytes() for p in watcher.finals}
-    again = _run(args, "replacing", emu, cache, watcher, part(200_000), signal.SIGKILL)
+    again = _run(args, "replacing", emu, cache, watcher, encoding(200_000), signal.SIGKILL)
     assert again.returncode == -signal.SIGKILL and again.records == ()
     assert {p: p.read_bytes() for p in watcher.finals} == done
 
