@@ -74,10 +74,10 @@ def scratch() -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def dub_cmd(src: Path, base_url: str, out_dir: Path) -> list[str]:
+def dub_cmd(src: Path, base_url: str, out_dir: Path, to: str = "es") -> list[str]:
     """``dubkit dub`` as a user would type it against the emulator, with no cache."""
     return [
-        str(VENV_BIN / "dubkit"), "dub", str(src), "--to", "es", "--engine", "cloud",
+        str(VENV_BIN / "dubkit"), "dub", str(src), "--to", to, "--engine", "cloud",
         "--base-url", base_url, "--no-cache", "--out-dir", str(out_dir),
         "--concurrency", str(CONCURRENCY), *UNPACED, "--quiet",
     ]  # fmt: skip

@@ -120,6 +120,7 @@ class Timed:
     maxrss_mb: float
     tree_peak_mb: float
     stderr_tail: str
+    cpu_s: float = 0.0  # user + system, its own and its reaped children's (ffmpeg)
 
 
 def _children(pid: int) -> list[int]:
@@ -185,7 +186,8 @@ def run_timed(
     poller.join()
     proc.stderr.close()
     tail = " | ".join(err.decode(errors="replace").strip().splitlines()[-3:])
-    return Timed(wall, proc.returncode, usage.ru_maxrss / 1024, peak[0] / 1024, tail)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Timed(wall, proc.returncode, usage.ru_maxrss / 1024, peak[0] / 1024, tail, cpu)
 
 
 def repeat(n: int, fn: Callable[[int], Timed], label: str) -> list[Timed]:

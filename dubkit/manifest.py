@@ -1,4 +1,7 @@
-"""The run manifest ``<stem>.<lang>.dubkit.json``: every utterance, its fate, and the totals."""
+"""The run manifest ``<stem>.<lang>.dubkit.json``: every utterance, its fate, and the totals.
+
+A run into several languages writes one ``<stem>.dub.dubkit.json`` (``.subs.`` for
+subtitles only) holding each language's manifest under ``languages``."""
 
 from __future__ import annotations
 
@@ -31,10 +34,13 @@ def manifest_data(
     *,
     envelope: Envelope | None = None,
     created: datetime.datetime | None = None,
+    dub_track: int = 0,
+    dub_tracks: int = 1,
 ) -> dict[str, Any]:
     """The manifest as plain JSON-ready data (no secrets: the key is never part of a Result).
 
-    ``created`` (default: now) is the run's date; ``envelope`` the source waveform's peaks.
+    ``created`` (default: now) is the run's date; ``envelope`` the source waveform's peaks;
+    ``dub_track`` is this language's dubbed track among the output's ``dub_tracks``.
     """
     texts = [e.translation.text if e.translation is not None else "" for e in result.timeline]
     cues = cues_by_utterance(texts, result.cues)
@@ -103,8 +109,10 @@ def manifest_data(
             "mix": options.mix.mode,
             "keep_original": options.keep_original,
             "track": options.track,
-            # where the review page finds the original among the dubbed file's audio tracks
-            "original_track": 1 + _dubbed_track(info, options.track),
+            # where the review page finds the dub and the original among the dubbed file's
+            # audio tracks
+            "dub_track": dub_track,
+            "original_track": dub_tracks + _dubbed_track(info, options.track),
             "target_cps": options.subtitles.target_cps,
         },
         "cost": {
@@ -172,6 +180,45 @@ def write_manifest(
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     write_text_atomic(result.outputs.manifest, text)
     return data
+
+
+def write_manifests(
+    results: Sequence[Result],
+    info: MediaInfo,
+    options: Options,
+    jobs: Sequence[Job],
+    *,
+    envelope: Envelope | None = None,
+) -> list[dict[str, Any]]:
+    """Write the run's one manifest; return each language's data (what its review page is
+    built from). One language: :func:`write_manifest`'s. Several: one file whose
+    ``languages`` holds each language's manifest, the waveform given once beside them."""
+    if len(results) == 1:
+        return [write_manifest(results[0], info, options, jobs[0], envelope=envelope)]
+    shared = len({r.outputs.media for r in results}) == 1
+    when = datetime.datetime.now(datetime.timezone.utc)
+    datas = [
+        manifest_data(
+            r, info, options, j, envelope=envelope, created=when,
+            dub_track=k if shared else 0, dub_tracks=len(results) if shared else 1,
+        )
+        for k, (r, j) in enumerate(zip(results, jobs, strict=True))
+    ]
+    sections = [{k: v for k, v in d.items() if k != "envelope"} for d in datas]
+    first = datas[0]
+    data = {
+        "dubkit": __version__,
+        "schema": SCHEMA,
+        "created": first["created"],
+        "input": first["input"],
+        "duration_ms": info.duration_ms,
+        "targets": [r.target.code for r in results],
+        "envelope": first["envelope"],
+        "languages": sections,
+    }
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    write_text_atomic(results[0].outputs.manifest, text)
+    return datas
 
 
 def _dubbed_track(info: MediaInfo, track: str | None) -> int:

@@ -134,6 +134,24 @@ class MuxPlan:
     keep_original: bool = True  # keep the input track that was dubbed
     track: int | None = None  # file index of the dubbed input track (None: the default one)
     layout: str = ""  # the dub's channel layout ("" = the default one of ``channels``)
+    #: The dubs into further languages, after the first (one output, several dubbed tracks).
+    more: tuple[DubTrack, ...] = ()
+
+    @property
+    def dubs(self) -> tuple[DubTrack, ...]:
+        """Every dubbed track, the first (the default audio track) first."""
+        first = DubTrack(self.dub_language, self.dub_title, self.subtitles, self.subtitle_language)
+        return (first, *self.more)
+
+
+@dataclass(frozen=True, slots=True)
+class DubTrack:
+    """One dubbed track of the output, and its soft subtitle track."""
+
+    language: str  # ISO 639-2
+    title: str
+    subtitles: Path | None = None  # an SRT file
+    subtitle_language: str = "und"
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,27 +212,35 @@ def _input_stream(s: StreamInfo, c: Container, plan: MuxPlan, dubbed: int) -> Ou
 def stream_map(
     info: MediaInfo, plan: MuxPlan, container: Container, *, encoded: bool = False
 ) -> list[OutStream]:
-    """The output's streams in order (pure): the input's, with the dub before its audio
-    (copied when ``encoded``: it comes from :func:`encode_command`'s file)."""
+    """The output's streams in order (pure): the input's, with the dubs before its audio
+    (copied when ``encoded``: they come from :func:`encode_command`'s files), each dub's
+    subtitles before the input's."""
     dubbed = plan.track if plan.track is not None else media.select_audio(info).index
-    dub_meta = (
-        ("language", plan.dub_language), ("title", plan.dub_title),
-        ("handler_name", plan.dub_title),
-    )  # fmt: skip
     codec = ("copy",) if encoded else (
         container.dub_encoder, "-b", _bitrate(container, plan.channels)
     )  # fmt: skip
-    dub = OutStream("1:a:0", "audio", codec, dub_meta, "default")
+    tracks = plan.dubs
+    dubs = [
+        OutStream(
+            f"{1 + k}:a:0", "audio", codec,
+            (("language", t.language), ("title", t.title), ("handler_name", t.title)),
+            "default" if k == 0 else "0",
+        )
+        for k, t in enumerate(tracks)
+    ]
     kept = [o for s in info.streams if (o := _input_stream(s, container, plan, dubbed))]
     at = next((i for i, o in enumerate(kept) if o.kind != "video"), len(kept))
-    out = [*kept[:at], dub, *kept[at:]]
-    if plan.subtitles is not None and container.subtitle_codec is not None:
-        subs = OutStream(
-            "2:s:0", "subtitle", (container.subtitle_codec,),
-            (("language", plan.subtitle_language), ("title", plan.dub_title)), "0",
-        )  # fmt: skip
+    out = [*kept[:at], *dubs, *kept[at:]]
+    if container.subtitle_codec is not None:
         at = next((i for i, o in enumerate(out) if o.kind in ("subtitle", "attachment")), len(out))
-        out.insert(at, subs)
+        subs = [t for t in tracks if t.subtitles is not None]
+        out[at:at] = [
+            OutStream(
+                f"{1 + len(tracks) + m}:s:0", "subtitle", (container.subtitle_codec,),
+                (("language", t.subtitle_language), ("title", t.title)), "0",
+            )
+            for m, t in enumerate(subs)
+        ]
     left_out = len(info.streams) - len(kept) - (0 if plan.keep_original else 1)
     if left_out:
         log.info("%s: %d stream(s) the output cannot hold are left out", info.path, left_out)
@@ -265,15 +291,24 @@ def mux_command(
     info: MediaInfo,
     plan: MuxPlan,
     output: Path,
-    dub: Path | None = None,
+    dub: Path | Sequence[Path] | None = None,
 ) -> list[str]:
     """The ffmpeg argument list that writes ``output`` (pure). The dub arrives as f32le on
-    stdin, or (``dub``) as the file :func:`encode_command` wrote, copied."""
+    stdin, or (``dub``) as the files :func:`encode_command` wrote, one per track of the
+    plan, copied."""
+    dubs = [dub] if isinstance(dub, Path) else list(dub or [])
+    if len(dubs) != len(plan.dubs) and (dubs or plan.more):
+        raise ValueError(f"{len(dubs)} encoded dubs for {len(plan.dubs)} dubbed tracks")
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-y"]
     cmd += ["-i", media.local_path(source)]
-    cmd += _pcm_input(plan) if dub is None else ["-i", media.local_path(dub)]
+    for d in dubs:
+        cmd += ["-i", media.local_path(d)]
+    if not dubs:
+        cmd += _pcm_input(plan)
     ext = output.suffix.lower()
     if not info.has_video or ext in AUDIO_ONLY_CODECS:
+        if plan.more:
+            raise ValueError("an audio-only output holds one dub: write one file per language")
         if ext in AUDIO_ONLY_CODECS:
             codec, muxer = AUDIO_ONLY_CODECS[ext], _AUDIO_ONLY_MUXERS[ext]
         else:
@@ -283,10 +318,12 @@ def mux_command(
         cmd += ["-map_metadata", "0", "-metadata:s:a:0", f"language={plan.dub_language}"]
         return [*cmd, "-f", muxer, media.local_path(output)]
     container = CONTAINERS[ext]
-    streams = stream_map(info, plan, container, encoded=dub is not None)
-    if any(o.source.startswith("2:") for o in streams):
-        assert plan.subtitles is not None
-        cmd += ["-i", media.local_path(plan.subtitles)]
+    streams = stream_map(info, plan, container, encoded=bool(dubs))
+    if any(o.kind == "subtitle" and not o.source.startswith("0:") for o in streams):
+        cmd += [
+            arg for t in plan.dubs if t.subtitles is not None
+            for arg in ("-i", media.local_path(t.subtitles))
+        ]  # fmt: skip
     for i, o in enumerate(streams):
         cmd += _stream_args(i, o)
     cmd += ["-map_metadata", "0", "-map_chapters", "0"]
@@ -426,12 +463,12 @@ def mux_file(
     source: Path,
     info: MediaInfo,
     plan: MuxPlan,
-    dub: Path,
+    dub: Path | Sequence[Path],
     output: Path,
     ffmpeg: str | None = None,
 ) -> Path:
-    """Write ``output`` (atomically) from ``source``'s streams, the encoded ``dub`` and the
-    plan's subtitles: every stream copied, nothing encoded."""
+    """Write ``output`` (atomically) from ``source``'s streams, the encoded ``dub`` (one
+    file per dubbed track) and the plan's subtitles: every stream copied, nothing encoded."""
     media.check_output(source, output)
     with atomic_output(output) as tmp:
         cmd = mux_command(media.ffmpeg_exe(ffmpeg), source, info, plan, tmp, dub=dub)

@@ -16,6 +16,7 @@ import logging
 import tempfile
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -28,12 +29,13 @@ from dubkit.loudness import dub_gain, loudness_head
 from dubkit.mix import MixOptions, PlacedClip, mix
 from dubkit.options import Options, Outputs, Progress, Result
 from dubkit.segment import Segmenter, SegmentOptions
+from dubkit.speakers import find_speakers
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.timeline import Entry, Fitted, place_in_order
-from dubkit.translate import UtteranceResult, translate_in_order
+from dubkit.translate import Stream, UtteranceResult, translate_languages
 from dubkit.translator import Job, Translator
 from dubkit.types import VAD_RATE, Cue, MediaInfo, StreamInfo, Utterance
-from dubkit.voices import VoiceChoice, cast_voices, check_choice
+from dubkit.voices import VoiceChoice, cast, check_choice
 from dubkit.workspace import ClipStore, FileAudio
 
 log = logging.getLogger(__name__)
@@ -52,20 +54,50 @@ def output_paths(path: Path, lang: str, options: Options, *, with_media: bool) -
     )
 
 
-def checked_outputs(path: Path, lang: str, options: Options, *, with_media: bool) -> Outputs:
+def run_outputs(
+    path: Path, langs: Sequence[str], options: Options, *, with_media: bool, shared: bool
+) -> list[Outputs]:
+    """Each language's outputs. One language: :func:`output_paths`. Several: one manifest
+    ``<stem>.dub.dubkit.json`` (``<stem>.subs.dubkit.json`` for subtitles only) and, when
+    ``shared``, one media file ``<stem>.dub.<ext>`` holding every dubbed track; each
+    language keeps its own sidecars and review page (and media file, when not shared)."""
+    outs = [output_paths(path, lang, options, with_media=with_media) for lang in langs]
+    if len(outs) == 1:
+        return outs
+    folder = options.out_dir if options.out_dir is not None else path.parent
+    base = folder / f"{path.stem}.{'dub' if with_media else 'subs'}"
+    manifest = Path(f"{base}.dubkit.json")
+    ext = mux.output_suffix(path.suffix, options.container)[0]
+    media_ = Path(f"{base}{ext}") if shared else None
+    return [dataclasses.replace(o, manifest=manifest, media=media_ or o.media) for o in outs]
+
+
+def checked_outputs(
+    path: Path, langs: Sequence[str], options: Options, *, with_media: bool, shared: bool = False
+) -> list[Outputs]:
     """The output paths, each refused now if it cannot be written; ``out_dir`` is created."""
-    outputs = output_paths(path, lang, options, with_media=with_media)
+    outs = run_outputs(path, langs, options, with_media=with_media, shared=shared)
     if options.out_dir is not None and not options.out_dir.is_dir():
         check_writable_dir(options.out_dir, "output folder (--out-dir)")
         options.out_dir.mkdir(parents=True, exist_ok=True)
-    if outputs.media is not None:
-        mux.output_kind(outputs.media)
-        if note := mux.output_suffix(path.suffix, options.container)[1]:
-            log.info("%s: %s", path, note)
-    extra = [p for p in (outputs.media, outputs.review) if p is not None]
-    for p in (*outputs.subtitles, outputs.manifest, *extra):
+    if with_media and (note := mux.output_suffix(path.suffix, options.container)[1]):
+        log.info("%s: %s", path, note)
+    paths: dict[Path, None] = {}
+    for o in outs:
+        if o.media is not None:
+            mux.output_kind(o.media)
+        for p in (*o.subtitles, o.manifest, o.media, o.review):
+            if p is not None:
+                paths[p] = None
+    for p in paths:
         media.check_output(path, p)
-    return outputs
+    return outs
+
+
+def shares_media(path: Path, info: MediaInfo, options: Options, langs: Sequence[str]) -> bool:
+    """Whether several languages' dubs go into one output (a video), not one file each."""
+    ext = mux.output_suffix(path.suffix, options.container)[0]
+    return len(langs) > 1 and info.has_video and mux.output_kind(Path(f"out{ext}")) == "video"
 
 
 def analyze(
@@ -115,22 +147,53 @@ def plan_job(options: Options, *, dubbing: bool) -> tuple[Language, Job]:
     return target, Job(target.code, source, voice)
 
 
+def plan_jobs(
+    options: Options, targets: Sequence[str] | None = None, *, dubbing: bool
+) -> list[tuple[Language, Job]]:
+    """:func:`plan_job` for each of ``targets`` (default: ``options.target``), all checked
+    before anything is read or sent: a language that cannot be dubbed (text only), a voice
+    it does not have or a language given twice refuses the whole run."""
+    names = [options.target] if targets is None else list(targets)
+    if not names:
+        raise ConfigError("no target language given")
+    planned = [plan_job(dataclasses.replace(options, target=t), dubbing=dubbing) for t in names]
+    codes = [lang.code for lang, _ in planned]
+    if twice := sorted({c for c in codes if codes.count(c) > 1}):
+        raise ConfigError(f"target language {', '.join(twice)} given more than once")
+    return planned
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    """``"es,fr, ja"`` -> ``("es", "fr", "ja")`` (the CLI's ``--to``)."""
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not names:
+        raise ConfigError(f"no target language in {text!r}")
+    return names
+
+
 def _prepare(
-    path: Path, opts: Options, translator: Translator, *, dubbing: bool
-) -> tuple[MediaInfo, StreamInfo, Language, Job]:
+    path: Path,
+    opts: Options,
+    translator: Translator,
+    targets: Sequence[str] | None,
+    *,
+    dubbing: bool,
+) -> tuple[MediaInfo, StreamInfo, list[tuple[Language, Job]]]:
     """Probe, pick the audio track; its language tag is the source language unless given."""
-    target, job = plan_job(opts, dubbing=dubbing)
+    planned = plan_jobs(opts, targets, dubbing=dubbing)
     check = getattr(translator, "check", None)  # engines that can refuse a job up front
     if check is not None:
-        check(job)
+        for _, job in planned:
+            check(job)
     if opts.cache_dir is not None:  # refused now, not after the first answer is paid for
         check_writable_dir(opts.cache_dir, "cache folder")
     info = media.probe(path)
     track = media.select_audio(info, opts.track)
-    if job.source is None and track.language:
+    if opts.source is None and track.language:
         with contextlib.suppress(ConfigError):
-            job = dataclasses.replace(job, source=resolve(track.language).code)
-    return info, track, target, job
+            source = resolve(track.language).code
+            planned = [(lang, dataclasses.replace(j, source=source)) for lang, j in planned]
+    return info, track, planned
 
 
 def _translate(
@@ -138,14 +201,13 @@ def _translate(
     translator: Translator,
     audio: FileAudio,
     utterances: list[Utterance],
-    job: Job,
+    jobs: Sequence[Sequence[Job]],
     opts: Options,
     progress: Progress | None,
     store: ClipStore | None = None,
-    voices: Sequence[str] | None = None,
-) -> Generator[list[UtteranceResult], None, None]:
-    """Each utterance's results, in timeline order, as they arrive (``voices``: one per
-    utterance)."""
+) -> tuple[Generator[list[UtteranceResult], None, None], list[Stream]]:
+    """Each language's results (``jobs[k][i]``: utterance ``i`` into language ``k``), in
+    timeline order, as they arrive; close the first stream returned to cancel them all."""
     from dubkit.cache import TranslationCache
 
     cache = TranslationCache(opts.cache_dir) if opts.cache_dir is not None else None
@@ -160,10 +222,10 @@ def _translate(
         def video(u: Utterance) -> bytes:
             return media.extract_clip(source, u.start_ms, u.end_ms)
 
-    return translate_in_order(
-        translator, audio, utterances, job,
+    return translate_languages(
+        translator, audio, utterances, jobs,
         concurrency=opts.concurrency, cache=cache, on_progress=on_progress, video=video,
-        store=store, voices=voices,
+        store=store,
     )  # fmt: skip
 
 
@@ -186,53 +248,104 @@ def _write_subtitles(
         writer(cues, p, lang=lang, duration_ms=duration_ms, options=opts)
 
 
+@overload
 def subtitle(
     input: str | Path,
     options: Options,
     translator: Translator,
     *,
+    targets: None = None,
     progress: Progress | None = None,
-) -> Result:
+) -> Result: ...
+@overload
+def subtitle(
+    input: str | Path,
+    options: Options,
+    translator: Translator,
+    *,
+    targets: Sequence[str],
+    progress: Progress | None = None,
+) -> tuple[Result, ...]: ...
+def subtitle(
+    input: str | Path,
+    options: Options,
+    translator: Translator,
+    *,
+    targets: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> Result | tuple[Result, ...]:
     """Subtitles only (text modality): segment, translate, write ``<stem>.<lang>.srt``.
+
+    ``targets`` (instead of ``options.target``): several languages from one segmentation,
+    their requests sharing the translator's limits; one :class:`Result` per language.
 
     >>> Options(target="es").formats
     ('srt',)
     """
-    from dubkit.manifest import write_manifest
+    from dubkit.manifest import write_manifests
 
     path = Path(input)
-    info, track, target, job = _prepare(path, options, translator, dubbing=False)
-    outputs = checked_outputs(path, target.code, options, with_media=False)
+    info, track, planned = _prepare(path, options, translator, targets, dubbing=False)
+    langs = [lang.code for lang, _ in planned]
+    outputs = checked_outputs(path, langs, options, with_media=False)
     with tempfile.TemporaryDirectory(prefix="dubkit-") as work:
         audio, utterances = analyze(
             path, options.segment, Path(work), progress, info.duration_ms, None, track.index
         )
-        stream = _translate(path, translator, audio, utterances, job, options, progress)
-        with contextlib.closing(stream):  # an error here cancels the requests in flight
-            results = [r for rs in stream for r in rs]
-    cues = layout(
-        _sources(results, [()] * len(results)), target.code, info.duration_ms, options.subtitles
-    )
-    _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
-    result = Result(
-        path, target, translator.name, outputs, tuple(Entry(r) for r in results), tuple(cues)
-    )
-    write_manifest(result, info, options, job)
-    return result
+        jobs = [[job] * len(utterances) for _, job in planned]
+        shared, lanes = _translate(path, translator, audio, utterances, jobs, options, progress)
+        with contextlib.closing(shared):  # an error here cancels the requests in flight
+            per_lang = [[r for rs in lane for r in rs] for lane in lanes]
+    out = []
+    for (target, _), results, outs in zip(planned, per_lang, outputs, strict=True):
+        cues = layout(
+            _sources(results, [()] * len(results)), target.code, info.duration_ms,
+            options.subtitles,
+        )  # fmt: skip
+        _write_subtitles(cues, outs.subtitles, target.code, info.duration_ms, options.subtitles)
+        timeline = tuple(Entry(r) for r in results)
+        out.append(Result(path, target, translator.name, outs, timeline, tuple(cues)))
+    write_manifests(out, info, options, [job for _, job in planned])
+    return tuple(out) if targets is not None else out[0]
 
 
+@overload
 def dub(
     input: str | Path,
     options: Options,
     translator: Translator,
     *,
+    targets: None = None,
     progress: Progress | None = None,
-) -> Result:
+) -> Result: ...
+@overload
+def dub(
+    input: str | Path,
+    options: Options,
+    translator: Translator,
+    *,
+    targets: Sequence[str],
+    progress: Progress | None = None,
+) -> tuple[Result, ...]: ...
+def dub(
+    input: str | Path,
+    options: Options,
+    translator: Translator,
+    *,
+    targets: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> Result | tuple[Result, ...]:
     """Dub ``input`` into ``options.target``: dubbed media, subtitles, manifest, review page.
 
     The outputs go beside the input (or in ``options.out_dir``); the input is never
     modified. Utterances that still fail after every retry are left in the original
     language and listed in ``Result.failed``; rerunning with the same cache fills them in.
+
+    ``targets`` (instead of ``options.target``) dubs into several languages in one run: one
+    segmentation and speaker analysis, every language's requests through the translator's
+    one rate limiter, and one output ``<stem>.dub.<ext>`` holding a dubbed track per
+    language (the first the default, the original last) with a subtitle track each; an
+    audio-only input gets one file per language. Returns one :class:`Result` per language.
 
     >>> import tempfile, dubkit
     >>> from dubkit.emulator import Emulator, EmulatorConfig
@@ -244,21 +357,26 @@ def dub(
     ...     print(result.outputs.media.name, result.outputs.subtitles[0].name, len(result.failed))
     speech.es.wav speech.es.srt 0
     """
-    from dubkit.manifest import write_manifest
+    from dubkit.manifest import write_manifests
     from dubkit.review import write_review
 
     path = Path(input)
-    info, track, target, job = _prepare(path, options, translator, dubbing=True)
-    outputs = checked_outputs(path, target.code, options, with_media=True)
-    assert outputs.media is not None
+    info, track, planned = _prepare(path, options, translator, targets, dubbing=True)
+    langs = [lang.code for lang, _ in planned]
+    shared = shares_media(path, info, options, langs)
+    outputs = checked_outputs(path, langs, options, with_media=True, shared=shared)
     src = media.AudioSource(path, track.index, media.audio_format(info, track))
     fmt = src.fmt
-    plan_ = mux.MuxPlan(
-        fmt.rate, fmt.channels, target.iso639_2, f"{target.name} dub (dubkit {translator.name})",
-        original_language=resolve(job.source).iso639_2 if job.source else "und",
-        subtitle_language=target.iso639_2, keep_original=options.keep_original,
-        track=track.index, layout=fmt.layout,
-    )  # fmt: skip
+    original = resolve(planned[0][1].source).iso639_2 if planned[0][1].source else "und"
+    plans = [
+        mux.MuxPlan(
+            fmt.rate, fmt.channels, target.iso639_2,
+            f"{target.name} dub (dubkit {translator.name})", original_language=original,
+            subtitle_language=target.iso639_2, keep_original=options.keep_original,
+            track=track.index, layout=fmt.layout,
+        )
+        for target, _ in planned
+    ]
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
@@ -267,82 +385,133 @@ def dub(
         )
         choice = VoiceChoice(options.voice, options.voices)
         measured = functools.partial(progress, "speakers") if progress else None
-        who, casting = cast_voices(audio, utterances, target, choice, measured)
-        voices = [casting.voice_of(w.speaker) for w in who]
+        found = find_speakers(audio, utterances, measured)
+        who = found.utterances
+        castings = [cast(found, target, check_choice(choice, target)) for target, _ in planned]
+        jobs = [
+            [dataclasses.replace(job, voice=casting.voice_of(w.speaker)) for w in who]
+            for (_, job), casting in zip(planned, castings, strict=True)
+        ]
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
-        stream = stack.enter_context(contextlib.closing(_translate(
-            path, translator, audio, utterances, job, options, progress, store, voices
-        )))  # fmt: skip
+        stream, lanes = _translate(
+            path, translator, audio, utterances, jobs, options, progress, store
+        )
+        stack.enter_context(contextlib.closing(stream))
         budget = options.mix.loudness_ms
-        fitted = place_in_order(
-            stream, utterances, who, store, info.duration_ms, fmt.rate, options.fit, budget
+        entries, gains = [], []
+        for lane in lanes:  # each language's gain, from its first minutes of speech
+            fitted = place_in_order(
+                lane, utterances, who, store, info.duration_ms, fmt.rate, options.fit, budget
+            )
+            head, sample = loudness_head(fitted, budget)
+            gains.append(
+                dub_gain(audio, utterances, sample, src, budget)
+                if options.mix.match_loudness else 0.0
+            )  # fmt: skip
+            entries.append(itertools.chain(head, fitted))
+        into = [o.media for o in outputs[: 1 if shared else None] if o.media is not None]
+        timelines, encoded = _mix_and_encode(
+            entries, src, gains, options.mix, info, plans, into, work, progress
         )
-        head, sample = loudness_head(fitted, budget)
-        gain = (
-            dub_gain(audio, utterances, sample, src, budget) if options.mix.match_loudness else 0.0
+        cues, srts = [], []
+        for (target, _), timeline in zip(planned, timelines, strict=True):
+            results = [e.result for e in timeline]
+            cues.append(layout(
+                _sources(results, [e.heard for e in timeline]), target.code, info.duration_ms,
+                options.subtitles,
+            ))  # fmt: skip
+            srts.append(work / f"subs.{target.code}.srt")
+            _write_subtitles(cues[-1], [srts[-1]], target.code, info.duration_ms, options.subtitles)
+        if encoded:  # a video: mux the copied streams, the dubs and their cues
+            tracks = [
+                dataclasses.replace(p, subtitles=srt if c else None)
+                for p, srt, c in zip(plans, srts, cues, strict=True)
+            ]
+            plan = dataclasses.replace(tracks[0], more=tuple(t.dubs[0] for t in tracks[1:]))
+            mux.mux_file(path, info, plan, encoded, into[0])
+    out = []
+    for k, (target, _) in enumerate(planned):
+        _write_subtitles(
+            cues[k], outputs[k].subtitles, target.code, info.duration_ms, options.subtitles
         )
-        entries = itertools.chain(head, fitted)
-        timeline, encoded = _mix_and_encode(
-            entries, src, gain, options.mix, info, plan_, outputs.media, work, progress
+        results = [e.result for e in timelines[k]]
+        heard = [r.translation.voice if r.translation else None for r in results]
+        casting = castings[k].as_heard(
+            [e.speaker.speaker for e in timelines[k] if e.speaker], heard
         )
-        results = [e.result for e in timeline]
-        cues = layout(
-            _sources(results, [e.heard for e in timeline]), target.code, info.duration_ms,
-            options.subtitles,
-        )  # fmt: skip
-        srt = work / "subs.srt"
-        _write_subtitles(cues, [srt], target.code, info.duration_ms, options.subtitles)
-        if encoded is not None:  # a video: mux the copied streams, the dub and the cues
-            subs = dataclasses.replace(plan_, subtitles=srt if cues else None)
-            mux.mux_file(path, info, subs, encoded, outputs.media)
-    _write_subtitles(cues, outputs.subtitles, target.code, info.duration_ms, options.subtitles)
-    heard = [r.translation.voice if r.translation else None for r in results]
-    casting = casting.as_heard([e.speaker.speaker for e in timeline if e.speaker], heard)
-    result = Result(path, target, translator.name, outputs, tuple(timeline), tuple(cues), casting)
-    data = write_manifest(result, info, options, job, envelope=wave.finish())
-    if outputs.review is not None:
-        write_review(outputs.review, data)
-    return result
+        out.append(Result(
+            path, target, translator.name, outputs[k], tuple(timelines[k]), tuple(cues[k]),
+            casting,
+        ))  # fmt: skip
+    datas = write_manifests(
+        out, info, options, [job for _, job in planned], envelope=wave.finish()
+    )
+    for r, data in zip(out, datas, strict=True):
+        if r.outputs.review is not None:
+            write_review(r.outputs.review, data)
+    return tuple(out) if targets is not None else out[0]
 
 
 def _mix_and_encode(
-    entries: Iterator[Fitted],
+    entries: Sequence[Iterator[Fitted]],
     src: media.AudioSource,
-    gain: float,
+    gains: Sequence[float],
     options: MixOptions,
     info: MediaInfo,
-    plan: mux.MuxPlan,
-    output: Path,
+    plans: Sequence[mux.MuxPlan],
+    outputs: Sequence[Path],
     work: Path,
     progress: Progress | None,
-) -> tuple[list[Entry], Path | None]:
-    """Mix the clips over the original as they arrive and encode the mix as it comes.
+) -> tuple[list[list[Entry]], list[Path]]:
+    """Mix each language's clips over the original as they arrive and encode each mix as it
+    comes: the original is decoded once, and the languages' mixes advance in step over it.
 
-    An audio-only output is written whole; a video's dub is encoded alone into ``work`` (its
-    path is returned), since the subtitles are known only once every translation is in.
-    Returns every entry, in timeline order, with the encoded dub or None.
+    ``outputs``: one file per language, written whole (audio), or one video output: then
+    each language's dub is encoded alone into ``work`` and the paths are returned, since the
+    subtitles are known only once every translation is in. Returns each language's
+    entries, in timeline order, and the encoded dubs (none for audio outputs).
     """
-    timeline: list[Entry] = []
+    timelines: list[list[Entry]] = [[] for _ in entries]
 
-    def clips() -> Iterator[PlacedClip]:  # taken by the mix as it reaches them
-        for f in entries:
-            timeline.append(f.entry)
+    def clips(k: int) -> Iterator[PlacedClip]:  # taken by the mix as it reaches them
+        for f in entries[k]:
+            timelines[k].append(f.entry)
             if f.placed is not None:
                 yield f.placed
 
     fmt, total = src.fmt, round(info.duration_ms * src.fmt.rate / 1000)
-    blocks = mix(src.blocks(), fmt.rate, fmt.channels, clips(), total, options, gain, src.layout)
-    encoded = None
-    if info.has_video and mux.output_kind(output) == "video":
-        encoded = work / mux.encoded_name(output.suffix)
-        writer = mux.Muxer(info.path, info, plan, encoded, encode_for=output.suffix)
+    originals = itertools.tee(src.blocks(), len(entries)) if len(entries) > 1 else [src.blocks()]
+    mixes = [
+        mix(o, fmt.rate, fmt.channels, clips(k), total, options, gains[k], src.layout)
+        for k, o in enumerate(originals)
+    ]
+    first = outputs[0]
+    encoded: list[Path] = []
+    if info.has_video and mux.output_kind(first) == "video":
+        name = Path(mux.encoded_name(first.suffix))
+        encoded = [work / f"{name.stem}.{k}{name.suffix}" for k in range(len(plans))]
+        writers = [
+            mux.Muxer(info.path, info, p, e, encode_for=first.suffix)
+            for p, e in zip(plans, encoded, strict=True)
+        ]
     else:
-        writer = mux.Muxer(info.path, info, plan, output)
-    with writer as muxer:
-        for block in _counted(blocks, fmt.rate, info.duration_ms, progress):
-            muxer.write(block)
-    timeline.extend(f.entry for f in entries)  # after the last clip: failed or empty ones
-    return timeline, encoded
+        writers = [
+            mux.Muxer(info.path, info, p, o) for p, o in zip(plans, outputs, strict=True)
+        ]
+    with contextlib.ExitStack() as stack:
+        muxers = [stack.enter_context(w) for w in writers]
+        blocks = [_counted(mixes[0], fmt.rate, info.duration_ms, progress), *mixes[1:]]
+        live = list(zip(blocks, muxers, strict=True))
+        while live:  # in step: the original's decoded blocks are held only briefly
+            for pair in list(live):
+                block = next(pair[0], None)
+                if block is None:
+                    live.remove(pair)
+                else:
+                    pair[1].write(block)
+    for k, f in enumerate(entries):  # after the last clip: failed or empty ones
+        timelines[k].extend(x.entry for x in f)
+    return timelines, encoded
 
 
 def _counted(

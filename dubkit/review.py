@@ -89,12 +89,35 @@ def load_manifest(path: Path) -> dict[str, Any]:
         raise InputError(f"cannot read the manifest ({exc})", path=path) from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"not a dubkit manifest: bad JSON ({exc.msg})", path=path) from exc
-    if not isinstance(data, dict) or "dubkit" not in data or "utterances" not in data:
-        raise InputError("not a dubkit manifest (no dubkit version or utterances)", path=path)
-    items = data["utterances"]
-    if not isinstance(items, list) or not all(isinstance(u, dict) for u in items):
-        raise InputError("not a dubkit manifest (utterances is not a list of objects)", path=path)
+    if not isinstance(data, dict) or "dubkit" not in data:
+        raise InputError("not a dubkit manifest (no dubkit version)", path=path)
+    sections = data.get("languages")
+    if sections is not None and not (
+        isinstance(sections, list) and sections and all(isinstance(d, dict) for d in sections)
+    ):
+        raise InputError("not a dubkit manifest (languages is not a list of objects)", path=path)
+    for section in sections or [data]:
+        items = section.get("utterances")
+        if not isinstance(items, list) or not all(isinstance(u, dict) for u in items):
+            what = "no utterances" if items is None else "utterances is not a list of objects"
+            raise InputError(f"not a dubkit manifest ({what})", path=path)
     return data
+
+
+def pages(manifest: dict[str, Any], path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Each review page of the manifest at ``path`` and its data: one, or one per language
+    of a run into several (``<stem>.<lang>.review.html``, where the run wrote it)."""
+    sections = manifest.get("languages")
+    if not sections:
+        return [(review_path(path), manifest)]
+    out = []
+    for section in sections:
+        data = {**section, "envelope": manifest.get("envelope")}
+        written = (section.get("outputs") or {}).get("review")
+        stem = path.name.removesuffix(".dubkit.json").removesuffix(".dub").removesuffix(".subs")
+        name = Path(written).name if written else f"{stem}.{section.get('target')}.review.html"
+        out.append((path.with_name(name), data))
+    return out
 
 
 def _name(path: str | None) -> str | None:

@@ -18,11 +18,12 @@ abort the whole run.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -213,12 +214,15 @@ async def translate_all(
     video: VideoSource | None = None,
     store: ClipStore | None = None,
     voices: Sequence[str] | None = None,
+    jobs: Sequence[Job] | None = None,
     on_result: ResultFn | None = None,
 ) -> list[UtteranceResult]:
     """Translate ``utterances`` (see the module doc); results in timeline order.
 
     ``voices``, when given, holds one voice per utterance: each request (and its cache
     key, and the halves of a split) uses its utterance's voice instead of ``job.voice``.
+    ``jobs``, when given instead, holds each utterance's whole job (one run's utterances
+    into several languages: see :func:`translate_languages`).
     ``on_result(i, results)`` is called as soon as utterance ``i``'s results are known
     (in completion order, not timeline order).
 
@@ -231,9 +235,13 @@ async def translate_all(
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
-    if voices is not None and len(voices) != len(utterances):
-        raise ValueError(f"{len(voices)} voices for {len(utterances)} utterances")
-    jobs = [job] * len(utterances) if voices is None else [replace(job, voice=v) for v in voices]
+    if voices is not None and jobs is not None:
+        raise ValueError("give voices or jobs, not both")
+    if voices is not None:
+        jobs = [replace(job, voice=v) for v in voices]
+    jobs = [job] * len(utterances) if jobs is None else jobs
+    if len(jobs) != len(utterances):
+        raise ValueError(f"{len(jobs)} voices or jobs for {len(utterances)} utterances")
     run = _Run(
         translator, audio, job, concurrency=concurrency, cache=cache,
         max_split_depth=max_split_depth, min_split_ms=min_split_ms, video=video, store=store,
@@ -353,3 +361,47 @@ def translate_all_sync(
     return [
         r for rs in translate_in_order(translator, audio, utterances, job, **options) for r in rs
     ]
+
+
+Stream = Iterator[list[UtteranceResult]]
+
+
+def translate_languages(
+    translator: Translator,
+    audio: AudioSource,
+    utterances: Sequence[Utterance],
+    jobs: Sequence[Sequence[Job]],
+    **options: Any,
+) -> tuple[Generator[list[UtteranceResult], None, None], list[Stream]]:
+    """One run's utterances into several languages: ``jobs[k][i]`` is utterance ``i``'s job
+    in language ``k``. Returns the shared stream (close it to cancel every request in
+    flight) and one stream per language, each like :func:`translate_in_order`'s.
+
+    Every language's requests go through one event loop, one ``concurrency`` limit, one
+    cache and the translator's one rate limiter, in the order utterance 0 in every
+    language, then utterance 1, ...: the languages advance together, so a consumer that
+    takes them in step (one mix per language, all fed the same decoded original) waits
+    for none of them long and buffers little.
+    """
+    n = len(utterances)
+    if not jobs or any(len(js) != n for js in jobs):
+        raise ValueError(f"jobs must give {n} jobs per language, for at least one language")
+    k = len(jobs)
+    flat_utterances = [u for u in utterances for _ in range(k)]
+    flat_jobs = [jobs[lang][i] for i in range(n) for lang in range(k)]
+    shared = translate_in_order(
+        translator, audio, flat_utterances, jobs[0][0] if n else Job(""),
+        jobs=flat_jobs, **options,
+    )  # fmt: skip
+    lanes: list[collections.deque[list[UtteranceResult]]] = [collections.deque() for _ in jobs]
+    taken = 0
+
+    def lane(lang: int) -> Stream:
+        nonlocal taken
+        for _ in range(n):
+            while not lanes[lang]:
+                lanes[taken % k].append(next(shared))
+                taken += 1
+            yield lanes[lang].popleft()
+
+    return shared, [lane(lang) for lang in range(k)]

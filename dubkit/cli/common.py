@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from dubkit.engines import EngineOptions, choose_engine, make_translator
 from dubkit.files import check_writable_dir
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
-from dubkit.pipeline import Options, Progress, Result, plan_job
+from dubkit.pipeline import Options, Progress, Result, parse_targets, plan_jobs
 from dubkit.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
 from dubkit.translator import Translator
 from dubkit.voices import parse_voice_map
@@ -77,8 +77,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
 def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="video or audio files")
     p.add_argument(
-        "--to", required=True, metavar="LANG", help="target language: code, name or ISO 639-2"
-    )
+        "--to", required=True, metavar="LANG[,LANG...]",
+        help="target language: code, name or ISO 639-2; several, comma-separated (es,fr,ja), "
+        "in one run" + (": one file with a dubbed track each" if dubbing else ""),
+    )  # fmt: skip
     p.add_argument(
         "--from",
         dest="source",
@@ -212,7 +214,7 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
             "container": args.container,
         }
     return Options(
-        target=args.to, source=args.source, out_dir=args.out_dir, formats=formats,
+        target=parse_targets(args.to)[0], source=args.source, out_dir=args.out_dir, formats=formats,
         concurrency=args.concurrency, cache_dir=cache, visual=args.visual,
         segment=segment_options(args), track=args.track, **kw,
     )  # fmt: skip
@@ -234,7 +236,7 @@ def translator(
     args: argparse.Namespace, env: Environment, options: Options, *, dubbing: bool
 ) -> Translator:
     """The engine for this run, once the languages, voice and cache folder are known to be valid."""
-    plan_job(options, dubbing=dubbing)
+    plan_jobs(options, parse_targets(args.to), dubbing=dubbing)
     if options.cache_dir is not None:
         check_writable_dir(options.cache_dir, "cache folder (--cache-dir)")
     opts = engine_options(args)
@@ -339,28 +341,70 @@ def run_job(
     args: argparse.Namespace,
     *,
     dubbing: bool,
-    work: Callable[..., Result],
+    work: Callable[..., tuple[Result, ...]],
     summarize: Callable[[Result], dict[str, Any]],
     describe: Callable[[dict[str, Any]], str],
 ) -> int:
-    """``dubkit dub`` / ``dubkit subs``: options checked once, then every input in turn."""
+    """``dubkit dub`` / ``dubkit subs``: options checked once, then every input in turn,
+    into every language of ``--to`` at once."""
     env = Environment.read()
     options = job_options(args, env, dubbing=dubbing)
+    targets = parse_targets(args.to)
     if args.dry_run:
         from dubkit.cli.dryrun import dry_run
 
-        return run_inputs(args, dry_run(args, options, dubbing=dubbing))
+        return run_inputs(args, dry_run(args, options, targets, dubbing=dubbing))
     engine = translator(args, env, options, dubbing=dubbing)
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
         with progress_display(args, path.name) as progress:
-            result = work(path, options, engine, progress=progress)
-        summary = summarize(result)
+            results = work(path, options, engine, progress=progress, targets=targets)
+        summary = summarize_run(results, summarize)
         if not args.json and not args.quiet:
-            print(describe(summary))
-        return (4 if result.failed else 0), summary
+            print(describe_run(summary, describe))
+        return (4 if summary["failed"] else 0), summary
 
     try:
         return run_inputs(args, one)
     finally:
         asyncio.run(engine.aclose())
+
+
+def summarize_run(
+    results: Sequence[Result], summarize: Callable[[Result], dict[str, Any]]
+) -> dict[str, Any]:
+    """One language's summary as it is; several languages' under ``languages``, with the
+    run's files and totals."""
+    if len(results) == 1:
+        return summarize(results[0])
+    langs = [summarize(r) for r in results]
+    first = results[0]
+    media = {r.outputs.media for r in results}
+    return {
+        "input": str(first.input),
+        "engine": first.engine,
+        "targets": [r.target.code for r in results],
+        "media": str(first.outputs.media) if len(media) == 1 and first.outputs.media else None,
+        "manifest": str(first.outputs.manifest),
+        "utterances": langs[0]["utterances"],
+        "failed": sum(s["failed"] for s in langs),
+        "tokens": sum(s["tokens"] for s in langs),
+        "languages": langs,
+    }
+
+
+def describe_run(summary: dict[str, Any], describe: Callable[[dict[str, Any]], str]) -> str:
+    """What a run wrote, for people: one language's lines, or each language's, indented."""
+    if "languages" not in summary:
+        return describe(summary)
+    s = summary
+    media = f", one file: {s['media']}" if s["media"] else ""
+    lines = [f"{s['input']}: {len(s['targets'])} languages{media}, {cost(s)}"]
+    skip = {f"  wrote {s['media']}", f"  wrote {s['manifest']}"}
+    for lang in s["languages"]:
+        body = describe({**lang, "input": lang["target"]}).splitlines()
+        lines += [f"  {body[0]}", *(f"  {x}" for x in body[1:] if x not in skip)]
+    if s["media"]:
+        lines.append(f"  wrote {s['media']}")
+    lines.append(f"  wrote {s['manifest']}")
+    return "\n".join(lines)

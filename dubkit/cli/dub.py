@@ -13,6 +13,7 @@ from dubkit.translator import Translator
 
 EXAMPLES = """examples:
   dubkit dub talk.mp4 --to es                 # talk.es.mp4, .srt, .dubkit.json, .review.html
+  dubkit dub talk.mp4 --to es,fr,ja           # talk.dub.mp4 with a track each, talk.es.srt, ...
   dubkit dub a.mkv b.mkv --to German --voice Ethan --format srt,vtt
   dubkit dub talk.mp4 --to es --voices S1=Ethan,S2=Cherry   # speakers as `dubkit segments`
   dubkit dub talk.mp4 --to ja --mix replace --out-dir dubbed/
@@ -86,11 +87,15 @@ def _voices(s: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     def work(
-        path: Path, options: Options, engine: Translator, progress: Progress | None = None
-    ) -> Result:
+        path: Path,
+        options: Options,
+        engine: Translator,
+        progress: Progress | None = None,
+        targets: tuple[str, ...] = (),
+    ) -> tuple[Result, ...]:
         note = output_suffix(path.suffix, options.container)[1]
         if note:
             common.notice(args, f"{path}: {note}")
-        return dub(path, options, engine, progress=progress)
+        return dub(path, options, engine, targets=targets, progress=progress)
 
     return common.run_job(args, dubbing=True, work=work, summarize=summary, describe=describe)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dubkit.cli import common
-from dubkit.review import load_manifest, review_path, write_review
+from dubkit.review import load_manifest, pages, write_review
 
 EXAMPLES = """examples:
   dubkit review talk.es.dubkit.json      # writes talk.es.review.html beside it
@@ -37,9 +37,10 @@ def run(args: argparse.Namespace) -> int:
     args.inputs = args.manifests
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
-        page = write_review(review_path(path), load_manifest(path))
+        written = [write_review(page, data) for page, data in pages(load_manifest(path), path)]
         if not args.json and not args.quiet:
-            print(f"{path}: wrote {page}")
-        return 0, {"manifest": str(path), "review": str(page)}
+            print("\n".join(f"{path}: wrote {page}" for page in written))
+        review = str(written[0]) if len(written) == 1 else [str(p) for p in written]
+        return 0, {"manifest": str(path), "review": review}
 
     return common.run_inputs(args, one)

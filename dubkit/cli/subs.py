@@ -10,6 +10,7 @@ from dubkit.pipeline import Result, subtitle
 
 EXAMPLES = """examples:
   dubkit subs talk.mp4 --to es                # talk.es.srt
+  dubkit subs talk.mp4 --to es,fr,ja          # talk.es.srt, talk.fr.srt, talk.ja.srt
   dubkit subs talk.mp4 --to zh --format srt,vtt
   dubkit subs *.mkv --to French --from en --out-dir subs/
 """

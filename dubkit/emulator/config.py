@@ -32,6 +32,8 @@ class EmulatorConfig:
     service's work happens on its own servers).
     ``unknown_voices`` are refused with a 400 naming the voice, as a deployment that
     predates them does (``("Ethan",)``: Ethan is only in the newest documents).
+    ``down_targets`` are target languages the model is down for: each of their requests is
+    answered 503, while the other languages' go through.
     """
 
     api_key: str | None = None
@@ -48,6 +50,7 @@ class EmulatorConfig:
     engine: str = "synthetic"
     canned: bool = False
     unknown_voices: tuple[str, ...] = ()
+    down_targets: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 0
 

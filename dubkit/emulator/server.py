@@ -162,6 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise bad(f"Range of input length should be [1, {MAX_INPUT_TOKENS}] tokens, "
                       f"got {decoded.prompt_tokens}.")
         emu.quota.admit(time.monotonic(), decoded.prompt_tokens)
+        if req.target.code in emu.config.down_targets:
+            raise fault_error("503")
         draw = emu.dice.draw()
         ex.fault = draw.kind
         if draw.kind in ("429", "429_native", "500", "503"):
