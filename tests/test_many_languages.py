@@ -245,3 +245,21 @@ def test_stream_map_puts_every_dub_first_and_the_original_last() -> None:
         mux_command("ffmpeg", info.path, info, plan, Path("o.mkv"), dub=[Path("a"), Path("b")])
     with av.open(str(FIX / "speech.mp4")):  # the fixture is what the map assumes
         assert [s.kind for s in info.streams] == ["video", "audio"]
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mov"])
+def test_mkv_and_mov_hold_the_tracks_too(tmp_path: Path, emulator: Emulator, ext: str) -> None:
+    src = tmp_path / f"talk{ext}"
+    subprocess.run(
+        [media.ffmpeg_exe(), "-v", "error", "-i", str(FIX / "speech.mp4"), "-c", "copy", str(src)],
+        check=True,
+    )
+    dub(src, Options(target="es", review=False), translator_for(emulator), targets=("es", "it"))
+    out = tmp_path / f"talk.dub{ext}"
+    streams = media.probe(out).streams
+    assert [(s.kind, s.language) for s in streams if s.kind == "audio"] == [
+        ("audio", "spa"), ("audio", "ita"), ("audio", None)
+    ]
+    subs = [s.language for s in streams if s.kind == "subtitle"]
+    assert subs == ["spa", "ita"]
+    assert packets(out) == packets(src)
