@@ -40,6 +40,7 @@ BLOCK = 8192
 _OVERSAMPLE = 4
 _FIR_HALF = 10  # interpolation taps on each side of the point (20 per phase)
 _KAISER_BETA = 5.0
+_TP_CHUNK = 512  # samples: the true peak is interpolated in chunks this long, where needed
 _PEAK_MARGIN = 4  # samples: the gain is held down this far around each estimated peak
 _RELEASE_DB = 10.0  # the gain recovers this many dB per release_ms
 # Once limiting is needed, aim this far under the ceiling: covers the estimator's
@@ -207,13 +208,31 @@ class TruePeakLimiter:
         return out
 
     def _true_peak(self, x: np.ndarray) -> np.ndarray:
-        """Per-sample true-peak estimate (max over channels and offsets 0..3/4)."""
+        """Per-sample true-peak estimate (max over channels and offsets 0..3/4).
+
+        Interpolated only where it can matter: an interpolated value is at most
+        ``overshoot`` times the largest of the samples it is made from, so a stretch
+        whose samples all stay under ``ceiling / overshoot`` cannot reach the ceiling,
+        and its sample peak stands for it there (the gain it gets is the same).
+        """
         h = _FIR_HALF
-        peak = np.max(np.abs(x[:, h - 1 : x.shape[1] - h]), axis=0).astype(np.float64)
-        for kernel in self._kernels:
-            for ch in range(x.shape[0]):
-                y = np.correlate(x[ch].astype(np.float64), kernel, mode="valid")
-                np.maximum(peak, np.abs(y), out=peak)
+        sample = np.max(np.abs(x), axis=0)
+        peak = sample[h - 1 : x.shape[1] - h].astype(np.float64)
+        hot = np.flatnonzero(sample > self._ceiling / self._overshoot)
+        if hot.size == 0:
+            return peak
+        # Output k is made from samples [k, k + 2h): chunks of outputs near a hot sample.
+        size = _TP_CHUNK
+        chunks = np.unique(np.concatenate([hot // size, np.maximum(hot - 2 * h + 1, 0) // size]))
+        for c in chunks:
+            a, b = c * size, min((c + 1) * size, peak.size)
+            if a >= b:
+                continue
+            seg = x[:, a : b + 2 * h - 1].astype(np.float64)
+            for kernel in self._kernels:
+                for ch in range(x.shape[0]):
+                    y = np.correlate(seg[ch], kernel, mode="valid")
+                    np.maximum(peak[a:b], np.abs(y), out=peak[a:b])
         return peak
 
     def _gain_db(self, x: np.ndarray, count: int) -> np.ndarray:
