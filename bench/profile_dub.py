@@ -152,7 +152,7 @@ def main() -> int:
     p.add_argument("--dump", type=Path, default=None, help="write the pstats file here")
     args = p.parse_args()
     src = inputs.video(inputs.VideoSpec(args.seconds, 1280, 720, 25))
-    with EmulatorProcess(latency_s=0.0) as emu, tempfile.TemporaryDirectory() as out:
+    with EmulatorProcess(latency_s=0.0, canned=True) as emu, tempfile.TemporaryDirectory() as out:
         plain = run_timed(dub_cmd(src, emu.base_url, Path(out)), env=dub_env())
         floor = run_timed(
             [inputs.ffmpeg(), "-nostdin", "-loglevel", "error", "-y", "-i", str(src),

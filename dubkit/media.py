@@ -269,7 +269,9 @@ def iter_pcm16(
 
     Memory is bounded by one chunk, whatever the file's length.
     """
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    # Frames of CHUNK_SAMPLES out of the resampler: a 40th of the per-frame work of AAC's
+    # 1,024-sample frames (the same samples).
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate, frame_size=CHUNK_SAMPLES)
     for block in _rechunk(_iter_frames(Path(path), resampler, stream), CHUNK_SAMPLES):
         yield block.reshape(-1)
 
