@@ -29,7 +29,7 @@ from dubkit.loudness import dub_gain, loudness_head
 from dubkit.mix import MixOptions, PlacedClip, mix
 from dubkit.options import Options, Outputs, Progress, Result
 from dubkit.segment import Segmenter, SegmentOptions
-from dubkit.speakers import find_speakers
+from dubkit.speakers import SpeakerInfo, find_speakers
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.timeline import Entry, Fitted, place_in_order
 from dubkit.translate import Stream, UtteranceResult, translate_languages
@@ -397,37 +397,23 @@ def dub(
             path, translator, audio, utterances, jobs, options, progress, store
         )
         stack.enter_context(contextlib.closing(stream))
-        budget = options.mix.loudness_ms
-        entries, gains = [], []
-        for lane in lanes:  # each language's gain, from its first minutes of speech
-            fitted = place_in_order(
-                lane, utterances, who, store, info.duration_ms, fmt.rate, options.fit, budget
-            )
-            head, sample = loudness_head(fitted, budget)
-            gains.append(
-                dub_gain(audio, utterances, sample, src, budget)
-                if options.mix.match_loudness else 0.0
-            )  # fmt: skip
-            entries.append(itertools.chain(head, fitted))
+        fitted = [
+            _fitted(lane, utterances, who, store, audio, src, info, options) for lane in lanes
+        ]
         into = [o.media for o in outputs[: 1 if shared else None] if o.media is not None]
         timelines, encoded = _mix_and_encode(
-            entries, src, gains, options.mix, info, plans, into, work, progress
-        )
-        cues, srts = [], []
-        for (target, _), timeline in zip(planned, timelines, strict=True):
-            results = [e.result for e in timeline]
-            cues.append(layout(
-                _sources(results, [e.heard for e in timeline]), target.code, info.duration_ms,
+            [f for f, _ in fitted], src, [g for _, g in fitted], options.mix, info, plans, into,
+            work, progress,
+        )  # fmt: skip
+        cues = [
+            layout(
+                _sources([e.result for e in t], [e.heard for e in t]), lang, info.duration_ms,
                 options.subtitles,
-            ))  # fmt: skip
-            srts.append(work / f"subs.{target.code}.srt")
-            _write_subtitles(cues[-1], [srts[-1]], target.code, info.duration_ms, options.subtitles)
+            )
+            for lang, t in zip(langs, timelines, strict=True)
+        ]
         if encoded:  # a video: mux the copied streams, the dubs and their cues
-            tracks = [
-                dataclasses.replace(p, subtitles=srt if c else None)
-                for p, srt, c in zip(plans, srts, cues, strict=True)
-            ]
-            plan = dataclasses.replace(tracks[0], more=tuple(t.dubs[0] for t in tracks[1:]))
+            plan = _with_subtitles(plans, cues, langs, info.duration_ms, options, work)
             mux.mux_file(path, info, plan, encoded, into[0])
     out = []
     for k, (target, _) in enumerate(planned):
@@ -450,6 +436,44 @@ def dub(
         if r.outputs.review is not None:
             write_review(r.outputs.review, data)
     return tuple(out) if targets is not None else out[0]
+
+
+def _fitted(
+    lane: Stream,
+    utterances: Sequence[Utterance],
+    who: Sequence[SpeakerInfo],
+    store: ClipStore,
+    audio: FileAudio,
+    src: media.AudioSource,
+    info: MediaInfo,
+    options: Options,
+) -> tuple[Iterator[Fitted], float]:
+    """One language's timeline, fitted as its translations arrive, and the dub's gain, set
+    from its first minutes of speech (see :func:`~dubkit.loudness.loudness_head`)."""
+    budget = options.mix.loudness_ms
+    fitted = place_in_order(
+        lane, utterances, who, store, info.duration_ms, src.fmt.rate, options.fit, budget
+    )
+    head, sample = loudness_head(fitted, budget)
+    gain = dub_gain(audio, utterances, sample, src, budget) if options.mix.match_loudness else 0.0
+    return itertools.chain(head, fitted), gain
+
+
+def _with_subtitles(
+    plans: Sequence[mux.MuxPlan],
+    cues: Sequence[Sequence[Cue]],
+    langs: Sequence[str],
+    duration_ms: int,
+    options: Options,
+    work: Path,
+) -> mux.MuxPlan:
+    """One plan for every dubbed track, each with its cues as an SRT file in ``work``."""
+    tracks = []
+    for plan, lang_cues, lang in zip(plans, cues, langs, strict=True):
+        srt = work / f"subs.{lang}.srt"
+        _write_subtitles(lang_cues, [srt], lang, duration_ms, options.subtitles)
+        tracks.append(dataclasses.replace(plan, subtitles=srt if lang_cues else None))
+    return dataclasses.replace(tracks[0], more=tuple(t.dubs[0] for t in tracks[1:]))
 
 
 def _mix_and_encode(
