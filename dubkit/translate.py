@@ -25,7 +25,7 @@ import queue
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -393,15 +393,26 @@ def translate_languages(
         translator, audio, flat_utterances, jobs[0][0] if n else Job(""),
         jobs=flat_jobs, **options,
     )  # fmt: skip
-    lanes: list[collections.deque[list[UtteranceResult]]] = [collections.deque() for _ in jobs]
+    return shared, deal(shared, k, n)
+
+
+T = TypeVar("T")
+
+
+def deal(items: Iterator[T], k: int, n: int) -> list[Iterator[T]]:
+    """Split ``items`` (``n`` rounds of ``k``: item ``i * k + j`` is lane ``j``'s ``i``-th)
+    into ``k`` lanes, each in order. A lane pulls from ``items`` only when it has nothing
+    ready; what it pulls for the other lanes waits in theirs (little, when the lanes are
+    taken in step)."""
+    ready: list[collections.deque[T]] = [collections.deque() for _ in range(k)]
     taken = 0
 
-    def lane(lang: int) -> Stream:
+    def lane(j: int) -> Iterator[T]:
         nonlocal taken
         for _ in range(n):
-            while not lanes[lang]:
-                lanes[taken % k].append(next(shared))
+            while not ready[j]:
+                ready[taken % k].append(next(items))
                 taken += 1
-            yield lanes[lang].popleft()
+            yield ready[j].popleft()
 
-    return shared, [lane(lang) for lang in range(k)]
+    return [lane(j) for j in range(k)]

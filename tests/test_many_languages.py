@@ -16,12 +16,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dubkit import media
 from dubkit.emulator import Emulator, EmulatorConfig
 from dubkit.mux import CONTAINERS, DubTrack, MuxPlan, mux_command, stream_map
 from dubkit.pipeline import Options, dub, plan_jobs
-from dubkit.translate import ArrayAudio, translate_in_order, translate_languages
+from dubkit.translate import ArrayAudio, deal, translate_in_order, translate_languages
 from dubkit.translator import Job
 from dubkit.types import Utterance
 from tests.conftest import FIX, KEY, run_cli, translator_for
@@ -263,3 +265,20 @@ def test_mkv_and_mov_hold_the_tracks_too(tmp_path: Path, emulator: Emulator, ext
     subs = [s.language for s in streams if s.kind == "subtitle"]
     assert subs == ["spa", "ita"]
     assert packets(out) == packets(src)
+
+
+@given(
+    k=st.integers(1, 4),
+    n=st.integers(0, 12),
+    order=st.lists(st.integers(0, 3), max_size=80),
+)
+def test_deal_gives_each_lane_its_items_in_order_whatever_the_lanes_are_taken_in(
+    k: int, n: int, order: list[int]
+) -> None:
+    lanes = deal(iter(range(k * n)), k, n)
+    got: list[list[int]] = [[] for _ in range(k)]
+    for j in [x % k for x in order] + [j for j in range(k) for _ in range(n)]:
+        item = next(lanes[j], None)
+        if item is not None:
+            got[j].append(item)
+    assert got == [list(range(j, k * n, k)) for j in range(k)]
