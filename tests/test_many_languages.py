@@ -91,6 +91,16 @@ def test_one_file_holds_a_dubbed_track_per_language(tmp_path: Path, emulator: Em
     page = (tmp_path / "talk.fr.review.html").read_text()
     assert '"dub_track":1' in page and '"target":"fr"' in page
 
+    for lang in ("es", "fr", "ja"):  # `dubkit review` rebuilds every language's page
+        (tmp_path / f"talk.{lang}.review.html").unlink()
+    r = run_cli("review", tmp_path / "talk.dub.dubkit.json", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["review"] == [
+        str(tmp_path / f"talk.{lang}.review.html") for lang in ("es", "fr", "ja")
+    ]
+    again = (tmp_path / "talk.fr.review.html").read_text()
+    assert '"dub_track":1' in again and '"target":"fr"' in again and '"peaks":[' in again
+
 
 def test_each_track_is_the_one_run_of_its_language_alone(
     tmp_path: Path, emulator: Emulator
