@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -292,3 +296,34 @@ def test_deal_gives_each_lane_its_items_in_order_whatever_the_lanes_are_taken_in
         if item is not None:
             got[j].append(item)
     assert got == [list(range(j, k * n, k)) for j in range(k)]
+
+
+def test_ctrl_c_leaves_nothing_and_the_rerun_asks_only_for_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "talk.mp4"
+    shutil.copy(FIX / "speech.mp4", src)
+    cache = tmp_path / "cache"
+    argv = [sys.executable, "-m", "dubkit", "dub", str(src), "--to", "es,fr", "--cache-dir",
+            str(cache), "--concurrency", "2", "--quiet"]  # fmt: skip
+    with Emulator(EmulatorConfig(api_key=KEY, latency_s=0.3)) as emu:
+        env = {**os.environ, **cli_env(emu)}
+        proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while sum(r.ok for r in emu.records) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "talk.mp4"]
+        kept = len(list(cache.rglob("*.dkc")))
+        assert kept > 0  # (an answer still streaming at the Ctrl-C is asked again)
+        first = len(emu.records)
+        r = run_cli("dub", src, "--to", "es,fr", "--cache-dir", cache, "--json",
+                    env=cli_env(emu))  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        s = json.loads(r.stdout)
+        asked = len(emu.records) - first
+    n = s["utterances"]
+    assert asked == 2 * n - kept  # every answer kept is not asked for again
+    assert [x["failed"] for x in s["languages"]] == [0, 0]
