@@ -19,7 +19,7 @@ from dubkit.emulator import Emulator
 from dubkit.envelope import EnvelopeBuilder
 from dubkit.manifest import cues_by_utterance
 from dubkit.pipeline import Options, Result
-from dubkit.review import MARKER, review_html, review_path
+from dubkit.review import MARKER, review_html, review_path, write_review
 from dubkit.types import Cue
 from tests.conftest import FIX, run_cli, translator_for
 from tests.review_fixtures import HOSTILE, dump_dom, find_chromium, synthetic_manifest
@@ -384,3 +384,20 @@ def test_browser_real_dub_page(chromium: str, dubbed: tuple[Path, Result], tmp_p
         assert " ".join(r.translation.text.split()) in " ".join(text(row).split())
     plays = [e for e in dom.find("button") if "data-play" in e["attrs"]]
     assert len(plays) == 2 * len(rows) and not any("disabled" in e["attrs"] for e in plays)
+
+
+@pytest.mark.parametrize("dub_track", [0, 1])
+def test_browser_says_when_it_cannot_play_this_languages_track(
+    chromium: str, tmp_path: Path, dub_track: int
+) -> None:
+    """A run into several languages writes one file: Chromium cannot switch its audio
+    tracks, so the page of any language but the first says what its dub button plays."""
+    manifest = synthetic_manifest(20, 60_000)
+    manifest["options"] = {**manifest["options"], "dub_track": dub_track, "original_track": 2}
+    page = write_review(tmp_path / "talk.fr.review.html", manifest)
+    dom = Dom(dump_dom(chromium, page, tmp_path / "profile"))
+    note = dom.find("p", id="tracks")[0]
+    if dub_track:
+        assert "hidden" not in note["attrs"] and "audio track 2" in text(note)
+    else:
+        assert "hidden" in note["attrs"]
