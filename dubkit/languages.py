@@ -101,7 +101,8 @@ def resolve_dub_target(name: str) -> Language:
         dubbable = ", ".join(lg.code for lg in LANGUAGES if lg.can_dub)
         raise ConfigError(
             f"{lang.name} ({lang.code}) has text output only and cannot be dubbed; "
-            f"use `dubkit subs` for subtitles, or dub into one of: {dubbable}"
+            f"use `dubkit subs`, or `--subs-only {lang.code}` beside the dubs, for its "
+            f"subtitles, or dub into one of: {dubbable}"
         )
     return lang
 

@@ -196,11 +196,13 @@ def write_manifests(
     if len(results) == 1:
         return [write_manifest(results[0], info, options, jobs[0], envelope=envelope)]
     shared = len({r.outputs.media for r in results}) == 1
+    dubbed = sum(1 for r in results if r.casting is not None)  # the others: subtitles only
     when = datetime.datetime.now(datetime.timezone.utc)
     datas = [
         manifest_data(
             r, info, options, j, envelope=envelope, created=when,
-            dub_track=k if shared else 0, dub_tracks=len(results) if shared else 1,
+            dub_track=k if shared and k < dubbed else 0,
+            dub_tracks=dubbed if shared else min(dubbed, 1),
         )
         for k, (r, j) in enumerate(zip(results, jobs, strict=True))
     ]

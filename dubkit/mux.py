@@ -134,24 +134,31 @@ class MuxPlan:
     keep_original: bool = True  # keep the input track that was dubbed
     track: int | None = None  # file index of the dubbed input track (None: the default one)
     layout: str = ""  # the dub's channel layout ("" = the default one of ``channels``)
-    #: The dubs into further languages, after the first (one output, several dubbed tracks).
+    #: The dubs into further languages, after the first (one output, several dubbed tracks),
+    #: and languages subtitled only (``audio=False``).
     more: tuple[DubTrack, ...] = ()
 
     @property
     def dubs(self) -> tuple[DubTrack, ...]:
-        """Every dubbed track, the first (the default audio track) first."""
+        """Every language's track, the first (the default audio track) first."""
         first = DubTrack(self.dub_language, self.dub_title, self.subtitles, self.subtitle_language)
         return (first, *self.more)
+
+    @property
+    def audio_dubs(self) -> tuple[DubTrack, ...]:
+        """The languages with a dubbed audio track."""
+        return tuple(t for t in self.dubs if t.audio)
 
 
 @dataclass(frozen=True, slots=True)
 class DubTrack:
-    """One dubbed track of the output, and its soft subtitle track."""
+    """One language's dubbed track in the output, and its soft subtitle track."""
 
     language: str  # ISO 639-2
     title: str
     subtitles: Path | None = None  # an SRT file
     subtitle_language: str = "und"
+    audio: bool = True  # False: the language is subtitled only, it has no audio track
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +233,7 @@ def stream_map(
             (("language", t.language), ("title", t.title), ("handler_name", t.title)),
             "default" if k == 0 else "0",
         )
-        for k, t in enumerate(tracks)
+        for k, t in enumerate(plan.audio_dubs)
     ]
     kept = [o for s in info.streams if (o := _input_stream(s, container, plan, dubbed))]
     at = next((i for i, o in enumerate(kept) if o.kind != "video"), len(kept))
@@ -236,7 +243,7 @@ def stream_map(
         subs = [t for t in tracks if t.subtitles is not None]
         out[at:at] = [
             OutStream(
-                f"{1 + len(tracks) + m}:s:0", "subtitle", (container.subtitle_codec,),
+                f"{1 + len(dubs) + m}:s:0", "subtitle", (container.subtitle_codec,),
                 (("language", t.subtitle_language), ("title", t.title)), "0",
             )
             for m, t in enumerate(subs)
@@ -297,8 +304,8 @@ def mux_command(
     stdin, or (``dub``) as the files :func:`encode_command` wrote, one per track of the
     plan, copied."""
     dubs = [dub] if isinstance(dub, Path) else list(dub or [])
-    if len(dubs) != len(plan.dubs) and (dubs or plan.more):
-        raise ValueError(f"{len(dubs)} encoded dubs for {len(plan.dubs)} dubbed tracks")
+    if len(dubs) != len(plan.audio_dubs) and (dubs or plan.more):
+        raise ValueError(f"{len(dubs)} encoded dubs for {len(plan.audio_dubs)} dubbed tracks")
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-y"]
     cmd += ["-i", media.local_path(source)]
     for d in dubs:

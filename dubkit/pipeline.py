@@ -55,12 +55,20 @@ def output_paths(path: Path, lang: str, options: Options, *, with_media: bool) -
 
 
 def run_outputs(
-    path: Path, langs: Sequence[str], options: Options, *, with_media: bool, shared: bool
+    path: Path,
+    langs: Sequence[str],
+    options: Options,
+    *,
+    with_media: bool,
+    shared: bool,
+    text_only: int = 0,
 ) -> list[Outputs]:
     """Each language's outputs. One language: :func:`output_paths`. Several: one manifest
     ``<stem>.dub.dubkit.json`` (``<stem>.subs.dubkit.json`` for subtitles only) and, when
     ``shared``, one media file ``<stem>.dub.<ext>`` holding every dubbed track; each
-    language keeps its own sidecars and review page (and media file, when not shared)."""
+    language keeps its own sidecars and review page (and media file, when not shared). The
+    last ``text_only`` languages are subtitled only: no media file or review page of their
+    own."""
     outs = [output_paths(path, lang, options, with_media=with_media) for lang in langs]
     if len(outs) == 1:
         return outs
@@ -69,14 +77,25 @@ def run_outputs(
     manifest = Path(f"{base}.dubkit.json")
     ext = mux.output_suffix(path.suffix, options.container)[0]
     media_ = Path(f"{base}{ext}") if shared else None
-    return [dataclasses.replace(o, manifest=manifest, media=media_ or o.media) for o in outs]
+    outs = [dataclasses.replace(o, manifest=manifest, media=media_ or o.media) for o in outs]
+    for k in range(len(outs) - text_only, len(outs)):
+        outs[k] = dataclasses.replace(outs[k], media=media_, review=None)
+    return outs
 
 
 def checked_outputs(
-    path: Path, langs: Sequence[str], options: Options, *, with_media: bool, shared: bool = False
+    path: Path,
+    langs: Sequence[str],
+    options: Options,
+    *,
+    with_media: bool,
+    shared: bool = False,
+    text_only: int = 0,
 ) -> list[Outputs]:
     """The output paths, each refused now if it cannot be written; ``out_dir`` is created."""
-    outs = run_outputs(path, langs, options, with_media=with_media, shared=shared)
+    outs = run_outputs(
+        path, langs, options, with_media=with_media, shared=shared, text_only=text_only
+    )
     if options.out_dir is not None and not options.out_dir.is_dir():
         check_writable_dir(options.out_dir, "output folder (--out-dir)")
         options.out_dir.mkdir(parents=True, exist_ok=True)
@@ -148,15 +167,23 @@ def plan_job(options: Options, *, dubbing: bool) -> tuple[Language, Job]:
 
 
 def plan_jobs(
-    options: Options, targets: Sequence[str] | None = None, *, dubbing: bool
+    options: Options,
+    targets: Sequence[str] | None = None,
+    *,
+    dubbing: bool,
+    subtitle_only: Sequence[str] = (),
 ) -> list[tuple[Language, Job]]:
-    """:func:`plan_job` for each of ``targets`` (default: ``options.target``), all checked
-    before anything is read or sent: a language that cannot be dubbed (text only), a voice
-    it does not have or a language given twice refuses the whole run."""
+    """:func:`plan_job` for each of ``targets`` (default: ``options.target``), then for each
+    language of ``subtitle_only`` as text only, all checked before anything is read or
+    sent: a language that cannot be dubbed (text only), a voice it does not have or a
+    language given twice refuses the whole run."""
     names = [options.target] if targets is None else list(targets)
     if not names:
         raise ConfigError("no target language given")
     planned = [plan_job(dataclasses.replace(options, target=t), dubbing=dubbing) for t in names]
+    planned += [
+        plan_job(dataclasses.replace(options, target=t), dubbing=False) for t in subtitle_only
+    ]
     codes = [lang.code for lang, _ in planned]
     if twice := sorted({c for c in codes if codes.count(c) > 1}):
         raise ConfigError(f"target language {', '.join(twice)} given more than once")
@@ -178,9 +205,10 @@ def _prepare(
     targets: Sequence[str] | None,
     *,
     dubbing: bool,
+    subtitle_only: Sequence[str] = (),
 ) -> tuple[MediaInfo, StreamInfo, list[tuple[Language, Job]]]:
     """Probe, pick the audio track; its language tag is the source language unless given."""
-    planned = plan_jobs(opts, targets, dubbing=dubbing)
+    planned = plan_jobs(opts, targets, dubbing=dubbing, subtitle_only=subtitle_only)
     check = getattr(translator, "check", None)  # engines that can refuse a job up front
     if check is not None:
         for _, job in planned:
@@ -325,6 +353,7 @@ def dub(
     translator: Translator,
     *,
     targets: Sequence[str],
+    subtitle_only: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> tuple[Result, ...]: ...
 def dub(
@@ -333,6 +362,7 @@ def dub(
     translator: Translator,
     *,
     targets: Sequence[str] | None = None,
+    subtitle_only: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> Result | tuple[Result, ...]:
     """Dub ``input`` into ``options.target``: dubbed media, subtitles, manifest, review page.
@@ -345,7 +375,10 @@ def dub(
     segmentation and speaker analysis, every language's requests through the translator's
     one rate limiter, and one output ``<stem>.dub.<ext>`` holding a dubbed track per
     language (the first the default, the original last) with a subtitle track each; an
-    audio-only input gets one file per language. Returns one :class:`Result` per language.
+    audio-only input gets one file per language. ``subtitle_only`` languages (text-only ones
+    such as Thai included) are translated as text in the same run and get their subtitle
+    track and sidecars, but no dubbed track. Returns one :class:`Result` per language, the
+    dubbed ones first.
 
     >>> import tempfile, dubkit
     >>> from dubkit.emulator import Emulator, EmulatorConfig
@@ -361,21 +394,26 @@ def dub(
     from dubkit.review import write_review
 
     path = Path(input)
-    info, track, planned = _prepare(path, options, translator, targets, dubbing=True)
+    info, track, planned = _prepare(
+        path, options, translator, targets, dubbing=True, subtitle_only=subtitle_only
+    )
     langs = [lang.code for lang, _ in planned]
+    dubbed = len(planned) - len(subtitle_only)  # the first ``dubbed`` languages are dubbed
     shared = shares_media(path, info, options, langs)
-    outputs = checked_outputs(path, langs, options, with_media=True, shared=shared)
+    outputs = checked_outputs(
+        path, langs, options, with_media=True, shared=shared, text_only=len(subtitle_only)
+    )
     src = media.AudioSource(path, track.index, media.audio_format(info, track))
     fmt = src.fmt
     original = resolve(planned[0][1].source).iso639_2 if planned[0][1].source else "und"
     plans = [
         mux.MuxPlan(
             fmt.rate, fmt.channels, target.iso639_2,
-            f"{target.name} dub (dubkit {translator.name})", original_language=original,
-            subtitle_language=target.iso639_2, keep_original=options.keep_original,
-            track=track.index, layout=fmt.layout,
+            f"{target.name} {'dub' if k < dubbed else 'subtitles'} (dubkit {translator.name})",
+            original_language=original, subtitle_language=target.iso639_2,
+            keep_original=options.keep_original, track=track.index, layout=fmt.layout,
         )
-        for target, _ in planned
+        for k, (target, _) in enumerate(planned)
     ]
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
@@ -387,24 +425,28 @@ def dub(
         measured = functools.partial(progress, "speakers") if progress else None
         found = find_speakers(audio, utterances, measured)
         who = found.utterances
-        castings = [cast(found, target, check_choice(choice, target)) for target, _ in planned]
+        castings = [
+            cast(found, target, check_choice(choice, target)) for target, _ in planned[:dubbed]
+        ]
         jobs = [
             [dataclasses.replace(job, voice=casting.voice_of(w.speaker)) for w in who]
-            for (_, job), casting in zip(planned, castings, strict=True)
-        ]
+            for (_, job), casting in zip(planned, castings, strict=False)
+        ] + [[job] * len(utterances) for _, job in planned[dubbed:]]
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
         stream, lanes = _translate(
             path, translator, audio, utterances, jobs, options, progress, store
         )
         stack.enter_context(contextlib.closing(stream))
         fitted = [
-            _fitted(lane, utterances, who, store, audio, src, info, options) for lane in lanes
+            _fitted(lane, utterances, who, store, audio, src, info, options)
+            for lane in lanes[:dubbed]
         ]
-        into = [o.media for o in outputs[: 1 if shared else None] if o.media is not None]
+        into = [o.media for o in outputs[: 1 if shared else dubbed] if o.media is not None]
         timelines, encoded = _mix_and_encode(
-            [f for f, _ in fitted], src, [g for _, g in fitted], options.mix, info, plans, into,
-            work, progress,
+            [f for f, _ in fitted], src, [g for _, g in fitted], options.mix, info,
+            plans[:dubbed], into, work, progress,
         )  # fmt: skip
+        timelines += [[Entry(r) for rs in lane for r in rs] for lane in lanes[dubbed:]]
         cues = [
             layout(
                 _sources([e.result for e in t], [e.heard for e in t]), lang, info.duration_ms,
@@ -413,18 +455,19 @@ def dub(
             for lang, t in zip(langs, timelines, strict=True)
         ]
         if encoded:  # a video: mux the copied streams, the dubs and their cues
-            plan = _with_subtitles(plans, cues, langs, info.duration_ms, options, work)
+            plan = _with_subtitles(plans, cues, langs, dubbed, info.duration_ms, options, work)
             mux.mux_file(path, info, plan, encoded, into[0])
     out = []
     for k, (target, _) in enumerate(planned):
         _write_subtitles(
             cues[k], outputs[k].subtitles, target.code, info.duration_ms, options.subtitles
         )
-        results = [e.result for e in timelines[k]]
-        heard = [r.translation.voice if r.translation else None for r in results]
-        casting = castings[k].as_heard(
-            [e.speaker.speaker for e in timelines[k] if e.speaker], heard
-        )
+        casting = None
+        if k < dubbed:
+            heard = [e.translation.voice if e.translation else None for e in timelines[k]]
+            casting = castings[k].as_heard(
+                [e.speaker.speaker for e in timelines[k] if e.speaker], heard
+            )
         out.append(Result(
             path, target, translator.name, outputs[k], tuple(timelines[k]), tuple(cues[k]),
             casting,
@@ -435,7 +478,7 @@ def dub(
     for r, data in zip(out, datas, strict=True):
         if r.outputs.review is not None:
             write_review(r.outputs.review, data)
-    return tuple(out) if targets is not None else out[0]
+    return tuple(out) if targets is not None or subtitle_only else out[0]
 
 
 def _fitted(
@@ -463,17 +506,23 @@ def _with_subtitles(
     plans: Sequence[mux.MuxPlan],
     cues: Sequence[Sequence[Cue]],
     langs: Sequence[str],
+    dubbed: int,
     duration_ms: int,
     options: Options,
     work: Path,
 ) -> mux.MuxPlan:
-    """One plan for every dubbed track, each with its cues as an SRT file in ``work``."""
+    """One plan for every language's track (the first ``dubbed`` with audio), each with its
+    cues as an SRT file in ``work``."""
     tracks = []
-    for plan, lang_cues, lang in zip(plans, cues, langs, strict=True):
+    for k, (plan, lang_cues, lang) in enumerate(zip(plans, cues, langs, strict=True)):
         srt = work / f"subs.{lang}.srt"
         _write_subtitles(lang_cues, [srt], lang, duration_ms, options.subtitles)
-        tracks.append(dataclasses.replace(plan, subtitles=srt if lang_cues else None))
-    return dataclasses.replace(tracks[0], more=tuple(t.dubs[0] for t in tracks[1:]))
+        track = dataclasses.replace(plan.dubs[0], subtitles=srt if lang_cues else None)
+        tracks.append(dataclasses.replace(track, audio=k < dubbed))
+    first = tracks[0]
+    return dataclasses.replace(
+        plans[0], subtitles=first.subtitles, more=tuple(tracks[1:])
+    )
 
 
 def _mix_and_encode(

@@ -327,3 +327,39 @@ def test_ctrl_c_leaves_nothing_and_the_rerun_asks_only_for_what_is_missing(
     n = s["utterances"]
     assert asked == 2 * n - kept  # every answer kept is not asked for again
     assert [x["failed"] for x in s["languages"]] == [0, 0]
+
+
+def test_subtitles_only_languages_ride_along_in_the_same_file(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """`--subs-only th`: Thai (text output only) is translated as text in the same run and
+    gets its subtitle track and sidecar beside the Spanish dub, and no audio track."""
+    src = tmp_path / "talk.mp4"
+    shutil.copy(FIX / "speech.mp4", src)
+    emulator.reset_records()
+    es, th = dub(
+        src, Options(target="es"), translator_for(emulator), targets=["es"], subtitle_only=["th"]
+    )
+    n = len(es.timeline)
+    asked = {lang: [r.modalities for r in emulator.records if r.target_lang == lang]
+             for lang in ("es", "th")}  # fmt: skip
+    assert asked["th"] == [("text",)] * n and all("audio" in m for m in asked["es"])
+    assert th.casting is None and all(e.placement is None for e in th.timeline) and th.cues
+    out = tmp_path / "talk.dub.mp4"
+    streams = media.probe(out).streams
+    assert [s.language for s in streams if s.kind == "audio"] == ["spa", None]
+    assert [s.language for s in streams if s.kind == "subtitle"] == ["spa", "tha"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "talk.dub.dubkit.json", "talk.dub.mp4", "talk.es.review.html", "talk.es.srt",
+        "talk.mp4", "talk.th.srt",
+    ]  # fmt: skip
+    data = json.loads((tmp_path / "talk.dub.dubkit.json").read_text())
+    assert [s["options"]["original_track"] for s in data["languages"]] == [1, 1]
+
+    r = run_cli("dub", src, "--to", "es", "--subs-only", "th", "--json", "--no-review",
+                env=cli_env(emulator))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert [x["subtitles_only"] for x in s["languages"]] == [False, True]
+    r = run_cli("dub", src, "--to", "es,th", "--dry-run")
+    assert r.returncode == 3 and "--subs-only th" in r.stderr

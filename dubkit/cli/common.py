@@ -117,6 +117,13 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
             "`dubkit segments`); the others follow --voice",
         )
         g.add_argument(
+            "--subs-only",
+            default="",
+            metavar="LANG[,LANG...]",
+            help="languages to subtitle only, in the same run and file as the dubs (text-only "
+            "languages such as th go here)",
+        )
+        g.add_argument(
             "--mix",
             choices=("duck", "replace"),
             default="duck",
@@ -236,7 +243,7 @@ def translator(
     args: argparse.Namespace, env: Environment, options: Options, *, dubbing: bool
 ) -> Translator:
     """The engine for this run, once the languages, voice and cache folder are known to be valid."""
-    plan_jobs(options, parse_targets(args.to), dubbing=dubbing)
+    plan_jobs(options, parse_targets(args.to), dubbing=dubbing, subtitle_only=subs_only(args))
     if options.cache_dir is not None:
         check_writable_dir(options.cache_dir, "cache folder (--cache-dir)")
     opts = engine_options(args)
@@ -353,12 +360,16 @@ def run_job(
     if args.dry_run:
         from dubkit.cli.dryrun import dry_run
 
-        return run_inputs(args, dry_run(args, options, targets, dubbing=dubbing))
+        subs = subs_only(args)
+        return run_inputs(
+            args, dry_run(args, options, targets, dubbing=dubbing, subtitle_only=subs)
+        )
     engine = translator(args, env, options, dubbing=dubbing)
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
         with progress_display(args, path.name) as progress:
-            results = work(path, options, engine, progress=progress, targets=targets)
+            more = {"subtitle_only": subs_only(args)} if subs_only(args) else {}
+            results = work(path, options, engine, progress=progress, targets=targets, **more)
         summary = summarize_run(results, summarize)
         if not args.json and not args.quiet:
             print(describe_run(summary, describe))
@@ -368,6 +379,12 @@ def run_job(
         return run_inputs(args, one)
     finally:
         asyncio.run(engine.aclose())
+
+
+def subs_only(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--subs-only``'s languages (none for ``dubkit subs``, which has no such option)."""
+    text = getattr(args, "subs_only", "")
+    return parse_targets(text) if text.strip() else ()
 
 
 def summarize_run(

@@ -20,29 +20,32 @@ def estimate(
     *,
     dubbing: bool,
     targets: Sequence[str] = (),
+    subtitle_only: Sequence[str] = (),
     rpm: int = 100,
     tpm: int = 100_000,
 ) -> dict[str, Any]:
-    """What a run into ``targets`` (default: ``options.target``) would send, and the least
-    time the quota (``rpm`` requests, ``tpm`` tokens a minute) lets it take."""
+    """What a run into ``targets`` (default: ``options.target``) and, as text only,
+    ``subtitle_only`` would send, and the least time the quota (``rpm`` requests, ``tpm``
+    tokens a minute) lets it take."""
     info = media.probe(path)
     track = media.select_audio(info, options.track)
     chunks = media.iter_pcm16(path, VAD_RATE, track.index)
     utterances = segment(chunks, options.segment, duration_ms=info.duration_ms)
     langs = list(targets) or [options.target]
+    every = [*langs, *subtitle_only]
     per_in = sum(audio_tokens(u.duration_ms) for u in utterances)
     # The answer's audio is about as long as the question's; text adds a little.
-    per_out = per_in if dubbing else 0
-    requests = len(utterances) * len(langs)
-    tokens = (per_in + per_out) * len(langs)
+    out_tokens = per_in * len(langs) if dubbing else 0
+    requests = len(utterances) * len(every)
+    tokens = per_in * len(every) + out_tokens
     return {
         "input": str(path),
         "duration_ms": info.duration_ms,
-        "targets": langs,
+        "targets": every,
         "requests": requests,
         "speech_ms": sum(u.duration_ms for u in utterances),
-        "estimated_input_tokens": per_in * len(langs),
-        "estimated_output_audio_tokens": per_out * len(langs),
+        "estimated_input_tokens": per_in * len(every),
+        "estimated_output_audio_tokens": out_tokens,
         # the quota's floor: requests at rpm, tokens at tpm, whichever is slower
         "quota_minutes": round(max(requests / rpm, tokens / tpm), 2),
         "utterances": [{"start_ms": u.start_ms, "end_ms": u.end_ms} for u in utterances],
@@ -50,15 +53,21 @@ def estimate(
 
 
 def dry_run(
-    args: argparse.Namespace, options: Options, targets: Sequence[str], *, dubbing: bool
+    args: argparse.Namespace,
+    options: Options,
+    targets: Sequence[str],
+    *,
+    dubbing: bool,
+    subtitle_only: Sequence[str] = (),
 ) -> Callable[[Path], tuple[int, dict[str, Any]]]:
     """What ``--dry-run`` does with each input (the jobs are checked first, once)."""
-    plan_jobs(options, targets, dubbing=dubbing)
+    plan_jobs(options, targets, dubbing=dubbing, subtitle_only=subtitle_only)
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
         e = estimate(
-            path, options, dubbing=dubbing, targets=targets, rpm=args.rpm, tpm=args.tpm
-        )
+            path, options, dubbing=dubbing, targets=targets, subtitle_only=subtitle_only,
+            rpm=args.rpm, tpm=args.tpm,
+        )  # fmt: skip
         if not args.json:
             langs = len(e["targets"])
             into = f" into {', '.join(e['targets'])}" if langs > 1 else ""

@@ -14,6 +14,7 @@ from dubkit.translator import Translator
 EXAMPLES = """examples:
   dubkit dub talk.mp4 --to es                 # talk.es.mp4, .srt, .dubkit.json, .review.html
   dubkit dub talk.mp4 --to es,fr,ja           # talk.dub.mp4 with a track each, talk.es.srt, ...
+  dubkit dub talk.mp4 --to es --subs-only th   # and Thai subtitles (text only) in the same file
   dubkit dub a.mkv b.mkv --to German --voice Ethan --format srt,vtt
   dubkit dub talk.mp4 --to es --voices S1=Ethan,S2=Cherry   # speakers as `dubkit segments`
   dubkit dub talk.mp4 --to ja --mix replace --out-dir dubbed/
@@ -41,7 +42,8 @@ def summary(result: Result) -> dict[str, Any]:
         "input": str(result.input),
         "engine": result.engine,
         "target": result.target.code,
-        "media": str(result.outputs.media),
+        "subtitles_only": result.casting is None,
+        "media": str(result.outputs.media) if result.outputs.media else None,
         "subtitles": [str(p) for p in result.outputs.subtitles],
         "manifest": str(result.outputs.manifest),
         "review": str(result.outputs.review) if result.outputs.review else None,
@@ -59,6 +61,9 @@ def summary(result: Result) -> dict[str, Any]:
 
 
 def describe(s: dict[str, Any]) -> str:
+    if s["subtitles_only"]:  # a --subs-only language
+        head = f"{s['input']}: subtitles only, {s['utterances']} utterances, {s['failed']} failed"
+        return "\n".join([f"{head}, {common.cost(s)}", *(f"  wrote {p}" for p in s["subtitles"])])
     lines = [
         f"{s['input']}: {s['utterances']} utterances, "
         f"{s['sped_up']} sped up (max {s['max_ratio']}x), "
@@ -92,10 +97,14 @@ def run(args: argparse.Namespace) -> int:
         engine: Translator,
         progress: Progress | None = None,
         targets: tuple[str, ...] = (),
+        subtitle_only: tuple[str, ...] = (),
     ) -> tuple[Result, ...]:
         note = output_suffix(path.suffix, options.container)[1]
         if note:
             common.notice(args, f"{path}: {note}")
-        return dub(path, options, engine, targets=targets, progress=progress)
+        return dub(
+            path, options, engine, targets=targets, subtitle_only=subtitle_only,
+            progress=progress,
+        )  # fmt: skip
 
     return common.run_job(args, dubbing=True, work=work, summarize=summary, describe=describe)
