@@ -420,7 +420,9 @@ def describe_run(summary: dict[str, Any], describe: Callable[[dict[str, Any]], s
     skip = {f"  wrote {s['media']}", f"  wrote {s['manifest']}"}
     for lang in s["languages"]:
         body = describe({**lang, "input": lang["target"]}).splitlines()
-        lines += [f"  {body[0]}", *(f"  {x}" for x in body[1:] if x not in skip)]
+        tokens = "" if lang["engine"] == "local" else f", {lang['tokens']} tokens"
+        head = body[0].replace(f", {cost(lang)}", tokens)  # the cost is said once, above
+        lines += [f"  {head}", *(f"  {x}" for x in body[1:] if x not in skip)]
     if s["media"]:
         lines.append(f"  wrote {s['media']}")
     lines.append(f"  wrote {s['manifest']}")
