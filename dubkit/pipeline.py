@@ -189,6 +189,17 @@ def _sources(
     return out
 
 
+def _cues(
+    timeline: Sequence[Entry], lang: str, duration_ms: int, opts: SubtitleOptions
+) -> list[Cue]:
+    """The subtitle cues of one language's timeline (timed to where each dub is heard, if
+    it was dubbed)."""
+    return layout(
+        _sources([e.result for e in timeline], [e.heard for e in timeline]), lang, duration_ms,
+        opts,
+    )  # fmt: skip
+
+
 def _write_subtitles(
     cues: Sequence[Cue], paths: Sequence[Path], lang: str, duration_ms: int, opts: SubtitleOptions
 ) -> None:
@@ -248,12 +259,9 @@ def subtitle(
             per_lang = [[r for rs in lane for r in rs] for lane in lanes]
     out = []
     for (target, _), results, outs in zip(planned, per_lang, outputs, strict=True):
-        cues = layout(
-            _sources(results, [()] * len(results)), target.code, info.duration_ms,
-            options.subtitles,
-        )  # fmt: skip
-        _write_subtitles(cues, outs.subtitles, target.code, info.duration_ms, options.subtitles)
         timeline = tuple(Entry(r) for r in results)
+        cues = _cues(timeline, target.code, info.duration_ms, options.subtitles)
+        _write_subtitles(cues, outs.subtitles, target.code, info.duration_ms, options.subtitles)
         out.append(Result(path, target, translator.name, outs, timeline, tuple(cues)))
     write_manifests(out, info, options, [job for _, job in planned])
     return tuple(out) if targets is not None else out[0]
@@ -370,10 +378,7 @@ def dub(
         )  # fmt: skip
         timelines += [[Entry(r) for rs in lane for r in rs] for lane in lanes[dubbed:]]
         cues = [
-            layout(
-                _sources([e.result for e in t], [e.heard for e in t]), lang, info.duration_ms,
-                options.subtitles,
-            )
+            _cues(t, lang, info.duration_ms, options.subtitles)
             for lang, t in zip(langs, timelines, strict=True)
         ]
         if encoded:  # a video: mux the copied streams, the dubs and their cues

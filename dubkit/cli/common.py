@@ -356,19 +356,18 @@ def run_job(
     into every language of ``--to`` at once."""
     env = Environment.read()
     options = job_options(args, env, dubbing=dubbing)
-    targets = parse_targets(args.to)
+    targets, subs = parse_targets(args.to), subs_only(args)
     if args.dry_run:
         from dubkit.cli.dryrun import dry_run
 
-        subs = subs_only(args)
         return run_inputs(
             args, dry_run(args, options, targets, dubbing=dubbing, subtitle_only=subs)
         )
     engine = translator(args, env, options, dubbing=dubbing)
+    more = {"subtitle_only": subs} if subs else {}  # `dubkit subs` has no such option
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
         with progress_display(args, path.name) as progress:
-            more = {"subtitle_only": subs_only(args)} if subs_only(args) else {}
             results = work(path, options, engine, progress=progress, targets=targets, **more)
         summary = summarize_run(results, summarize)
         if not args.json and not args.quiet:
