@@ -9,15 +9,34 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import Emulator, EmulatorConfig
 from dubkit.pacing import RateLimiter
+from dubkit.translate import ArrayAudio
+from dubkit.types import Utterance
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "fixtures"
 KEY = "sk-test-0123456789abcdef"
+
+
+def noise_bursts(
+    n: int, utt_ms: int, gap_ms: int, seed: int, peak: int
+) -> tuple[ArrayAudio, list[Utterance]]:
+    """``n`` distinct bursts of noise (16 kHz, up to ``peak``) separated by ``gap_ms`` of
+    silence, and their spans: audio whose every utterance hashes differently."""
+    rng = np.random.default_rng(seed)
+    step = utt_ms + gap_ms
+    samples = np.zeros(n * step * 16, np.int16)
+    utts = []
+    for i in range(n):
+        a = i * step
+        samples[a * 16 : (a + utt_ms) * 16] = rng.integers(-peak, peak, utt_ms * 16)
+        utts.append(Utterance(a, a + utt_ms))
+    return ArrayAudio(samples), utts
 
 
 def truth(name: str) -> dict:  # type: ignore[type-arg]

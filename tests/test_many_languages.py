@@ -34,6 +34,11 @@ from tests.conftest import FIX, KEY, run_cli, translator_for
 from tests.test_containers import packets
 
 
+def talk_in(folder: Path) -> Path:
+    """A copy of the fixture video as ``folder/talk.mp4``: the outputs go beside it."""
+    return Path(shutil.copy(FIX / "speech.mp4", folder / "talk.mp4"))
+
+
 def cli_env(emu: Emulator) -> dict[str, str]:
     return {"DASHSCOPE_API_KEY": KEY, "DASHSCOPE_BASE_URL": emu.base_url}
 
@@ -46,8 +51,7 @@ def audio_md5(path: Path, track: int) -> str:
 
 
 def test_one_file_holds_a_dubbed_track_per_language(tmp_path: Path, emulator: Emulator) -> None:
-    src = tmp_path / "talk.mp4"
-    shutil.copy(FIX / "speech.mp4", src)
+    src = talk_in(tmp_path)
     emulator.reset_records()
     opts = Options(target="es", cache_dir=None)
     results = dub(src, opts, translator_for(emulator), targets=("es", "fr", "ja"))
@@ -111,8 +115,7 @@ def test_each_track_is_the_one_run_of_its_language_alone(
 ) -> None:
     """The languages' mixes share one decode of the original and advance in step; each track
     is still bit for bit what a run into that language alone writes."""
-    src = tmp_path / "talk.mp4"
-    shutil.copy(FIX / "speech.mp4", src)
+    src = talk_in(tmp_path)
     engine = translator_for(emulator)
     dub(src, Options(target="es"), engine, targets=("es", "de"))
     alone = dub(src, Options(target="de"), engine)
@@ -141,8 +144,7 @@ def test_an_audio_input_gets_one_file_per_language(tmp_path: Path, emulator: Emu
 def test_one_language_down_leaves_the_others_whole_and_a_rerun_asks_only_for_it(
     tmp_path: Path,
 ) -> None:
-    src = tmp_path / "talk.mp4"
-    shutil.copy(FIX / "speech.mp4", src)
+    src = talk_in(tmp_path)
     cache = tmp_path / "cache"
     args = ("dub", src, "--to", "es,fr", "--cache-dir", cache, "--retries", "0", "--json")
     with Emulator(EmulatorConfig(api_key=KEY, down_targets=("fr",))) as down:
@@ -187,8 +189,7 @@ def test_a_text_only_language_is_refused_before_any_request(
     tmp_path: Path, emulator: Emulator
 ) -> None:
     emulator.reset_records()
-    src = tmp_path / "talk.mp4"
-    shutil.copy(FIX / "speech.mp4", src)
+    src = talk_in(tmp_path)
     r = run_cli("dub", src, "--to", "es,th", env=cli_env(emulator))
     assert r.returncode == 3 and "Thai (th) has text output only" in r.stderr
     assert emulator.records == [] and sorted(p.name for p in tmp_path.iterdir()) == ["talk.mp4"]
@@ -301,8 +302,7 @@ def test_deal_gives_each_lane_its_items_in_order_whatever_the_lanes_are_taken_in
 def test_ctrl_c_leaves_nothing_and_the_rerun_asks_only_for_what_is_missing(
     tmp_path: Path,
 ) -> None:
-    src = tmp_path / "talk.mp4"
-    shutil.copy(FIX / "speech.mp4", src)
+    src = talk_in(tmp_path)
     cache = tmp_path / "cache"
     argv = [sys.executable, "-m", "dubkit", "dub", str(src), "--to", "es,fr", "--cache-dir",
             str(cache), "--concurrency", "2", "--quiet"]  # fmt: skip
@@ -334,8 +334,7 @@ def test_subtitles_only_languages_ride_along_in_the_same_file(
 ) -> None:
     """`--subs-only th`: Thai (text output only) is translated as text in the same run and
     gets its subtitle track and sidecar beside the Spanish dub, and no audio track."""
-    src = tmp_path / "talk.mp4"
-    shutil.copy(FIX / "speech.mp4", src)
+    src = talk_in(tmp_path)
     emulator.reset_records()
     es, th = dub(
         src, Options(target="es"), translator_for(emulator), targets=["es"], subtitle_only=["th"]

@@ -37,22 +37,13 @@ from dubkit.segment import SegmentOptions
 from dubkit.translate import ArrayAudio, translate_all_sync
 from dubkit.translator import Job
 from dubkit.types import Utterance
-from tests.conftest import FIX, KEY, run_cli
+from tests.conftest import FIX, KEY, noise_bursts, run_cli
 
 # --- 1. fault soak ---------------------------------------------------------------------
 
 
 def _bursts(n: int, utt_ms: int, gap_ms: int, seed: int) -> tuple[ArrayAudio, list[Utterance]]:
-    """``n`` distinct noise bursts separated by silence, and their spans."""
-    rng = np.random.default_rng(seed)
-    step = utt_ms + gap_ms
-    samples = np.zeros(n * step * 16, np.int16)
-    utts = []
-    for i in range(n):
-        a = i * step
-        samples[a * 16 : (a + utt_ms) * 16] = rng.integers(-8000, 8000, utt_ms * 16)
-        utts.append(Utterance(a, a + utt_ms))
-    return ArrayAudio(samples), utts
+    return noise_bursts(n, utt_ms, gap_ms, seed, peak=8000)
 
 
 @pytest.mark.slow

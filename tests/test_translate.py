@@ -34,6 +34,7 @@ from dubkit.translate import (
 )
 from dubkit.translator import Job
 from dubkit.types import Utterance
+from tests.conftest import noise_bursts
 
 
 class FakeClock:
@@ -188,16 +189,7 @@ KEY = "sk-runner-key-31337"
 def _speechy(
     n_utts: int, utt_ms: int, gap_ms: int = 200, seed: int = 0
 ) -> tuple[ArrayAudio, list[Utterance]]:
-    """Distinct noise bursts separated by silence, and their spans."""
-    rng = np.random.default_rng(seed)
-    step = utt_ms + gap_ms
-    samples = np.zeros(n_utts * step * 16, np.int16)
-    utts = []
-    for i in range(n_utts):
-        a = i * step
-        samples[a * 16 : (a + utt_ms) * 16] = rng.integers(-6000, 6000, utt_ms * 16)
-        utts.append(Utterance(a, a + utt_ms))
-    return ArrayAudio(samples), utts
+    return noise_bursts(n_utts, utt_ms, gap_ms, seed, peak=6000)
 
 
 def _translator(
