@@ -228,6 +228,22 @@ def test_loudness_matching_within_one_lu() -> None:
     assert lufs(dub * 10 ** (mono / 20)) == pytest.approx(lufs(original[0]), abs=1.0)
 
 
+@pytest.mark.parametrize("rate", [16_000, 24_000, 48_000])
+def test_the_loudness_meter_agrees_with_pyloudnorm(rate: int) -> None:
+    # FFmpeg's ebur128 (the meter) against pyloudnorm (the reference), on speech-like audio
+    # with pauses (so the gates matter) at the rates dubkit measures: 16 kHz for the
+    # original's speech, 24 kHz for the service's, 48 kHz for a surround original.
+    from dubkit.loudness import _loudness
+
+    voice = np.concatenate([speech(rate, 0.3, 140), np.zeros(rate // 2, np.float32),
+                            speech(2 * rate, 0.05, 220)])  # fmt: skip
+    mono = _loudness(voice[np.newaxis], rate)
+    assert mono == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(voice), abs=0.15)
+    both = _loudness(np.vstack([voice, voice * 0.5]), rate)
+    reference = pyloudnorm.Meter(rate).integrated_loudness(np.vstack([voice, voice * 0.5]).T)
+    assert both == pytest.approx(reference, abs=0.15)
+
+
 def test_loudness_guards() -> None:
     voice = speech(RATE)
     assert loudness_gain_db(voice, voice[: RATE // 4], RATE) == 0.0  # < 400 ms
