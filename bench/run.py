@@ -3,7 +3,7 @@
     .venv/bin/python bench/run.py                  # everything (20-40 minutes)
     .venv/bin/python bench/run.py --quick          # reduced sizes, a smoke check
     .venv/bin/python bench/run.py --only overhead  # one case (overhead, quota, latency,
-                                                   #   memory, segment); repeatable
+                                                   #   memory, segment, paced); repeatable
     .venv/bin/python bench/run.py --markdown BENCHMARKS.table.md   # also write the table
 
 Inputs are generated on first use and cached under bench/.cache/ (gitignored). Every case runs
@@ -29,7 +29,7 @@ import cases
 import segcase
 from harness import Row
 
-CASES = ("overhead", "quota", "latency", "memory", "segment")
+CASES = ("overhead", "quota", "latency", "memory", "segment", "paced")
 
 
 def machine() -> str:
@@ -82,6 +82,8 @@ def run(selected: list[str], sizes: cases.Sizes, quick: bool) -> tuple[list[Row]
         seg = segcase.case_segment(quick, sizes.overhead_s, sizes.runs)
         rows += seg.rows
         verbatim = seg.verbatim
+    if "paced" in selected:
+        rows += cases.case_paced(sizes)
     return rows, verbatim
 
 
