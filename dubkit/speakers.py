@@ -86,11 +86,11 @@ def at_8k(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
     every band of the MFCCs (the 8 kHz telephone recordings people dub have no more);
     half the samples make both twice as fast.
     """
-    from scipy.signal import resample_poly
+    from dubkit.media import resample
 
     x = pcm.astype(np.float64) / 32768.0
     if rate == 2 * RATE_8K:
-        return np.asarray(resample_poly(x, 1, 2))
+        return resample(x, rate, RATE_8K).astype(np.float64)
     if rate != RATE_8K:
         raise ValueError(f"speaker analysis takes 8 or 16 kHz audio, got {rate} Hz")
     return x

@@ -173,3 +173,24 @@ def test_a_failing_ffmpeg_is_one_error_with_its_last_line(tmp_path: Path) -> Non
     with pytest.raises(MediaToolError, match=want) as e:
         media.run_ffmpeg(cmd, "ffmpeg could not go on", missing)
     assert e.value.path == missing
+
+
+@pytest.mark.parametrize(("rate_in", "rate_out"), [(24_000, 48_000), (16_000, 8_000),
+                                                   (22_050, 24_000), (24_000, 44_100)])  # fmt: skip
+def test_resample_is_aligned_and_agrees_with_scipy(rate_in: int, rate_out: int) -> None:
+    # FFmpeg's resampler (the one the decoder uses) against SciPy's polyphase one as reference:
+    # the same length rule, no delay, and the same samples to within -60 dB on a tone
+    # well inside both bands.
+    from scipy.signal import resample_poly
+
+    t = np.arange(rate_in) / rate_in
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    got = media.resample(tone, rate_in, rate_out)
+    assert got.dtype == np.float32 and len(got) == -(-len(tone) * rate_out // rate_in)
+    g = np.gcd(rate_in, rate_out)
+    ref = resample_poly(tone, rate_out // g, rate_in // g)[: len(got)]
+    inner = slice(rate_out // 50, -rate_out // 50)  # away from the edges' transients
+    assert np.max(np.abs(got[inner] - ref[inner])) < 0.5e-3
+    for n in (1, 2, 3, 101):  # short and odd lengths keep the same length rule
+        assert len(media.resample(tone[:n], rate_in, rate_out)) == -(-n * rate_out // rate_in)
+    assert media.resample(tone[:0], rate_in, rate_out).size == 0

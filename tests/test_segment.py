@@ -437,3 +437,13 @@ def test_grouping_drops_no_speech_and_respects_its_bounds(
         inside = silent[u.start_ms // f : u.end_ms // f].tolist()
         longest = max((len(list(g)) for v, g in itertools.groupby(inside) if v), default=0)
         assert longest * f < bridged + opts.pad_before_ms + opts.pad_after_ms + 2 * f
+
+
+def test_silero_lowpass_is_scipys_firwin() -> None:
+    # The FIR ahead of Silero's 8 kHz input is the textbook windowed sinc, as SciPy designs it.
+    from scipy.signal import firwin
+
+    from dubkit.segment import _lowpass_taps
+
+    np.testing.assert_allclose(_lowpass_taps(31, 3_600, 16_000), firwin(31, 3_600, fs=16_000),
+                               atol=1e-7)  # fmt: skip

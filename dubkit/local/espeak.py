@@ -3,7 +3,7 @@
 ``espeak-ng -v es --stdout`` reads UTF-8 text on stdin and writes a WAV on
 stdout (22,050 Hz mono PCM16, with a streaming header whose sizes are
 placeholders); the samples are resampled to the service's PCM16 mono 24 kHz
-with SciPy's polyphase resampler (dubkit.fit.resample, the one the dub uses).
+with FFmpeg's resampler (dubkit.media.resample, the one the dub uses).
 """
 
 from __future__ import annotations
