@@ -337,7 +337,7 @@ def case_memory(sizes: Sizes, short_runs: list[Timed] | None) -> list[Row]:
         else (f"{spec.seconds // 60} min {spec.width}x{spec.height} {spec.fps} fps")
     )
     return [
-        Row(case, f"{long_label}: dubkit process", f"{peak:.0f} MB", "< 400 MB", peak < 400),
+        Row(case, f"{long_label}: dubkit process", f"{peak:.0f} MB", "<= 300 MB", peak <= 300),
         Row(case, f"{long_label}: process tree (with ffmpeg)", f"{tree:.0f} MB"),
         Row(
             case,

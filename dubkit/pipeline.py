@@ -14,7 +14,7 @@ import functools
 import itertools
 import logging
 import tempfile
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import overload
 
@@ -517,10 +517,37 @@ def _mix_and_encode(
 def _counted(
     blocks: Iterator[np.ndarray], rate: int, duration_ms: int, progress: Progress | None
 ) -> Iterator[np.ndarray]:
-    """Pass the mix through, reporting progress in milliseconds of media."""
-    done = 0
+    """Pass the mix through, reporting progress in milliseconds of media, and handing the
+    heap's free pages back every minute of media (see :func:`_release_free_memory`)."""
+    done = released = 0
     for b in blocks:
         done += b.shape[-1]
         if progress:
             progress("mix", min(done * 1000 // rate, duration_ms), duration_ms)
+        if done - released >= 60 * rate:
+            _release_free_memory()
+            released = done
         yield b
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    except OSError:
+        return None
+    return getattr(libc, "malloc_trim", None)  # glibc only
+
+
+def _release_free_memory() -> None:
+    """Give the memory already freed back to the system (glibc's ``malloc_trim``; nothing
+    elsewhere). While the mix runs, the answers' parsing, the clips' stretching and the
+    decoding free as much as they take, but in pieces that glibc's arenas keep: the resident
+    size of a 2-hour dub crept up by some 60 MB over the mix without it. A call takes a few
+    milliseconds, once a minute of media."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -123,3 +123,19 @@ def test_translate_in_order_yields_in_timeline_order_and_stops_cleanly(slow: Emu
     assert first[0].utterance == utts[0]
     assert time.perf_counter() - t0 < 2.0
     assert not [t for t in threading.enumerate() if t.name == "dubkit-translate"]
+
+
+def test_the_mix_hands_freed_memory_back_once_a_minute_of_media(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dubkit.pipeline as pipeline
+
+    calls: list[int] = []
+    monkeypatch.setattr(pipeline, "_release_free_memory", lambda: calls.append(1))
+    rate = 1000
+    blocks = (np.zeros((2, 7 * rate), np.float32) for _ in range(22))  # 154 s of media
+    seen = []
+    out = pipeline._counted(blocks, rate, 154_000, lambda *a: seen.append(a))
+    assert sum(b.shape[1] for b in out) == 154 * rate
+    assert len(calls) == 2 and seen[-1] == ("mix", 154_000, 154_000)
+    assert pipeline._malloc_trim() is not None  # this machine's glibc has it
