@@ -30,7 +30,7 @@ from dubkit.mix import MixOptions, PlacedClip, mix
 from dubkit.options import Options, Progress, Result
 from dubkit.outputs import checked_outputs, shares_media
 from dubkit.segment import Segmenter, SegmentOptions
-from dubkit.speakers import SpeakerInfo, find_speakers
+from dubkit.speakers import SpeakerInfo, SpeakerProcess
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.timeline import Entry, Fitted, place_in_order
 from dubkit.translate import Stream, UtteranceResult, translate_languages
@@ -347,13 +347,14 @@ def dub(
     ]
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
+        speakers = stack.enter_context(SpeakerProcess())  # starts while we segment
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
         audio, utterances = analyze(
             path, options.segment, work, progress, info.duration_ms, wave, track.index
         )
         choice = VoiceChoice(options.voice, options.voices)
         measured = functools.partial(progress, "speakers") if progress else None
-        found = find_speakers(audio, utterances, measured)
+        found = speakers.find(audio.path, utterances, measured, path)
         who = found.utterances
         castings = [
             cast(found, target, check_choice(choice, target)) for target, _ in planned[:dubbed]

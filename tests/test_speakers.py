@@ -207,3 +207,41 @@ def test_summary_names_the_map_and_the_shared_voices() -> None:
     text = _voices(s)
     assert text.startswith("S1=Nofish, S2=Ethan, S3=Ethan")
     assert text.endswith("; more speakers than voices, sharing: S3 with S2 (Ethan)")
+
+
+def _raw_people(tmp_path: Path) -> tuple[Path, list[Utterance]]:
+    """A raw 16 kHz int16 file of two 'people' (120 Hz and 220 Hz) taking turns, with gaps."""
+    parts, utts, at = [], [], 0
+    for i, f0 in enumerate([120.0, 220.0, 120.0, 220.0, 120.0]):
+        parts += [_harmonic(f0, 1.5, seed=i), np.zeros(8000, np.int16)]
+        utts.append(Utterance(at, at + 1500))
+        at += 2000
+    raw = tmp_path / "source.s16"
+    raw.write_bytes(np.concatenate(parts).astype("<i2").tobytes())
+    return raw, utts
+
+
+def test_the_speaker_process_finds_what_the_analysis_finds_in_process(tmp_path: Path) -> None:
+    from dubkit.speakers import SpeakerProcess
+    from dubkit.workspace import FileAudio
+
+    raw, utts = _raw_people(tmp_path)
+    seen: list[tuple[int, int]] = []
+    with SpeakerProcess() as child:
+        got = child.find(raw, utts, lambda done, total: seen.append((done, total)))
+    assert got == find_speakers(FileAudio(raw), utts)  # the floats come back exactly
+    assert [s.gender for s in got.speakers] == ["male", "female"]
+    assert seen == [(n, len(utts)) for n in range(1, len(utts) + 1)]
+
+
+def test_a_failing_speaker_process_is_one_error_naming_the_input(tmp_path: Path) -> None:
+    from dubkit.errors import MediaToolError
+    from dubkit.speakers import SpeakerProcess
+
+    child = SpeakerProcess()
+    with child, pytest.raises(MediaToolError, match=r"talk\.mp4: speaker analysis failed"):
+        child.find(tmp_path / "missing.s16", [Utterance(0, 1000)], source=Path("talk.mp4"))
+    assert child._proc.poll() is not None  # nothing left running
+    unused = SpeakerProcess()
+    unused.close()  # never asked: the child is stopped, not left waiting on its input
+    assert unused._proc.poll() is not None
