@@ -343,6 +343,8 @@ class SpanTracker:
         if not self._open:
             self._open = True
             self._start_ms = max(start * o.frame_ms - o.pad_before_ms, self._last_end_ms, 0)
+            # the history of an utterance closed by this onset is no longer needed
+            self._trim(self._start_ms // o.frame_ms - self._keep)
         self._pending_end = None
 
     def _can_close(self) -> bool:
