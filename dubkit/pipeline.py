@@ -49,12 +49,10 @@ def analyze(
     duration_ms: int = 0,
     envelope: EnvelopeBuilder | None = None,
     stream: int | None = None,
-    speakers: SpeakerProcess | None = None,
 ) -> tuple[FileAudio, list[Utterance]]:
     """Decode once at 16 kHz: segment as the audio streams in, keep it on disk for requests.
 
-    ``envelope``, when given, is fed the same audio (the review page's waveform);
-    ``speakers``, each utterance as soon as it is found and written.
+    ``envelope``, when given, is fed the same audio (the review page's waveform).
     """
     raw = workdir / "source.s16"
     segmenter = Segmenter(options)
@@ -63,14 +61,10 @@ def analyze(
     with raw.open("wb") as f:
         for chunk in media.prefetch(media.iter_pcm16(path, VAD_RATE, stream)):
             f.write(chunk.astype("<i2").tobytes())
-            found = segmenter.feed(chunk)
-            utterances += found
+            utterances += segmenter.feed(chunk)
             if envelope is not None:
                 envelope.feed(chunk)
             done += len(chunk)
-            if speakers is not None and found:
-                f.flush()
-                speakers.send(raw, found, done * 1000 // VAD_RATE)
             if progress:
                 progress("segment", done * 1000 // VAD_RATE, duration_ms)
     utterances += segmenter.finish()
@@ -353,10 +347,10 @@ def dub(
     ]
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
-        speakers = stack.enter_context(SpeakerProcess())  # measures while we segment
+        speakers = stack.enter_context(SpeakerProcess())  # starts while we segment
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
         audio, utterances = analyze(
-            path, options.segment, work, progress, info.duration_ms, wave, track.index, speakers
+            path, options.segment, work, progress, info.duration_ms, wave, track.index
         )
         choice = VoiceChoice(options.voice, options.voices)
         measured = functools.partial(progress, "speakers") if progress else None

@@ -24,11 +24,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import queue
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -328,16 +326,14 @@ def find_speakers(
 
 
 class SpeakerProcess:
-    """:func:`find_speakers` in a child Python process (``python -m dubkit.speakers``), fed
-    the utterances while the segmentation still runs.
+    """:func:`find_speakers` in a child Python process (``python -m dubkit.speakers``).
 
     Praat, once loaded, stays in a process for good (some 75 MB with the analysis's share
     of SciPy): run apart, it never weighs on the process that goes on to translate, mix and
-    encode, and is given back whole when the child exits. And the child measures each
-    utterance as soon as it is segmented, on the core the segmentation leaves, so that only
-    the clustering is left when the segmentation ends. The child reads the raw 16 kHz int16
-    file's path, then one span per line (JSON on stdin); it writes a line as each utterance
-    is measured (the progress), then, at the end of its input, the speakers as JSON.
+    encode, and is given back whole when the child exits. Start it early: the child's
+    imports then overlap the segmentation. The child reads the raw 16 kHz int16 file and
+    the spans to measure (JSON on stdin), writes a line as each utterance is measured (the
+    progress), then the speakers as JSON.
     """
 
     def __init__(self) -> None:
@@ -346,36 +342,6 @@ class SpeakerProcess:
             [sys.executable, "-m", "dubkit.speakers"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
         )  # fmt: skip
-        self._lines: queue.Queue[bytes] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, name="dubkit-speakers", daemon=True)
-        self._reader.start()
-        self._raw: Path | None = None
-        self._held: list[Utterance] = []
-        self._sent = 0
-
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            self._lines.put(line)
-        self._lines.put(b"")  # the end
-
-    def _write(self, data: dict[str, object] | list[int]) -> None:
-        assert self._proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError, ValueError):  # a dead child: see find()
-            self._proc.stdin.write(json.dumps(data).encode() + b"\n")
-            self._proc.stdin.flush()
-
-    def send(self, raw: Path, utterances: Sequence[Utterance], written_ms: int) -> None:
-        """Queue ``utterances`` of the raw file ``raw``, of which ``written_ms`` are written
-        (and flushed): each is measured once all of its samples are there."""
-        if self._raw is None:
-            self._raw = raw
-            self._write({"raw": str(raw)})
-        self._held += utterances
-        while self._held and self._held[0].end_ms <= written_ms:
-            u = self._held.pop(0)
-            self._write([u.start_ms, u.end_ms])
-            self._sent += 1
 
     def find(
         self,
@@ -384,20 +350,21 @@ class SpeakerProcess:
         on_progress: ProgressFn | None = None,
         source: Path | None = None,
     ) -> Speakers:
-        """What :func:`find_speakers` gives for ``utterances`` of the finished raw file
-        ``raw``: the ones not yet :meth:`send`-t are measured now. ``source`` names the
-        input in an error."""
-        self.send(raw, utterances[self._sent + len(self._held) :], sys.maxsize)
-        assert self._proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            self._proc.stdin.close()
+        """What :func:`find_speakers` gives for the utterances of the raw file ``raw``;
+        ``source`` names the input in an error."""
+        proc = self._proc
+        assert proc.stdin is not None and proc.stdout is not None
+        spans = [(u.start_ms, u.end_ms) for u in utterances]
+        with contextlib.suppress(BrokenPipeError):  # a dead child is reported below
+            proc.stdin.write(json.dumps({"raw": str(raw), "spans": spans}).encode())
+            proc.stdin.close()
         found = None
-        while line := self._lines.get():
+        for line in proc.stdout:
             d = json.loads(line)
             if "done" in d and on_progress is not None:
                 on_progress(d["done"], len(utterances))
             found = d.get("speakers", found)
-        if self._proc.wait() != 0 or found is None:
+        if proc.wait() != 0 or found is None:
             self._err.seek(0)
             said = self._err.read().decode(errors="replace").strip().splitlines()
             raise MediaToolError(
@@ -413,11 +380,9 @@ class SpeakerProcess:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
-        self._reader.join()
         for f in (self._proc.stdin, self._proc.stdout, self._err):
             if f is not None:
-                with contextlib.suppress(BrokenPipeError):
-                    f.close()
+                f.close()
 
     def __enter__(self) -> SpeakerProcess:
         return self
@@ -427,17 +392,17 @@ class SpeakerProcess:
 
 
 def _child() -> None:
-    """The child of :class:`SpeakerProcess`: measures each span as it arrives."""
+    """The child of :class:`SpeakerProcess`."""
     from dubkit.workspace import FileAudio
 
-    audio = FileAudio(Path(json.loads(sys.stdin.readline())["raw"]))
-    feats = []
-    for line in sys.stdin:
-        start, end = json.loads(line)
-        feats.append(voice_features(audio.read(start, end)))
-        sys.stdout.write(f'{{"done": {len(feats)}}}\n')
+    request = json.load(sys.stdin)
+    utterances = [Utterance(start, end) for start, end in request["spans"]]
+
+    def done(n: int, _: int) -> None:
+        sys.stdout.write(f'{{"done": {n}}}\n')
         sys.stdout.flush()
-    found = cluster(feats)
+
+    found = find_speakers(FileAudio(Path(request["raw"])), utterances, done)
     sys.stdout.write(json.dumps({"speakers": dataclasses.asdict(found)}) + "\n")
 
 

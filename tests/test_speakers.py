@@ -245,18 +245,3 @@ def test_a_failing_speaker_process_is_one_error_naming_the_input(tmp_path: Path)
     unused = SpeakerProcess()
     unused.close()  # never asked: the child is stopped, not left waiting on its input
     assert unused._proc.poll() is not None
-
-
-def test_utterances_sent_while_segmenting_are_measured_once_written(tmp_path: Path) -> None:
-    from dubkit.speakers import SpeakerProcess
-    from dubkit.workspace import FileAudio
-
-    whole, utts = _raw_people(tmp_path)  # utterances end at 1.5, 3.5, 5.5, 7.5, 9.5 s
-    growing = tmp_path / "growing.s16"
-    growing.write_bytes(whole.read_bytes()[: 4 * 16_000 * 2])  # 4 s written so far
-    with SpeakerProcess() as child:
-        child.send(growing, utts[:3], 4_000)  # the third is not all there: held back
-        assert child._sent == 2
-        growing.write_bytes(whole.read_bytes())
-        got = child.find(growing, utts)  # the rest go now
-    assert got == find_speakers(FileAudio(whole), utts)
