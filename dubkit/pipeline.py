@@ -30,7 +30,7 @@ from dubkit.mix import MixOptions, PlacedClip, mix
 from dubkit.options import Options, Progress, Result
 from dubkit.outputs import checked_outputs, shares_media
 from dubkit.segment import Segmenter, SegmentOptions
-from dubkit.speakers import SpeakerInfo, SpeakerProcess
+from dubkit.speakers import SpeakerInfo, SpeakerProcess, find_speakers
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
 from dubkit.timeline import Entry, Fitted, place_in_order
 from dubkit.translate import Stream, UtteranceResult, translate_languages
@@ -347,14 +347,21 @@ def dub(
     ]
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
-        speakers = stack.enter_context(SpeakerProcess())  # starts while we segment
+        try:
+            speakers = stack.enter_context(SpeakerProcess())  # starts while we segment
+        except OSError:  # no interpreter to start (an embedded Python): measured here
+            speakers = None
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
         audio, utterances = analyze(
             path, options.segment, work, progress, info.duration_ms, wave, track.index
         )
         choice = VoiceChoice(options.voice, options.voices)
         measured = functools.partial(progress, "speakers") if progress else None
-        found = speakers.find(audio.path, utterances, measured, path)
+        found = (
+            speakers.find(audio.path, utterances, measured, path)
+            if speakers is not None
+            else find_speakers(audio, utterances, measured)
+        )
         who = found.utterances
         castings = [
             cast(found, target, check_choice(choice, target)) for target, _ in planned[:dubbed]

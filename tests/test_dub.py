@@ -256,3 +256,17 @@ def test_local_engine_dub_has_speech_where_the_utterances_are(tmp_path: Path) ->
         voiced += float(np.sqrt(np.mean(seg**2))) > 10 ** (-40 / 20)
     assert voiced == len(truth("speech")["utterances"])
     assert any(c.text.strip() for c in result.cues)
+
+
+def test_without_an_interpreter_to_start_the_speakers_are_measured_in_process(
+    tmp_path: Path, cloud: CloudTranslator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An embedded Python may have no interpreter to start for the speaker child: the same
+    # speakers are then found in the dub's own process.
+    src = tmp_path / "talk.wav"
+    shutil.copy(FIX / "speech.wav", src)
+    apart = dubkit.dub(src, Options(target="es", out_dir=tmp_path / "apart"), cloud)
+    monkeypatch.setattr("sys.executable", str(tmp_path / "no-python"))
+    here = dubkit.dub(src, Options(target="es", out_dir=tmp_path / "here"), cloud)
+    assert [e.speaker for e in here.timeline] == [e.speaker for e in apart.timeline]
+    assert here.casting == apart.casting
