@@ -328,12 +328,12 @@ def find_speakers(
 class SpeakerProcess:
     """:func:`find_speakers` in a child Python process (``python -m dubkit.speakers``).
 
-    Praat, once loaded, stays in a process for good (some 75 MB with the analysis's share
-    of SciPy): run apart, it never weighs on the process that goes on to translate, mix and
-    encode, and is given back whole when the child exits. Start it early: the child's
-    imports then overlap the segmentation. The child reads the raw 16 kHz int16 file and
-    the spans to measure (JSON on stdin), writes a line as each utterance is measured (the
-    progress), then the speakers as JSON.
+    Praat, once loaded, stays in a process for good (some 110 MB with its threads and the
+    analysis's share of SciPy): run apart, it never weighs on the process that goes on to
+    translate, mix and encode, and is given back whole when the child exits. Start it
+    early: the child's imports then overlap the segmentation. The child reads the raw
+    16 kHz int16 file and the spans to measure (JSON on stdin), writes a line as each
+    utterance is measured (the progress), then the speakers as JSON.
     """
 
     def __init__(self) -> None:
@@ -382,7 +382,8 @@ class SpeakerProcess:
         self._proc.wait()
         for f in (self._proc.stdin, self._proc.stdout, self._err):
             if f is not None:
-                f.close()
+                with contextlib.suppress(OSError):  # a pipe to a child that died
+                    f.close()
 
     def __enter__(self) -> SpeakerProcess:
         return self
