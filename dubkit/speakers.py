@@ -96,12 +96,11 @@ def at_8k(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
     """
     from dubkit.media import resample
 
-    x = pcm.astype(np.float64) / 32768.0
-    if rate == 2 * RATE_8K:
-        return resample(x, rate, RATE_8K).astype(np.float64)
+    if rate == 2 * RATE_8K:  # the resampler works in float32, which holds int16 exactly
+        return resample(pcm.astype(np.float32) / 32768, rate, RATE_8K).astype(np.float64)
     if rate != RATE_8K:
         raise ValueError(f"speaker analysis takes 8 or 16 kHz audio, got {rate} Hz")
-    return x
+    return pcm.astype(np.float64) / 32768.0
 
 
 def pitch_track(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
