@@ -4,9 +4,10 @@ Pure analysis over 16 kHz mono int16 samples, read one utterance at a time (the 
 file is never held in memory), measured at 8 kHz (see :func:`at_8k`):
 
 * :func:`voice_features` measures one utterance: F0 every 20 ms with Praat (parselmouth's
-  autocorrelation pitch; median, 10th and 90th percentiles of the voiced frames) and the
-  mean and spread of 12 MFCCs of its loud frames (numpy/scipy, no model weights). The
-  clustering uses the median F0 and the MFCC means; the rest is recorded for callers.
+  autocorrelation pitch; median, 10th and 90th percentiles of the voiced frames that are
+  within :data:`PITCH_GATE_DB` of its loud frames) and the mean and spread of 12 MFCCs of
+  its loud frames (numpy/scipy, no model weights). The clustering uses the median F0 and
+  the MFCC means; the rest is recorded for callers.
 * :func:`cluster` groups utterances into speakers: average-linkage agglomerative
   clustering (scipy) over the features scaled by fixed, typical between-speaker spreads,
   cut at a distance threshold. Labels ``S1, S2, ...`` follow the order of first appearance.
@@ -50,6 +51,12 @@ DISTANCE_THRESHOLD = 1.0
 
 RATE_8K = 8000
 PITCH_STEP_MS = 20
+#: F0 is read only from frames this close to the utterance's loud frames (its 95th
+#: percentile of 40 ms energy). Under music, noise or babble up to this far below the
+#: voice, the pauses between words are voiced too, with the bed's pitch: Praat then tracks
+#: bass notes and hums, and a woman's median fell under the gender split (measured on the
+#: real-speech programs, BENCHMARKS.md).
+PITCH_GATE_DB = 10.0
 _FRAME = 200  # 25 ms at 8 kHz
 _HOP = 80  # 10 ms
 _NFFT = 256
@@ -69,7 +76,7 @@ class VoiceFeatures:
     f0_hz: float  # median F0 of the voiced frames; 0.0 when none is voiced
     f0_p10_hz: float
     f0_p90_hz: float
-    voiced_ms: int  # how much of it is voiced
+    voiced_ms: int  # how much of it is voiced (0 when no loud frame is)
     mfcc_mean: tuple[float, ...]
     mfcc_std: tuple[float, ...]
 
@@ -104,8 +111,9 @@ def at_8k(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
 
 
 def pitch_track(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
-    """F0 in Hz every 20 ms where voiced (Praat autocorrelation); unvoiced frames dropped."""
-    return _pitch(at_8k(pcm, rate))
+    """F0 in Hz every 20 ms where voiced (Praat autocorrelation) and loud (within
+    :data:`PITCH_GATE_DB` of the loud frames); the other frames dropped."""
+    return _pitch(at_8k(pcm, rate))[0]
 
 
 def mfcc(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
@@ -113,17 +121,32 @@ def mfcc(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64]:
     return _mfcc(at_8k(pcm, rate))
 
 
-def _pitch(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _pitch(x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], int]:
+    """The F0 of the loud voiced frames, and how many frames are voiced (loud or not)."""
     import parselmouth
 
     if x.size * PITCH_FLOOR_HZ < 3.5 * RATE_8K:  # Praat needs three periods of the floor
-        return np.zeros(0)
+        return np.zeros(0), 0
     pitch = parselmouth.Sound(x, sampling_frequency=RATE_8K).to_pitch_ac(
         time_step=PITCH_STEP_MS / 1000, pitch_floor=PITCH_FLOOR_HZ,
         pitch_ceiling=PITCH_CEILING_HZ,
     )  # fmt: skip
     f0 = np.asarray(pitch.selected_array["frequency"], dtype=np.float64)
-    return f0[f0 > 0]
+    voiced = f0 > 0
+    return f0[voiced & _loud_at(x, np.asarray(pitch.xs()))], int(voiced.sum())
+
+
+def _loud_at(x: npt.NDArray[np.float64], times: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Whether the 40 ms of ``x`` (at 8 kHz) around each of ``times`` (s) is within
+    :data:`PITCH_GATE_DB` of the loud ones (their 95th percentile)."""
+    if times.size == 0:
+        return np.zeros(0, dtype=bool)
+    half = RATE_8K * PITCH_STEP_MS // 1000
+    centre = np.round(times * RATE_8K).astype(np.int64)
+    lo, hi = np.clip(centre - half, 0, x.size), np.clip(centre + half, 0, x.size)
+    energy = np.concatenate(([0.0], np.cumsum(x * x)))
+    db = 10 * np.log10((energy[hi] - energy[lo]) / np.maximum(hi - lo, 1) + 1e-12)
+    return np.asarray(db > np.percentile(db, 95) - PITCH_GATE_DB)
 
 
 def _mel_filterbank(rate: int) -> npt.NDArray[np.float64]:
@@ -164,7 +187,7 @@ def _mfcc(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def voice_features(pcm: np.ndarray, rate: int = VAD_RATE) -> VoiceFeatures:
     """Pitch and timbre of one utterance (int16 mono, 8 or 16 kHz)."""
     x = at_8k(pcm, rate)
-    f0, coeffs = _pitch(x), _mfcc(x)
+    (f0, voiced), coeffs = _pitch(x), _mfcc(x)
     if f0.size:
         p10, p50, p90 = (float(v) for v in np.percentile(f0, [10, 50, 90]))
     else:
@@ -174,7 +197,7 @@ def voice_features(pcm: np.ndarray, rate: int = VAD_RATE) -> VoiceFeatures:
         f0_hz=p50,
         f0_p10_hz=p10,
         f0_p90_hz=p90,
-        voiced_ms=int(f0.size) * PITCH_STEP_MS,
+        voiced_ms=voiced * PITCH_STEP_MS if f0.size else 0,
         mfcc_mean=tuple(float(v) for v in coeffs.mean(axis=0)) if len(coeffs) else zeros,
         mfcc_std=tuple(float(v) for v in coeffs.std(axis=0)) if len(coeffs) else zeros,
     )

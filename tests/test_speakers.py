@@ -56,6 +56,20 @@ def test_pitch_of_a_harmonic_tone() -> None:
         assert float(np.median(track)) == pytest.approx(f0, rel=0.03)
 
 
+def test_pitch_is_the_voice_s_not_the_bed_s_under_it() -> None:
+    """A woman's words (210 Hz) with pauses, over a bass line (80 Hz) 18 dB under her that
+    plays on through the pauses: the pauses are voiced too, but with the bass's pitch."""
+    voice, bass = _harmonic(210.0, 4.0), _harmonic(80.0, 4.0, seed=1)
+    words = np.zeros(4 * RATE, dtype=bool)
+    for start in (0.2, 1.4, 2.6):  # 0.6 s words, 0.6 s pauses: the bass alone most of the time
+        words[int(start * RATE) : int((start + 0.6) * RATE)] = True
+    mixed = np.where(words, voice, 0) + np.round(bass * 10 ** (-18 / 20))
+    track = pitch_track(mixed.astype(np.int16))
+    assert track.size > 60  # the words' frames (one every 20 ms)
+    assert float(np.median(track)) == pytest.approx(210.0, rel=0.03)
+    assert voice_features(mixed.astype(np.int16)).f0_hz == pytest.approx(210.0, rel=0.03)
+
+
 def test_features_of_silence_and_of_a_too_short_span() -> None:
     assert voice_features(np.zeros(RATE, np.int16)).voiced is False
     short = voice_features(_harmonic(120.0, 0.02))

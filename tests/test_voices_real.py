@@ -25,7 +25,7 @@ from dubkit.languages import VOICE_GENDER, resolve
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options
 from dubkit.segment import segment
-from dubkit.speakers import pitch_track
+from dubkit.speakers import gender_of, pitch_track
 from dubkit.translate import ArrayAudio
 from dubkit.voices import VoiceChoice, cast_voices
 from tests.realspeech_set import rs
@@ -86,6 +86,26 @@ def test_two_men_get_two_voices(cast_program: tuple[str, list]) -> None:  # type
         assert {v for t, v, _ in rows if t.gender == "m"} == {"Nofish", "Ethan"}  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("name", ["music12", "babble10"])
+def test_voice_gender_holds_under_music_and_babble(name: str) -> None:
+    """Under music 12 dB and babble 10 dB below the voices, over seeds 0-3, at least 90% of
+    the utterances of a person get a voice of their gender. The pauses between words carry
+    the bed's pitch: read there too, it put women under the gender split (76% and 83%)."""
+    right = total = 0
+    for seed in SEEDS:
+        prog = rs.program(name, seed)
+        utts = segment(prog.audio)
+        who, casting = cast_voices(ArrayAudio(prog.audio), utts, resolve("es"), VoiceChoice())
+        for u, w in zip(utts, who, strict=True):
+            overlaps = [(min(u.end_ms, s.end_ms) - max(u.start_ms, s.start_ms), s)
+                        for s in prog.sentences]  # fmt: skip
+            ms, person = max(overlaps, key=lambda o: o[0])
+            if ms > 0:  # not the bed alone
+                total += 1
+                right += VOICE_GENDER[casting.voice_of(w.speaker)][0] == person.gender
+    assert right >= 0.9 * total, (right, total)
+
+
 def test_chinese_gives_more_men_their_own_voice() -> None:
     rows = _cast("clean", 0, "zh")
     men = {v for t, v, _ in rows if t.gender == "m"}  # type: ignore[attr-defined]
@@ -107,13 +127,13 @@ def turns_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     return path, prog
 
 
-def _median_f0(path: Path, start_ms: int, end_ms: int) -> float:
+def _f0_track(path: Path, start_ms: int, end_ms: int) -> np.ndarray:
     with wave.open(str(path)) as w:
         rate = w.getframerate()
         assert w.getnchannels() == 1 and rate == 16_000
         w.setpos(start_ms * rate // 1000)
         pcm = np.frombuffer(w.readframes((end_ms - start_ms) * rate // 1000), "<i2")
-    return float(np.median(pitch_track(pcm)))
+    return pitch_track(pcm)
 
 
 @pytest.mark.slow
@@ -128,16 +148,23 @@ def test_dub_speaks_each_speaker_with_their_voice_and_caches_per_voice(
     assert manifest["voices"] == {"S1": "Nofish", "S2": "Cherry", "S3": "Ethan"}
     items = manifest["utterances"]
     assert not first.failed and all(not it["cached"] for it in items)
+    heard: dict[str, list[np.ndarray]] = defaultdict(list)
     for it in items:
         assert {"speaker", "gender", "f0_hz", "voice"} <= set(it)
         t = _truth(prog, it["start_ms"], it["end_ms"])
         assert it["gender"][0] == t.gender and VOICE_GENDER[it["voice"]] == it["gender"]  # type: ignore[attr-defined]
         assert it["voice"] == manifest["voices"][it["speaker"]]
         assert isinstance(it["f0_hz"], int) and 60 < it["f0_hz"] < 300
-        # the dub is heard in the voice asked for: its F0 is that voice's, not another's
-        f0 = _median_f0(first.outputs.media, it["dub"]["start_ms"], it["dub"]["end_ms"])  # type: ignore[arg-type]
+        # the dub is heard in the voice asked for: each clip on its gender's side of the
+        # split, and each voice's clips together at that voice's F0, not another's (a clip
+        # of a second, with the synthetic voice's intonation, can sit between two men's)
+        track = _f0_track(first.outputs.media, it["dub"]["start_ms"], it["dub"]["end_ms"])  # type: ignore[arg-type]
+        assert gender_of(float(np.median(track))) == VOICE_GENDER[it["voice"]], it
+        heard[it["voice"]].append(track)
+    for voice, tracks in heard.items():
+        f0 = float(np.median(np.concatenate(tracks)))
         nearest = min(("Cherry", "Nofish", "Ethan"), key=lambda v: abs(VOICE_PITCH[v] - f0))
-        assert nearest == it["voice"], (it, f0)
+        assert nearest == voice, (voice, f0)
     # one speaker's voice changed: only that speaker's utterances are asked again
     again = dubkit.dub(src, Options(**{**_fields(opts), "voices": (("S3", "Nofish"),)}), cloud)
     redone = {r.utterance.start_ms for r in again.results if not r.cached}
