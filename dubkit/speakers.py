@@ -52,10 +52,10 @@ DISTANCE_THRESHOLD = 1.0
 RATE_8K = 8000
 PITCH_STEP_MS = 20
 #: F0 is read only from frames this close to the utterance's loud frames (its 95th
-#: percentile of 40 ms energy). Under music, noise or babble up to this far below the
-#: voice, the pauses between words are voiced too, with the bed's pitch: Praat then tracks
-#: bass notes and hums, and a woman's median fell under the gender split (measured on the
-#: real-speech programs, BENCHMARKS.md).
+#: percentile of 40 ms energy). Under music, noise or babble the pauses between words are
+#: voiced too, with the bed's pitch: Praat tracked bass notes and hums there, and a woman's
+#: median fell under the gender split. A bed at least this far under the voice is left out
+#: (measured on the real-speech programs, BENCHMARKS.md).
 PITCH_GATE_DB = 10.0
 _FRAME = 200  # 25 ms at 8 kHz
 _HOP = 80  # 10 ms
@@ -73,7 +73,7 @@ class AudioSource(Protocol):
 class VoiceFeatures:
     """What one utterance's voice sounds like."""
 
-    f0_hz: float  # median F0 of the voiced frames; 0.0 when none is voiced
+    f0_hz: float  # median F0 of the loud voiced frames; 0.0 when none is voiced
     f0_p10_hz: float
     f0_p90_hz: float
     voiced_ms: int  # how much of it is voiced (0 when no loud frame is)
