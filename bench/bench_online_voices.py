@@ -80,16 +80,6 @@ def as_heard(feats: list[VoiceFeatures]) -> list[tuple[str, str]]:
     return out + [("S1", "female")] * pending
 
 
-def _truth(prog: object, start_ms: int, end_ms: int) -> object | None:
-    """The sentence an utterance overlaps most; None for the bed alone (no person)."""
-
-    def overlap(s: object) -> int:
-        return min(end_ms, s.end_ms) - max(start_ms, s.start_ms)  # type: ignore[attr-defined]
-
-    best = max(prog.sentences, key=overlap)  # type: ignore[attr-defined]
-    return best if overlap(best) > 0 else None
-
-
 def figures(
     truths: list[object | None], decided: list[tuple[str, str]]
 ) -> tuple[float, float, str]:
@@ -117,7 +107,7 @@ def main() -> int:
             prog = rs.program(name, seed)
             utts = segment(prog.audio)
             feats = analyze(ArrayAudio(prog.audio), utts)
-            truths = [_truth(prog, u.start_ms, u.end_ms) for u in utts]
+            truths = [prog.sentence_at(u.start_ms, u.end_ms) for u in utts]
             whole = [(w.speaker, w.gender) for w in cluster(feats).utterances]
             a, b = figures(truths, whole), figures(truths, as_heard(feats))
             print(f"| {name} | {seed} | {len(utts)} | {a[0]:.0%} / {b[0]:.0%} "
