@@ -368,7 +368,7 @@ def dub(
         ]
         jobs = [
             [dataclasses.replace(job, voice=casting.voice_of(w.speaker)) for w in who]
-            for (_, job), casting in zip(planned, castings, strict=False)
+            for (_, job), casting in zip(planned[:dubbed], castings, strict=True)
         ] + [[job] * len(utterances) for _, job in planned[dubbed:]]
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
         stream, lanes = _translate(
