@@ -162,10 +162,10 @@ def _utterances(n: int) -> tuple[ArrayAudio, list[Utterance]]:
 def _translate(base_url: str, n: int, rpm: int | None) -> tuple[float, int, float]:
     """Wall seconds of ``translate_all`` over ``n`` utterances, how many failed, and the
     client's CPU seconds (this process)."""
-    from dubkit.cloud import CloudConfig, CloudTranslator
-    from dubkit.pacing import RateLimiter
     from dubkit.translate import translate_all
-    from dubkit.translator import Job
+    from dubkit.translate.cloud import CloudConfig, CloudTranslator
+    from dubkit.translate.pacing import RateLimiter
+    from dubkit.translate.protocol import Job
 
     audio, utts = _utterances(n)
     translator = CloudTranslator(

@@ -66,7 +66,7 @@ def sample():
         time.sleep(0.2)
 threading.Thread(target=sample, daemon=True).start()
 from pathlib import Path
-from dubkit.engines import EngineOptions, make_translator
+from dubkit.translate.engines import EngineOptions, make_translator
 from dubkit.pipeline import Options, dub
 src, url, key, conc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 marks = {"imports done": time.perf_counter() - t0}
@@ -85,7 +85,7 @@ print(json.dumps({"marks": marks, "rss": samples}))
 
 #: (label, from mark, to mark) of the wall-clock phases.
 PHASES = [
-    ("start-up and imports (dubkit.pipeline, dubkit.engines)", None, "imports done"),
+    ("start-up and imports (dubkit.pipeline, dubkit.translate.engines)", None, "imports done"),
     ("probe, decode 16 kHz, segment", "imports done", "segment last"),
     ("translate (all requests)", "segment last", "translate last"),
     ("clips, plan, layout, loudness (incl. lazy imports)", "translate last", "mix first"),

@@ -82,6 +82,30 @@ class AuthError(ServiceError):
     exit_status = 3
 
 
+class LocalToolError(ServiceError):
+    """An external program of the offline engine failed on one utterance.
+
+    A :class:`ServiceError` (``code`` ``"local_tool_failed"``, not retryable) so that the
+    runner treats it like any other failed translation: the utterance is recorded as failed
+    in the manifest and the rest of the run goes on. ``command`` and ``stderr_tail`` say
+    what ran and what it said (the shape of :class:`MediaToolError`). Missing programs or
+    language pairs are :class:`ConfigError` instead, raised before any work.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        command: list[str] | None = None,
+        stderr_tail: str = "",
+    ) -> None:
+        super().__init__(f"{path}: {message}" if path is not None else message,
+                         code="local_tool_failed")  # fmt: skip
+        self.command = command or []
+        self.stderr_tail = stderr_tail
+
+
 class TruncatedError(ServiceError):
     """The service stopped at max_tokens (finish_reason "length")."""
 

@@ -33,7 +33,7 @@ import numpy as np
 from dubkit import media
 from dubkit.errors import ConfigError, InputError
 from dubkit.pipeline import Options, Progress, Result, dub
-from dubkit.translator import Translator
+from dubkit.translate.protocol import Translator
 from dubkit.types import Cue
 
 log = logging.getLogger(__name__)

@@ -12,19 +12,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 import numpy as np
 
-from dubkit import media
+from dubkit import media, tools
 from dubkit.errors import InputError, MediaToolError
 from dubkit.files import atomic_output
 from dubkit.types import MediaInfo, StreamInfo
@@ -373,8 +370,7 @@ class Muxer:
             self._make_cmd = lambda tmp: mux_command(exe, source, info, plan, tmp)
         self._stack = contextlib.ExitStack()
         self._cmd: list[str] = []
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
+        self._child: tools.Child | None = None
         self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUE_BLOCKS)
         self._feeder: threading.Thread | None = None
         self._broken = threading.Event()
@@ -383,11 +379,7 @@ class Muxer:
         try:  # the temporary file exists only once entered, so nothing is left if never entered
             tmp = self._stack.enter_context(atomic_output(self.output))
             self._cmd = self._make_cmd(tmp)
-            self._stderr = self._stack.enter_context(tempfile.TemporaryFile())
-            log.debug("running %s", self._cmd)
-            self._proc = subprocess.Popen(
-                self._cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
-            )
+            self._child = self._stack.enter_context(tools.Child(self._cmd))
             self._feeder = threading.Thread(target=self._feed, name="dubkit-mux", daemon=True)
             self._feeder.start()
         except BaseException:  # Ctrl-C while starting: __exit__ will not run, clean up here
@@ -396,8 +388,8 @@ class Muxer:
         return self
 
     def _feed(self) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
-        stdin = self._proc.stdin
+        assert self._child is not None and self._child.proc.stdin is not None
+        stdin = self._child.proc.stdin
         try:
             while (data := self._queue.get()) is not None:
                 stdin.write(data)
@@ -408,24 +400,15 @@ class Muxer:
                 pass
 
     def write(self, block: np.ndarray) -> None:
-        assert self._proc is not None
+        assert self._child is not None
         if self._broken.is_set():
-            self._proc.wait()
+            self._child.proc.wait()
             raise self._failure()
         self._queue.put(np.ascontiguousarray(block.T, dtype="<f4").tobytes())
 
     def _failure(self) -> MediaToolError:
-        tail = ""
-        if self._stderr is not None:
-            self._stderr.seek(0)
-            tail = self._stderr.read()[-2000:].decode("utf-8", "replace").strip()
-        last = tail.splitlines()[-1] if tail else "no message"
-        return MediaToolError(
-            f"ffmpeg failed writing the output ({last})",
-            path=self.output,
-            command=self._cmd,
-            stderr_tail=tail,
-        )
+        assert self._child is not None
+        return self._child.failure("ffmpeg failed writing the output", path=self.output)
 
     def __exit__(
         self,
@@ -433,8 +416,9 @@ class Muxer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        proc, feeder = self._proc, self._feeder
-        assert proc is not None and feeder is not None
+        child, feeder = self._child, self._feeder
+        assert child is not None and feeder is not None
+        proc = child.proc
         try:
             if exc_type is not None:
                 proc.kill()

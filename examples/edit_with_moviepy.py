@@ -23,9 +23,9 @@ from pathlib import Path
 from moviepy import VideoFileClip
 
 import dubkit
-from dubkit.engines import EngineOptions, make_translator
 from dubkit.moviepy import burn_subtitles, dub_clip
-from dubkit.translator import Translator
+from dubkit.translate.engines import EngineOptions, make_translator
+from dubkit.translate.protocol import Translator
 
 TALK = Path(__file__).resolve().parent / "talk.mp4"
 

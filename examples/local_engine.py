@@ -4,7 +4,7 @@
 
 PATH defaults to the repository's ``fixtures/speech.wav``. The speech is found
 with :func:`dubkit.segment.segment` (webrtcvad) and each utterance goes through
-:class:`dubkit.local.LocalTranslator`: pocketsphinx -> Apertium -> eSpeak NG.
+:class:`dubkit.translate.local.LocalTranslator`: pocketsphinx -> Apertium -> eSpeak NG.
 Needs the Debian packages ``apertium``, ``apertium-eng-<lang>`` and ``espeak-ng``.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dubkit.local import LocalTranslator
 from dubkit.media import iter_pcm16
 from dubkit.segment import segment
-from dubkit.translator import Job
+from dubkit.translate.local import LocalTranslator
+from dubkit.translate.protocol import Job
 from dubkit.types import VAD_RATE
 
 DEFAULT = Path(__file__).resolve().parent.parent / "fixtures" / "speech.wav"

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 import dubkit
-from dubkit.engines import EngineOptions, make_translator
-from dubkit.translator import Translator
+from dubkit.translate.engines import EngineOptions, make_translator
+from dubkit.translate.protocol import Translator
 
 TALK = Path(__file__).resolve().parent / "talk.mp4"
 

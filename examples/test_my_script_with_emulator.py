@@ -22,8 +22,8 @@ from pathlib import Path
 import pysrt
 
 import dubkit
-from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import Emulator, EmulatorConfig
+from dubkit.translate.cloud import CloudConfig, CloudTranslator
 
 TALK = Path(__file__).resolve().parent / "talk.mp4"
 KEY = "sk-test"  # the emulator accepts exactly this key; no real key is involved

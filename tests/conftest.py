@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import Emulator, EmulatorConfig
-from dubkit.pacing import RateLimiter
 from dubkit.translate import ArrayAudio
+from dubkit.translate.cloud import CloudConfig, CloudTranslator
+from dubkit.translate.pacing import RateLimiter
 from dubkit.types import Utterance
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -181,7 +181,8 @@ def shared_dir() -> Iterator[Path]:
 #: loaded (the interpreter lives under /root, which the user nobody cannot enter).
 AS_NOBODY = f"""
 import os, sys
-import dubkit.cli, dubkit.cloud, dubkit.engines, dubkit.pacing, dubkit.manifest, dubkit.cache
+import dubkit.cli, dubkit.translate.cloud, dubkit.translate.engines, dubkit.translate.pacing
+import dubkit.pipeline.manifest, dubkit.translate.cache
 if os.geteuid() == 0:
     os.setgroups([])
     os.setgid({NOBODY})

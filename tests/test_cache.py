@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dubkit.cache import TranslationCache, default_cache_dir
 from dubkit.errors import OutputError
-from dubkit.translator import Job
+from dubkit.translate.cache import TranslationCache, default_cache_dir
+from dubkit.translate.protocol import Job
 from dubkit.types import Translation, Usage
 
 IDENT = {"engine": "cloud", "model": "qwen3-livetranslate-flash", "endpoint": "dashscope"}
@@ -85,7 +85,7 @@ def test_corrupt_entry_is_ignored_logged_and_redone(
     cache.put(key, _translation())
     path = cache.path(key)
     path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
-    with caplog.at_level(logging.WARNING, logger="dubkit.cache"):
+    with caplog.at_level(logging.WARNING, logger="dubkit.translate.cache"):
         assert cache.get(key) is None
     assert "corrupt" in caplog.text and str(path) in caplog.text
     cache.put(key, _translation())

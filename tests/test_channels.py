@@ -6,9 +6,9 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from dubkit.channels import ChannelLayout, layout_loudness, placement_gain_db
-from dubkit.loudness import loudness_gain_db
+from dubkit.media.channels import ChannelLayout, layout_loudness, placement_gain_db
 from dubkit.mix import PlacedClip, mix
+from dubkit.mix.loudness import loudness_gain_db
 
 RATE = 48_000
 

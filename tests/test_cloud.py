@@ -21,7 +21,9 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from dubkit.cloud import (
+from dubkit.emulator import Emulator, EmulatorConfig
+from dubkit.errors import AuthError, ConfigError, ServiceError, TruncatedError
+from dubkit.translate.cloud import (
     MAX_DATA_URL_BYTES,
     REGION_URLS,
     CloudConfig,
@@ -33,10 +35,8 @@ from dubkit.cloud import (
     decode_audio,
     parse_retry_after,
 )
-from dubkit.emulator import Emulator, EmulatorConfig
-from dubkit.errors import AuthError, ConfigError, ServiceError, TruncatedError
-from dubkit.pacing import RateLimiter, attempt_scope, backoff_delay
-from dubkit.translator import Job
+from dubkit.translate.pacing import RateLimiter, attempt_scope, backoff_delay
+from dubkit.translate.protocol import Job
 from dubkit.types import Translation, Usage
 
 KEY = "sk-secret-0123456789abcdef"

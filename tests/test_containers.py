@@ -16,13 +16,13 @@ import pytest
 
 import dubkit
 from dubkit import media
-from dubkit.channels import ChannelLayout, layout_loudness
-from dubkit.cloud import CloudTranslator
 from dubkit.emulator import Emulator
 from dubkit.fit import ms_to_samples
 from dubkit.languages import resolve
+from dubkit.media.channels import ChannelLayout, layout_loudness
 from dubkit.mux import output_suffix
 from dubkit.pipeline import Options, Result
+from dubkit.translate.cloud import CloudTranslator
 from tests.conftest import KEY, run_cli
 from tests.media_matrix import CASES, make
 

@@ -14,7 +14,7 @@ MODULES = [
     "dubkit.subtitles",
     "dubkit.emulator",
     "dubkit.moviepy",
-    "dubkit.envelope",
+    "dubkit.review.envelope",
     "dubkit.review",
 ]
 

@@ -16,10 +16,10 @@ from scipy.signal import resample_poly
 
 import dubkit
 from dubkit import media
-from dubkit.cloud import CloudTranslator
 from dubkit.fit import ms_to_samples
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Result
+from dubkit.translate.cloud import CloudTranslator
 from tests.conftest import FIX, truth
 
 FIXED_RULES = ("fit", "sped_up")
@@ -242,7 +242,7 @@ def test_subtitle_cues_sit_inside_their_utterances(tmp_path: Path, cloud: CloudT
 
 @pytest.mark.slow
 def test_local_engine_dub_has_speech_where_the_utterances_are(tmp_path: Path) -> None:
-    from dubkit.local import LocalTranslator
+    from dubkit.translate.local import LocalTranslator
 
     src = tmp_path / "talk.wav"
     shutil.copy(FIX / "speech.wav", src)

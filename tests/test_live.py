@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dubkit.cloud import CloudConfig, CloudTranslator
-from dubkit.pacing import RateLimiter
-from dubkit.translator import Job
+from dubkit.translate.cloud import CloudConfig, CloudTranslator
+from dubkit.translate.pacing import RateLimiter
+from dubkit.translate.protocol import Job
 from dubkit.types import Translation
 
 pytestmark = [

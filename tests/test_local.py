@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dubkit.errors import ConfigError, InputError, ServiceError
-from dubkit.local import (
+from dubkit.translate.local import (
     LocalOptions,
     LocalToolError,
     LocalTranslator,
@@ -25,10 +25,10 @@ from dubkit.local import (
     describe_pairs,
     installed_pairs,
 )
-from dubkit.local.apertium import Apertium, installed_modes
-from dubkit.local.espeak import Espeak, to_pcm16
-from dubkit.local.recognize import clean, prepare
-from dubkit.translator import Job, Translator
+from dubkit.translate.local.apertium import Apertium, installed_modes
+from dubkit.translate.local.espeak import Espeak, to_pcm16
+from dubkit.translate.local.recognize import clean, prepare
+from dubkit.translate.protocol import Job, Translator
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ from dubkit.emulator import Emulator, EmulatorConfig
 from dubkit.mux import CONTAINERS, DubTrack, MuxPlan, mux_command, stream_map
 from dubkit.pipeline import Options, dub, plan_jobs
 from dubkit.translate import ArrayAudio, deal, translate_in_order, translate_languages
-from dubkit.translator import Job
+from dubkit.translate.protocol import Job
 from dubkit.types import Utterance
 from tests.conftest import FIX, KEY, run_cli, translator_for
 from tests.test_containers import packets

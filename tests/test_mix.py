@@ -12,8 +12,8 @@ import pytest
 from scipy.signal import resample_poly
 
 from dubkit.errors import ConfigError, InputError
-from dubkit.loudness import loudness_gain_db
 from dubkit.mix import BLOCK, MixOptions, PlacedClip, TruePeakLimiter, mix
+from dubkit.mix.loudness import loudness_gain_db
 
 RATE = 24_000
 
@@ -233,7 +233,7 @@ def test_the_loudness_meter_agrees_with_pyloudnorm(rate: int) -> None:
     # FFmpeg's ebur128 (the meter) against pyloudnorm (the reference), on speech-like audio
     # with pauses (so the gates matter) at the rates dubkit measures: 16 kHz for the
     # original's speech, 24 kHz for the service's, 48 kHz for a surround original.
-    from dubkit.loudness import _loudness
+    from dubkit.mix.loudness import _loudness
 
     voice = np.concatenate([speech(rate, 0.3, 140), np.zeros(rate // 2, np.float32),
                             speech(2 * rate, 0.05, 220)])  # fmt: skip

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from moviepy import AudioClip, AudioFileClip, ColorClip, VideoFileClip
 
-from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import Emulator, EmulatorConfig
 from dubkit.errors import ConfigError, InputError
 from dubkit.moviepy import (
@@ -28,6 +27,7 @@ from dubkit.moviepy import (
 )
 from dubkit.pipeline import Options
 from dubkit.segment import SegmentOptions
+from dubkit.translate.cloud import CloudConfig, CloudTranslator
 from dubkit.types import Cue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,7 +133,7 @@ def test_pipeline_files_kept_in_out_dir(subclip_dub: Dubbed) -> None:
     assert outputs.media == out / "cut.es.wav" and outputs.media.stat().st_size > 0
     assert outputs.subtitles == (out / "cut.es.srt",) and outputs.subtitles[0].stat().st_size > 0
     manifest = json.loads(outputs.manifest.read_text())
-    assert manifest  # a manifest was written; its layout belongs to dubkit.manifest
+    assert manifest  # a manifest was written; its layout belongs to dubkit.pipeline.manifest
 
 
 @pytest.mark.slow  # shares one dub of a 10 s subclip (about 5 s)

@@ -28,14 +28,14 @@ import pysrt
 import pytest
 
 from dubkit import media
-from dubkit.cache import TranslationCache
-from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import FAULT_KINDS, Emulator, EmulatorConfig, RequestRecord
-from dubkit.pacing import RateLimiter
 from dubkit.pipeline import analyze
 from dubkit.segment import SegmentOptions
 from dubkit.translate import ArrayAudio, translate_all_sync
-from dubkit.translator import Job
+from dubkit.translate.cache import TranslationCache
+from dubkit.translate.cloud import CloudConfig, CloudTranslator
+from dubkit.translate.pacing import RateLimiter
+from dubkit.translate.protocol import Job
 from dubkit.types import Utterance
 from tests.conftest import FIX, KEY, noise_bursts, run_cli
 

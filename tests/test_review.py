@@ -16,10 +16,10 @@ import pytest
 
 import dubkit
 from dubkit.emulator import Emulator
-from dubkit.envelope import EnvelopeBuilder
-from dubkit.manifest import cues_by_utterance
 from dubkit.pipeline import Options, Result
+from dubkit.pipeline.manifest import cues_by_utterance
 from dubkit.review import MARKER, review_html, review_path, write_review
+from dubkit.review.envelope import EnvelopeBuilder
 from dubkit.types import Cue
 from tests.conftest import FIX, run_cli, translator_for
 from tests.review_fixtures import HOSTILE, dump_dom, find_chromium, synthetic_manifest

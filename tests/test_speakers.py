@@ -22,15 +22,15 @@ from dubkit.speakers import (
     pitch_track,
     voice_features,
 )
-from dubkit.translate import ArrayAudio
-from dubkit.types import Utterance
-from dubkit.voices import (
+from dubkit.speakers.voices import (
     VoiceChoice,
     cast,
     check_choice,
     describe,
     parse_voice_map,
 )
+from dubkit.translate import ArrayAudio
+from dubkit.types import Utterance
 
 RATE = 16_000
 
@@ -192,9 +192,9 @@ def test_voice_map_parsing_and_checks() -> None:
 
 def test_split_pieces_keep_their_utterance_speaker(tmp_path: Path) -> None:
     from dubkit.fit import FitOptions
-    from dubkit.timeline import place_in_order
+    from dubkit.pipeline.timeline import place_in_order
     from dubkit.translate import UtteranceResult
-    from dubkit.workspace import ClipStore
+    from dubkit.translate.clips import ClipStore
 
     utts = [Utterance(0, 1000), Utterance(2000, 5000)]
     who = (SpeakerInfo("S1", "male", 100.0), SpeakerInfo("S2", "female", 200.0))
@@ -236,8 +236,8 @@ def _raw_people(tmp_path: Path) -> tuple[Path, list[Utterance]]:
 
 
 def test_the_speaker_process_finds_what_the_analysis_finds_in_process(tmp_path: Path) -> None:
-    from dubkit.speakers import SpeakerProcess
-    from dubkit.workspace import FileAudio
+    from dubkit.media.scratch import FileAudio
+    from dubkit.speakers.process import SpeakerProcess
 
     raw, utts = _raw_people(tmp_path)
     seen: list[tuple[int, int]] = []
@@ -250,12 +250,12 @@ def test_the_speaker_process_finds_what_the_analysis_finds_in_process(tmp_path: 
 
 def test_a_failing_speaker_process_is_one_error_naming_the_input(tmp_path: Path) -> None:
     from dubkit.errors import MediaToolError
-    from dubkit.speakers import SpeakerProcess
+    from dubkit.speakers.process import SpeakerProcess
 
     child = SpeakerProcess()
     with child, pytest.raises(MediaToolError, match=r"talk\.mp4: speaker analysis failed"):
         child.find(tmp_path / "missing.s16", [Utterance(0, 1000)], source=Path("talk.mp4"))
-    assert child._proc.poll() is not None  # nothing left running
+    assert child._child.proc.poll() is not None  # nothing left running
     unused = SpeakerProcess()
     unused.close()  # never asked: the child is stopped, not left waiting on its input
-    assert unused._proc.poll() is not None
+    assert unused._child.proc.poll() is not None

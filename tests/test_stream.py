@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 import dubkit
-from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import Emulator, EmulatorConfig
 from dubkit.mix import MixOptions
-from dubkit.pacing import RateLimiter
 from dubkit.pipeline import Options
 from dubkit.subtitles import read_srt
 from dubkit.translate import ArrayAudio, translate_in_order
-from dubkit.translator import Job
+from dubkit.translate.cloud import CloudConfig, CloudTranslator
+from dubkit.translate.pacing import RateLimiter
+from dubkit.translate.protocol import Job
 from dubkit.types import Utterance
 from tests.conftest import FIX, KEY
 from tests.test_dub import decode

@@ -14,17 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dubkit.cache import TranslationCache
-from dubkit.cloud import CloudConfig, CloudTranslator
 from dubkit.emulator import Emulator, EmulatorConfig
 from dubkit.errors import AuthError
-from dubkit.pacing import (
-    RateLimiter,
-    attempt_scope,
-    audio_tokens,
-    count_attempt,
-    estimate_tokens,
-)
 from dubkit.translate import (
     ArrayAudio,
     UtteranceResult,
@@ -32,7 +23,16 @@ from dubkit.translate import (
     translate_all,
     translate_all_sync,
 )
-from dubkit.translator import Job
+from dubkit.translate.cache import TranslationCache
+from dubkit.translate.cloud import CloudConfig, CloudTranslator
+from dubkit.translate.pacing import (
+    RateLimiter,
+    attempt_scope,
+    audio_tokens,
+    count_attempt,
+    estimate_tokens,
+)
+from dubkit.translate.protocol import Job
 from dubkit.types import Utterance
 from tests.conftest import noise_bursts
 

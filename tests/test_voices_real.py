@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 
 import dubkit
-from dubkit.cloud import CloudTranslator
 from dubkit.emulator.synth import VOICE_PITCH
 from dubkit.languages import VOICE_GENDER, resolve
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options
 from dubkit.segment import segment
 from dubkit.speakers import gender_of, pitch_track
+from dubkit.speakers.voices import VoiceChoice, cast_voices
 from dubkit.translate import ArrayAudio
-from dubkit.voices import VoiceChoice, cast_voices
+from dubkit.translate.cloud import CloudTranslator
 from tests.realspeech_set import rs
 
 SEEDS = (0, 1, 2, 3)

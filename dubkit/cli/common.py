@@ -11,15 +11,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from dubkit.config import Environment
-from dubkit.engines import EngineOptions, choose_engine, make_translator
 from dubkit.files import check_writable_dir
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Progress, Result, parse_targets, plan_jobs
-from dubkit.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
-from dubkit.translator import Translator
-from dubkit.voices import parse_voice_map
+from dubkit.segment.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
+from dubkit.speakers.voices import parse_voice_map
+from dubkit.translate.config import Environment
+from dubkit.translate.engines import EngineOptions, choose_engine, make_translator
+from dubkit.translate.protocol import Translator
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

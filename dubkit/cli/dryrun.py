@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from dubkit import media
-from dubkit.pacing import audio_tokens
 from dubkit.pipeline import Options, plan_jobs
 from dubkit.segment import segment
+from dubkit.translate.pacing import audio_tokens
 from dubkit.types import VAD_RATE
 
 

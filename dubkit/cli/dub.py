@@ -9,7 +9,7 @@ from typing import Any
 from dubkit.cli import common
 from dubkit.mux import output_suffix
 from dubkit.pipeline import Options, Progress, Result, dub
-from dubkit.translator import Translator
+from dubkit.translate.protocol import Translator
 
 EXAMPLES = """examples:
   dubkit dub talk.mp4 --to es                 # talk.es.mp4, .srt, .dubkit.json, .review.html

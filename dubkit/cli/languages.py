@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dubkit.local import installed_pairs
+    from dubkit.translate.local import installed_pairs
 
     local = {dst for src, dst in installed_pairs() if src == "en"} | {"en"}
     rows: list[dict[str, Any]] = [

@@ -25,7 +25,7 @@ class EmulatorConfig:
     samples across pieces, as the real service may). ``rpm``/``tpm`` are sliding
     60 s quotas. ``fault_rate`` is the probability that an admitted request gets a
     fault drawn uniformly from ``faults`` by a RNG seeded with ``seed``, in arrival
-    order. ``engine`` is "synthetic" or "local" (:class:`dubkit.local.LocalTranslator`).
+    order. ``engine`` is "synthetic" or "local" (:class:`dubkit.translate.local.LocalTranslator`).
     ``canned`` makes the synthetic engine cut each answer's speech from a bank made once
     per voice instead of synthesizing it: the same lengths and texts for a fraction of the
     CPU, for benchmarks where the emulator shares the machine being measured (the real

@@ -13,7 +13,7 @@ from dubkit.emulator.decode import DecodedInput
 from dubkit.emulator.protocol import ApiError, ParsedRequest, bad
 from dubkit.emulator.synth import synthesize_answer
 from dubkit.errors import ConfigError, DubkitError
-from dubkit.translator import Job
+from dubkit.translate.protocol import Job
 from dubkit.types import SERVICE_RATE
 
 
@@ -28,7 +28,7 @@ def synthetic(
 
 
 class LocalEngine:
-    """:class:`dubkit.local.LocalTranslator` on its own event-loop thread.
+    """:class:`dubkit.translate.local.LocalTranslator` on its own event-loop thread.
 
     Imported lazily, created on first use, closed by :meth:`close`.
     """
@@ -43,7 +43,7 @@ class LocalEngine:
         with self._lock:
             if self._translator is None:
                 # Imported lazily: optional, heavy, and written separately.
-                local = importlib.import_module("dubkit.local")
+                local = importlib.import_module("dubkit.translate.local")
 
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(

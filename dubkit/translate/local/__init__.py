@@ -24,15 +24,19 @@ from functools import cached_property
 
 import numpy as np
 
-from dubkit.errors import ConfigError, InputError
+from dubkit.errors import ConfigError, InputError, LocalToolError
 from dubkit.languages import LANGUAGES, Language, resolve
-from dubkit.local._run import LocalToolError
-from dubkit.local.apertium import Apertium, installed_modes, installed_pairs, modes_dir_for
-from dubkit.local.espeak import DEFAULT_RATE_WPM, VARIANTS, Espeak
-from dubkit.local.espeak import VOICES as ESPEAK_VOICES
-from dubkit.local.recognize import Recognizer, RecognizerOptions
-from dubkit.pacing import audio_tokens
-from dubkit.translator import Job
+from dubkit.translate.local.apertium import (
+    Apertium,
+    installed_modes,
+    installed_pairs,
+    modes_dir_for,
+)
+from dubkit.translate.local.espeak import DEFAULT_RATE_WPM, VARIANTS, Espeak
+from dubkit.translate.local.espeak import VOICES as ESPEAK_VOICES
+from dubkit.translate.local.recognize import Recognizer, RecognizerOptions
+from dubkit.translate.pacing import audio_tokens
+from dubkit.translate.protocol import Job
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation, Usage
 
 __all__ = [
@@ -136,11 +140,11 @@ class _Plan:
 
 
 class LocalTranslator:
-    """The offline :class:`~dubkit.translator.Translator`: English speech in, any pair out.
+    """The offline :class:`~dubkit.translate.protocol.Translator`: English speech in, any pair out.
 
     ``job.voice`` None means text only; otherwise eSpeak NG speaks with its voice for the
     target language in the male or female variant of that service voice
-    (:data:`dubkit.local.espeak.VARIANTS`). Safe to call
+    (:data:`dubkit.translate.local.espeak.VARIANTS`). Safe to call
     concurrently: the blocking work runs in worker threads, each borrowing its
     own pocketsphinx decoder.
     """

@@ -4,7 +4,7 @@ ITU-R BS.1770 integrated loudness (K-weighted, gated) of speech only, on both si
 measured by FFmpeg's ``ebur128`` filter through PyAV, fed a second at a time: the measure
 holds no copy of the audio (pyloudnorm, used before, made four float64 copies of it, some
 70 MB for two minutes of speech at the moment the mix was about to start). A surround
-original is measured over its whole layout by :func:`dubkit.channels.layout_loudness`.
+original is measured over its whole layout by :func:`dubkit.media.channels.layout_loudness`.
 The dub's side is its first ``MixOptions.loudness_ms`` of speech, so that a streamed mix can
 start before the last translation arrives (:func:`loudness_head`); the original's is the
 same amount spread over the whole file.
@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dubkit.channels import ChannelLayout, layout_loudness, placement_gain_db
 from dubkit.errors import InputError
+from dubkit.media.channels import ChannelLayout, layout_loudness, placement_gain_db
 from dubkit.types import SERVICE_RATE, VAD_RATE, Utterance
 
 if TYPE_CHECKING:
     from dubkit.media import AudioSource
-    from dubkit.timeline import Fitted
-    from dubkit.workspace import FileAudio
+    from dubkit.media.scratch import FileAudio
+    from dubkit.pipeline.timeline import Fitted
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ class Environment:
 
     @classmethod
     def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
-        from dubkit.cache import default_cache_dir
+        from dubkit.translate.cache import default_cache_dir
 
         env = os.environ if environ is None else environ
         return cls(

@@ -22,21 +22,13 @@ voices (they then share a voice, which costs nothing when voices are fewer than 
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from dubkit.errors import MediaToolError
 from dubkit.types import VAD_RATE, Utterance
 
 #: Below this speaker median F0 a voice is taken as a man's (adult men about 85-155 Hz,
@@ -345,93 +337,3 @@ def find_speakers(
 ) -> Speakers:
     """Measure each utterance (one at a time) and group them into speakers."""
     return cluster(analyze(audio, utterances, on_progress))
-
-
-class SpeakerProcess:
-    """:func:`find_speakers` in a child Python process (``python -m dubkit.speakers``).
-
-    Praat, once loaded, stays in a process for good (some 110 MB with its threads and the
-    analysis's share of SciPy): run apart, it never weighs on the process that goes on to
-    translate, mix and encode, and is given back whole when the child exits. Start it
-    early: the child's imports then overlap the segmentation. The child reads the raw
-    16 kHz int16 file and the spans to measure (JSON on stdin), writes a line as each
-    utterance is measured (the progress), then the speakers as JSON.
-    """
-
-    def __init__(self) -> None:
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "dubkit.speakers"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
-        )  # fmt: skip
-
-    def find(
-        self,
-        raw: Path,
-        utterances: Sequence[Utterance],
-        on_progress: ProgressFn | None = None,
-        source: Path | None = None,
-    ) -> Speakers:
-        """What :func:`find_speakers` gives for the utterances of the raw file ``raw``;
-        ``source`` names the input in an error."""
-        proc = self._proc
-        assert proc.stdin is not None and proc.stdout is not None
-        spans = [(u.start_ms, u.end_ms) for u in utterances]
-        with contextlib.suppress(BrokenPipeError):  # a dead child is reported below
-            proc.stdin.write(json.dumps({"raw": str(raw), "spans": spans}).encode())
-            proc.stdin.close()
-        found = None
-        for line in proc.stdout:
-            d = json.loads(line)
-            if "done" in d and on_progress is not None:
-                on_progress(d["done"], len(utterances))
-            found = d.get("speakers", found)
-        if proc.wait() != 0 or found is None:
-            self._err.seek(0)
-            said = self._err.read().decode(errors="replace").strip().splitlines()
-            raise MediaToolError(
-                f"speaker analysis failed in its worker process ({said[-1] if said else ''})",
-                path=source,
-            )
-        return Speakers(
-            tuple(SpeakerInfo(**u) for u in found["utterances"]),
-            tuple(Speaker(**{**s, "centroid": tuple(s["centroid"])}) for s in found["speakers"]),
-        )
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        for f in (self._proc.stdin, self._proc.stdout, self._err):
-            if f is not None:
-                with contextlib.suppress(OSError):  # a pipe to a child that died
-                    f.close()
-
-    def __enter__(self) -> SpeakerProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _child() -> None:
-    """The child of :class:`SpeakerProcess`."""
-    from dubkit.workspace import FileAudio
-
-    request = json.load(sys.stdin)
-    utterances = [Utterance(start, end) for start, end in request["spans"]]
-
-    def done(n: int, _: int) -> None:
-        sys.stdout.write(f'{{"done": {n}}}\n')
-        sys.stdout.flush()
-
-    found = find_speakers(FileAudio(Path(request["raw"])), utterances, done)
-    sys.stdout.write(json.dumps({"speakers": dataclasses.asdict(found)}) + "\n")
-
-
-if __name__ == "__main__":
-    import parselmouth  # noqa: F401  (loaded now, while the parent still segments)
-    import scipy.cluster.hierarchy
-    import scipy.fft  # noqa: F401
-
-    _child()

@@ -10,13 +10,13 @@ from dubkit.errors import ConfigError
 from dubkit.fit import FitOptions, Placement
 from dubkit.languages import Language
 from dubkit.mix import MixOptions
+from dubkit.pipeline.timeline import Entry, Totals, totals
 from dubkit.segment import SegmentOptions
 from dubkit.speakers import SpeakerInfo
+from dubkit.speakers.voices import AUTO, Casting
 from dubkit.subtitles import SubtitleOptions
-from dubkit.timeline import Entry, Totals, totals
 from dubkit.translate import UtteranceResult
 from dubkit.types import Cue, Usage
-from dubkit.voices import AUTO, Casting
 
 #: ``progress(stage, done, total)``: stages "segment", "speakers", "translate", "mix".
 Progress = Callable[[str, int, int], None]
@@ -65,8 +65,9 @@ class Outputs:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What a run produced: its files, its timeline (one :class:`~dubkit.timeline.Entry` per
-    utterance: translation, speaker, placement, status) and its subtitle cues.
+    """What a run produced: its files, its timeline (one
+    :class:`~dubkit.pipeline.timeline.Entry` per utterance: translation, speaker, placement,
+    status) and its subtitle cues.
 
     After :func:`~dubkit.pipeline.dub`, each translation's speech lives in the dubbed file (and
     the cache), not here: ``results[i].translation.audio`` is empty, so a long video's result

@@ -5,7 +5,7 @@ The pipeline is split in two so that the timing logic can be tested on its own:
 * an edge (:class:`Segmenter`) that cuts the audio into frames, asks webrtcvad
   whether each frame is speech, measures each frame's energy, and has Silero VAD
   confirm the frames webrtcvad proposed (:class:`SileroConfirm`);
-* a pure core in :mod:`dubkit.spans` (:class:`SpanTracker`, :func:`split_span`,
+* a pure core in :mod:`dubkit.segment.spans` (:class:`SpanTracker`, :func:`split_span`,
   :func:`choose_cut`, re-exported here)
   that turns per-frame decisions into utterances: hysteresis smoothing ->
   merging across short pauses -> padding -> dropping blips -> splitting
@@ -31,7 +31,7 @@ import numpy as np
 import webrtcvad
 
 from dubkit.errors import InputError
-from dubkit.spans import (
+from dubkit.segment.spans import (
     MAX_REQUEST_MS,
     FrameGate,
     SegmentOptions,

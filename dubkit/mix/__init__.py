@@ -11,9 +11,9 @@ overlap the current block in memory, whatever the media's length.
   clips closer than two ramps keep the original ducked in between. Far from any
   clip the original passes untouched, bit for bit.
 * ``"replace"`` mode drops the original (it is not even read).
-* The clips (mono) are scaled by ``dub_gain_db`` (see :mod:`dubkit.loudness`)
+* The clips (mono) are scaled by ``dub_gain_db`` (see :mod:`dubkit.mix.loudness`)
   and added to every channel of a mono or stereo mix; in a surround layout, to the
-  centre channel (see :class:`dubkit.channels.ChannelLayout`). Ducking applies to
+  centre channel (see :class:`dubkit.media.channels.ChannelLayout`). Ducking applies to
   every channel.
 * Everything goes through a :class:`TruePeakLimiter` (ceiling
   ``true_peak_dbtp``), which leaves a signal already under the ceiling unchanged.
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dubkit.channels import ChannelLayout
 from dubkit.errors import ConfigError, InputError
+from dubkit.media.channels import ChannelLayout
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dubkit import __version__
-from dubkit.envelope import Envelope
 from dubkit.files import write_text_atomic
-from dubkit.pacing import audio_tokens
-from dubkit.translator import Job
+from dubkit.review.envelope import Envelope
+from dubkit.translate.pacing import audio_tokens
+from dubkit.translate.protocol import Job
 from dubkit.types import Cue, MediaInfo
 
 if TYPE_CHECKING:
-    from dubkit.options import Options, Result
+    from dubkit.pipeline.options import Options, Result
 
 SCHEMA = 1
 

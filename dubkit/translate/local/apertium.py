@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dubkit.errors import ConfigError
 from dubkit.languages import LANGUAGES, Language
-from dubkit.local._run import run
+from dubkit.tools import run_for_utterance
 
 #: Where Debian's ``apertium`` keeps its modes when the program is not found.
 DEFAULT_MODES_DIR = Path("/usr/share/apertium/modes")
@@ -122,7 +122,7 @@ class Apertium:
         """``text`` translated through ``mode``; blank text comes back blank without a run."""
         if not text.strip():
             return ""
-        out = run(self.command(mode), text.encode("utf-8"))
+        out = run_for_utterance(self.command(mode), text.encode("utf-8"))
         return " ".join(out.decode("utf-8", "replace").split())
 
     def fingerprint(self, mode: str) -> str:

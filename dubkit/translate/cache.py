@@ -21,7 +21,7 @@ import numpy as np
 
 from dubkit.errors import OutputError
 from dubkit.files import write_bytes_atomic
-from dubkit.translator import Job
+from dubkit.translate.protocol import Job
 from dubkit.types import Translation, Usage
 
 log = logging.getLogger(__name__)

@@ -21,23 +21,25 @@ from typing import overload
 import numpy as np
 
 from dubkit import media, mux
-from dubkit.envelope import EnvelopeBuilder
 from dubkit.errors import ConfigError
 from dubkit.files import check_writable_dir
 from dubkit.languages import Language, resolve, resolve_dub_target, resolve_voice
-from dubkit.loudness import dub_gain, loudness_head
+from dubkit.media.scratch import FileAudio
 from dubkit.mix import MixOptions, PlacedClip, mix
-from dubkit.options import Options, Progress, Result
-from dubkit.outputs import checked_outputs, shares_media
+from dubkit.mix.loudness import dub_gain, loudness_head
+from dubkit.pipeline.options import Options, Progress, Result
+from dubkit.pipeline.outputs import checked_outputs, shares_media
+from dubkit.pipeline.timeline import Entry, Fitted, place_in_order
+from dubkit.review.envelope import EnvelopeBuilder
 from dubkit.segment import Segmenter, SegmentOptions
-from dubkit.speakers import SpeakerInfo, SpeakerProcess, find_speakers
+from dubkit.speakers import SpeakerInfo, find_speakers
+from dubkit.speakers.process import SpeakerProcess
+from dubkit.speakers.voices import VoiceChoice, cast, check_choice
 from dubkit.subtitles import SubtitleOptions, SubtitleSource, layout, write_srt, write_vtt
-from dubkit.timeline import Entry, Fitted, place_in_order
 from dubkit.translate import Stream, UtteranceResult, translate_languages
-from dubkit.translator import Job, Translator
+from dubkit.translate.clips import ClipStore
+from dubkit.translate.protocol import Job, Translator
 from dubkit.types import VAD_RATE, Cue, MediaInfo, StreamInfo, Utterance
-from dubkit.voices import VoiceChoice, cast, check_choice
-from dubkit.workspace import ClipStore, FileAudio
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +160,7 @@ def _translate(
 ) -> tuple[Generator[list[UtteranceResult], None, None], list[Stream]]:
     """Each language's results (``jobs[k][i]``: utterance ``i`` into language ``k``), in
     timeline order, as they arrive; close the first stream returned to cancel them all."""
-    from dubkit.cache import TranslationCache
+    from dubkit.translate.cache import TranslationCache
 
     cache = TranslationCache(opts.cache_dir) if opts.cache_dir is not None else None
 
@@ -243,7 +245,7 @@ def subtitle(
     >>> Options(target="es").formats
     ('srt',)
     """
-    from dubkit.manifest import write_manifests
+    from dubkit.pipeline.manifest import write_manifests
 
     path = Path(input)
     info, track, planned = _prepare(path, options, translator, targets, dubbing=False)
@@ -312,7 +314,7 @@ def dub(
 
     >>> import tempfile, dubkit
     >>> from dubkit.emulator import Emulator, EmulatorConfig
-    >>> from dubkit.cloud import CloudConfig, CloudTranslator
+    >>> from dubkit.translate.cloud import CloudConfig, CloudTranslator
     >>> talk = Path(dubkit.__file__).parent.parent / "fixtures" / "speech.wav"
     >>> with Emulator(EmulatorConfig()) as emu, tempfile.TemporaryDirectory() as out:
     ...     engine = CloudTranslator(CloudConfig(api_key="sk-any", base_url=emu.base_url))
@@ -320,7 +322,7 @@ def dub(
     ...     print(result.outputs.media.name, result.outputs.subtitles[0].name, len(result.failed))
     speech.es.wav speech.es.srt 0
     """
-    from dubkit.manifest import write_manifests
+    from dubkit.pipeline.manifest import write_manifests
     from dubkit.review import write_review
 
     path = Path(input)
@@ -427,7 +429,7 @@ def _fitted(
     options: Options,
 ) -> tuple[Iterator[Fitted], float]:
     """One language's timeline, fitted as its translations arrive, and the dub's gain, set
-    from its first minutes of speech (see :func:`~dubkit.loudness.loudness_head`)."""
+    from its first minutes of speech (see :func:`~dubkit.mix.loudness.loudness_head`)."""
     budget = options.mix.loudness_ms
     fitted = place_in_order(
         lane, utterances, who, store, info.duration_ms, src.fmt.rate, options.fit, budget

@@ -35,8 +35,8 @@ from dubkit.fit import (
 from dubkit.mix import PlacedClip
 from dubkit.speakers import SpeakerInfo
 from dubkit.translate import UtteranceResult
+from dubkit.translate.clips import ClipStore
 from dubkit.types import SERVICE_RATE, Translation, Usage, Utterance
-from dubkit.workspace import ClipStore
 
 #: What became of an utterance: translated, translated to nothing (music, a cough), failed.
 STATUSES = ("ok", "empty", "failed")

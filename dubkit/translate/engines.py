@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-from dubkit.config import Environment
 from dubkit.errors import ConfigError
-from dubkit.translator import Translator
+from dubkit.translate.config import Environment
+from dubkit.translate.protocol import Translator
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,11 @@ def make_translator(options: EngineOptions, env: Environment | None = None) -> T
     """A ready translator for ``options`` (explicit values, then the environment, then defaults)."""
     env = env if env is not None else Environment.read()
     if choose_engine(options, env) == "local":
-        from dubkit.local import LocalTranslator
+        from dubkit.translate.local import LocalTranslator
 
         return LocalTranslator()
-    from dubkit.cloud import CloudConfig, CloudTranslator
-    from dubkit.pacing import RateLimiter
+    from dubkit.translate.cloud import CloudConfig, CloudTranslator
+    from dubkit.translate.pacing import RateLimiter
 
     key = options.api_key or env.api_key
     if not key:

@@ -17,9 +17,9 @@ from functools import cache
 
 import numpy as np
 
-from dubkit.errors import ConfigError
+from dubkit.errors import ConfigError, LocalToolError
 from dubkit.fit import resample
-from dubkit.local._run import LocalToolError, run
+from dubkit.tools import run_for_utterance
 from dubkit.types import SERVICE_RATE
 
 #: eSpeak NG voice for each service language.
@@ -119,20 +119,20 @@ class Espeak:
         if not text.strip():
             return np.zeros(0, dtype=np.int16)
         command = self.command(voice)
-        samples, rate = parse_wav(run(command, text.encode("utf-8")), command)
+        samples, rate = parse_wav(run_for_utterance(command, text.encode("utf-8")), command)
         return to_pcm16(samples, rate)
 
 
 @cache
 def _version(program: str) -> str:
-    out = run([program, "--version"], b"")
+    out = run_for_utterance([program, "--version"], b"")
     m = _VERSION.search(out)
     return m.group(1).decode() if m else "unknown"
 
 
 @cache
 def _voices(program: str) -> frozenset[str]:
-    out = run([program, "--voices"], b"").decode("utf-8", "replace")
+    out = run_for_utterance([program, "--voices"], b"").decode("utf-8", "replace")
     names: set[str] = set()
     for line in out.splitlines()[1:]:
         fields = line.split()
@@ -143,6 +143,6 @@ def _voices(program: str) -> frozenset[str]:
 
 @cache
 def _variants(program: str) -> frozenset[str]:
-    out = run([program, "--voices=variant"], b"").decode("utf-8", "replace")
+    out = run_for_utterance([program, "--voices=variant"], b"").decode("utf-8", "replace")
     rows = (line.split() for line in out.splitlines()[1:])
     return frozenset(f[4].rsplit("/", 1)[-1] for f in rows if len(f) >= 5)

@@ -63,7 +63,7 @@ def page_data(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def review_html(manifest: dict[str, Any]) -> str:
     """The review page for ``manifest``, as one HTML string."""
-    template = resources.files("dubkit").joinpath("review.html").read_text(encoding="utf-8")
+    template = resources.files("dubkit.review").joinpath("page.html").read_text(encoding="utf-8")
     payload = json.dumps(page_data(manifest), ensure_ascii=False, separators=(",", ":"))
     payload = payload.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
     before, marker, after = template.partition(MARKER)

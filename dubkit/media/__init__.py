@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import queue
-import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,9 +21,10 @@ from typing import Any
 import av
 import numpy as np
 
-from dubkit.channels import ChannelLayout
-from dubkit.errors import ConfigError, InputError, MediaToolError, OutputError
+from dubkit import tools
+from dubkit.errors import ConfigError, InputError, OutputError
 from dubkit.languages import resolve
+from dubkit.media.channels import ChannelLayout
 from dubkit.types import MediaInfo, StreamInfo
 
 log = logging.getLogger(__name__)
@@ -436,12 +436,6 @@ def extract_clip(
 
 
 def run_ffmpeg(cmd: list[str], failure: str, path: str | Path) -> bytes:
-    """Run ffmpeg to the end; its stdout. A non-zero status raises :class:`MediaToolError`
-    (``failure``, then ffmpeg's last line; the command and the tail of its stderr attached)."""
-    log.debug("running %s", cmd)
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    if proc.returncode != 0:
-        tail = proc.stderr[-2000:].decode("utf-8", "replace").strip()
-        last = tail.splitlines()[-1] if tail else "no message"
-        raise MediaToolError(f"{failure} ({last})", path=path, command=cmd, stderr_tail=tail)
-    return proc.stdout
+    """Run ffmpeg to the end; its stdout. A non-zero status raises
+    :class:`~dubkit.errors.MediaToolError` (see :func:`dubkit.tools.failure`)."""
+    return tools.run(cmd, failure, path=path)

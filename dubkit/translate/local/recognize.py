@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from dubkit.errors import ConfigError, InputError
-from dubkit.local._run import LocalToolError
+from dubkit.errors import ConfigError, InputError, LocalToolError
 from dubkit.types import VAD_RATE
 
 log = logging.getLogger(__name__)

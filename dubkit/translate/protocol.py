@@ -1,7 +1,7 @@
 """The ``Translator`` interface: one utterance's audio in, a ``Translation`` out.
 
-Two implementations: :class:`dubkit.cloud.CloudTranslator` (qwen3-livetranslate-flash)
-and :class:`dubkit.local.LocalTranslator` (offline cascade).
+Two implementations: :class:`dubkit.translate.cloud.CloudTranslator` (qwen3-livetranslate-flash)
+and :class:`dubkit.translate.local.LocalTranslator` (offline cascade).
 """
 
 from __future__ import annotations

@@ -29,12 +29,12 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from dubkit.cache import TranslationCache
 from dubkit.errors import AuthError, ConfigError, ServiceError, TooLargeError, TruncatedError
-from dubkit.pacing import attempt_scope
-from dubkit.translator import Job, Translator
+from dubkit.translate.cache import TranslationCache
+from dubkit.translate.clips import ClipRef, ClipStore
+from dubkit.translate.pacing import attempt_scope
+from dubkit.translate.protocol import Job, Translator
 from dubkit.types import VAD_RATE, Translation, Utterance
-from dubkit.workspace import ClipRef, ClipStore
 
 log = logging.getLogger(__name__)
 

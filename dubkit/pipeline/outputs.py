@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dubkit import media, mux
 from dubkit.files import check_writable_dir
-from dubkit.options import Options, Outputs
+from dubkit.pipeline.options import Options, Outputs
 from dubkit.types import MediaInfo
 
 log = logging.getLogger(__name__)

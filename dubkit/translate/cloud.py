@@ -38,8 +38,8 @@ import openai
 
 from dubkit.errors import AuthError, ConfigError, ServiceError, TooLargeError, TruncatedError
 from dubkit.languages import FALLBACK_VOICES
-from dubkit.pacing import RateLimiter, backoff_delay, count_attempt, estimate_tokens
-from dubkit.translator import Job
+from dubkit.translate.pacing import RateLimiter, backoff_delay, count_attempt, estimate_tokens
+from dubkit.translate.protocol import Job
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation, Usage
 
 log = logging.getLogger(__name__)
@@ -360,7 +360,7 @@ async def _next_chunk(iterator: Any) -> Any:
 
 
 class CloudTranslator:
-    """The :class:`~dubkit.translator.Translator` of qwen3-livetranslate-flash.
+    """The :class:`~dubkit.translate.protocol.Translator` of qwen3-livetranslate-flash.
 
     Safe for concurrent use within one event loop; ``limiter`` is shared by all its
     requests (one is made from the service's documented quotas if not given).
