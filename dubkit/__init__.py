@@ -41,6 +41,7 @@ _EXPORTS = {
     "CloudConfig": "dubkit.translate.cloud",
     "LocalTranslator": "dubkit.translate.local",
     "make_translator": "dubkit.translate.engines",
+    "EngineOptions": "dubkit.translate.engines",
     # data types
     "Utterance": "dubkit.types",
     "Translation": "dubkit.types",

@@ -9,7 +9,9 @@ import pytest
 
 MODULES = [
     "dubkit",
-    "dubkit.pipeline",
+    "dubkit.pipeline.dubbing",
+    "dubkit.pipeline.subtitling",
+    "dubkit.tools",
     "dubkit.segment",
     "dubkit.subtitles",
     "dubkit.emulator",

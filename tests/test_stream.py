@@ -128,14 +128,14 @@ def test_translate_in_order_yields_in_timeline_order_and_stops_cleanly(slow: Emu
 def test_the_mix_hands_freed_memory_back_once_a_minute_of_media(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import dubkit.pipeline as pipeline
+    import dubkit.pipeline.dubbing as dubbing
 
     calls: list[int] = []
-    monkeypatch.setattr(pipeline, "_release_free_memory", lambda: calls.append(1))
+    monkeypatch.setattr(dubbing, "_release_free_memory", lambda: calls.append(1))
     rate = 1000
     blocks = (np.zeros((2, 7 * rate), np.float32) for _ in range(22))  # 154 s of media
     seen = []
-    out = pipeline._counted(blocks, rate, 154_000, lambda *a: seen.append(a))
+    out = dubbing._counted(blocks, rate, 154_000, lambda *a: seen.append(a))
     assert sum(b.shape[1] for b in out) == 154 * rate
     assert len(calls) == 2 and seen[-1] == ("mix", 154_000, 154_000)
-    assert pipeline._malloc_trim() is not None  # this machine's glibc has it
+    assert dubbing._malloc_trim() is not None  # this machine's glibc has it

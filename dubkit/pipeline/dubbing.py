@@ -1,0 +1,411 @@
+"""The dub (:func:`dub`): speakers cast, clips fitted as they arrive, mixed over the
+original, encoded and muxed with the video copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import itertools
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import overload
+
+import numpy as np
+
+from dubkit import media, mux
+from dubkit.languages import Language, resolve
+from dubkit.media.scratch import FileAudio
+from dubkit.mix import MixOptions, PlacedClip, mix
+from dubkit.mix.loudness import dub_gain, loudness_head
+from dubkit.pipeline.options import Options, Outputs, Progress, Result
+from dubkit.pipeline.outputs import checked_outputs, shares_media
+from dubkit.pipeline.prepare import analyze, prepare, start_translations
+from dubkit.pipeline.subtitling import cues_of, write_subtitles
+from dubkit.pipeline.timeline import Entry, Fitted, place_in_order
+from dubkit.review.envelope import EnvelopeBuilder
+from dubkit.speakers import SpeakerInfo, Speakers, find_speakers
+from dubkit.speakers.process import SpeakerProcess
+from dubkit.speakers.voices import Casting, VoiceChoice, cast, check_choice
+from dubkit.translate import Stream
+from dubkit.translate.clips import ClipStore
+from dubkit.translate.protocol import Job, Translator
+from dubkit.types import VAD_RATE, Cue, MediaInfo, StreamInfo, Utterance
+
+
+@overload
+def dub(
+    input: str | Path,
+    options: Options,
+    translator: Translator,
+    *,
+    targets: None = None,
+    progress: Progress | None = None,
+) -> Result: ...
+@overload
+def dub(
+    input: str | Path,
+    options: Options,
+    translator: Translator,
+    *,
+    targets: Sequence[str],
+    subtitle_only: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> tuple[Result, ...]: ...
+def dub(
+    input: str | Path,
+    options: Options,
+    translator: Translator,
+    *,
+    targets: Sequence[str] | None = None,
+    subtitle_only: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> Result | tuple[Result, ...]:
+    """Dub ``input`` into ``options.target``: dubbed media, subtitles, manifest, review page.
+
+    The outputs go beside the input (or in ``options.out_dir``); the input is never
+    modified. Utterances that still fail after every retry are left in the original
+    language and listed in ``Result.failed``; rerunning with the same cache fills them in.
+
+    ``targets`` (instead of ``options.target``) dubs into several languages in one run: one
+    segmentation and speaker analysis, every language's requests through the translator's
+    one rate limiter, and one output ``<stem>.dub.<ext>`` holding a dubbed track per
+    language (the first the default, the original last) with a subtitle track each; an
+    audio-only input gets one file per language. ``subtitle_only`` languages (text-only ones
+    such as Thai included) are translated as text in the same run and get their subtitle
+    track and sidecars, but no dubbed track. Returns one :class:`Result` per language, the
+    dubbed ones first.
+
+    >>> import tempfile, dubkit
+    >>> from dubkit.emulator import Emulator, EmulatorConfig
+    >>> from dubkit.translate.cloud import CloudConfig, CloudTranslator
+    >>> talk = Path(dubkit.__file__).parent.parent / "fixtures" / "speech.wav"
+    >>> with Emulator(EmulatorConfig()) as emu, tempfile.TemporaryDirectory() as out:
+    ...     engine = CloudTranslator(CloudConfig(api_key="sk-any", base_url=emu.base_url))
+    ...     result = dubkit.dub(talk, Options(target="es", out_dir=Path(out)), engine)
+    ...     print(result.outputs.media.name, result.outputs.subtitles[0].name, len(result.failed))
+    speech.es.wav speech.es.srt 0
+    """
+    from dubkit.pipeline.manifest import write_manifests
+    from dubkit.review import write_review
+
+    path = Path(input)
+    info, track, planned = prepare(
+        path, options, translator, targets, dubbing=True, subtitle_only=subtitle_only
+    )
+    lanes, into = _lanes(path, info, track, planned, len(subtitle_only), options, translator.name)
+    src = media.AudioSource(path, track.index, media.audio_format(info, track))
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
+        speakers = _start_speakers(stack)  # starts while we segment
+        wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
+        audio, utterances = analyze(
+            path, options.segment, work, progress, info.duration_ms, wave, track.index
+        )
+        measured = functools.partial(progress, "speakers") if progress else None
+        found = (
+            speakers.find(audio.path, utterances, measured, path)
+            if speakers is not None
+            else find_speakers(audio, utterances, measured)
+        )
+        choice = VoiceChoice(options.voice, options.voices)
+        lanes = [lane.cast(found, choice) for lane in lanes]
+        jobs = [lane.jobs(found.utterances) for lane in lanes]
+        store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
+        stream, results = start_translations(
+            path, translator, audio, utterances, jobs, options, progress, store
+        )
+        stack.enter_context(contextlib.closing(stream))
+        timelines, cues = _render(
+            lanes, into, results, utterances, found.utterances, store, audio, src, info,
+            options, work, progress,
+        )  # fmt: skip
+    out = [
+        lane.result(path, translator.name, timeline, lane_cues, info, options)
+        for lane, timeline, lane_cues in zip(lanes, timelines, cues, strict=True)
+    ]
+    datas = write_manifests(
+        out, info, options, [lane.job for lane in lanes], envelope=wave.finish()
+    )
+    for r, data in zip(out, datas, strict=True):
+        if r.outputs.review is not None:
+            write_review(r.outputs.review, data)
+    return tuple(out) if targets is not None or subtitle_only else out[0]
+
+
+def _start_speakers(stack: contextlib.ExitStack) -> SpeakerProcess | None:
+    """The speaker analysis's child process, started now so that its imports overlap the
+    segmentation; None where no interpreter can be started (an embedded Python): the
+    speakers are then measured in this process."""
+    try:
+        return stack.enter_context(SpeakerProcess())
+    except OSError:
+        return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lane:
+    """One language of a dub, carried through it: what it asks for, where it goes, and
+    (once the speakers are known) who speaks in which voice. A lane that is not
+    ``dubbed`` is translated as text only (subtitles)."""
+
+    target: Language
+    job: Job
+    outputs: Outputs
+    plan: mux.MuxPlan
+    dubbed: bool
+    casting: Casting | None = None
+
+    def cast(self, speakers: Speakers, choice: VoiceChoice) -> Lane:
+        """This lane with a voice for each of ``speakers`` (when it is dubbed)."""
+        if not self.dubbed:
+            return self
+        casting = cast(speakers, self.target, check_choice(choice, self.target))
+        return dataclasses.replace(self, casting=casting)
+
+    def jobs(self, who: Sequence[SpeakerInfo]) -> list[Job]:
+        """One request per utterance of ``who``: in its speaker's voice, when dubbed."""
+        if self.casting is None:
+            return [self.job] * len(who)
+        casting = self.casting
+        return [dataclasses.replace(self.job, voice=casting.voice_of(w.speaker)) for w in who]
+
+    def result(
+        self,
+        path: Path,
+        engine: str,
+        timeline: Sequence[Entry],
+        cues: Sequence[Cue],
+        info: MediaInfo,
+        options: Options,
+    ) -> Result:
+        """The lane's :class:`Result`, its sidecars written; the casting as heard (the
+        voices the engine used where it had to use another)."""
+        write_subtitles(
+            cues, self.outputs.subtitles, self.target.code, info.duration_ms, options.subtitles
+        )
+        casting = self.casting
+        if casting is not None:
+            heard = [e.translation.voice if e.translation else None for e in timeline]
+            casting = casting.as_heard([e.speaker.speaker for e in timeline if e.speaker], heard)
+        return Result(
+            path, self.target, engine, self.outputs, tuple(timeline), tuple(cues), casting
+        )
+
+
+def _lanes(
+    path: Path,
+    info: MediaInfo,
+    track: StreamInfo,
+    planned: Sequence[tuple[Language, Job]],
+    text_only: int,
+    options: Options,
+    engine: str,
+) -> tuple[list[Lane], list[Path]]:
+    """Every language's lane, its outputs checked before any work (the first
+    ``len(planned) - text_only`` are dubbed), and the media files the dubs go into: one
+    per dubbed language, or one for them all (see :func:`shares_media`)."""
+    langs = [lang.code for lang, _ in planned]
+    dubbed = len(planned) - text_only
+    shared = shares_media(path, info, options, langs)
+    outputs = checked_outputs(
+        path, langs, options, with_media=True, shared=shared, text_only=text_only
+    )
+    fmt = media.audio_format(info, track)
+    source = planned[0][1].source
+    original = resolve(source).iso639_2 if source else "und"
+    lanes = [
+        Lane(target, job, outs, mux.MuxPlan(
+            fmt.rate, fmt.channels, target.iso639_2,
+            f"{target.name} {'dub' if k < dubbed else 'subtitles'} (dubkit {engine})",
+            original_language=original, subtitle_language=target.iso639_2,
+            keep_original=options.keep_original, track=track.index, layout=fmt.layout,
+        ), k < dubbed)
+        for k, ((target, job), outs) in enumerate(zip(planned, outputs, strict=True))
+    ]  # fmt: skip
+    into = [o.media for o in outputs[: 1 if shared else dubbed] if o.media is not None]
+    return lanes, into
+
+
+def _render(
+    lanes: Sequence[Lane],
+    into: Sequence[Path],
+    results: Sequence[Stream],
+    utterances: Sequence[Utterance],
+    who: Sequence[SpeakerInfo],
+    store: ClipStore,
+    audio: FileAudio,
+    src: media.AudioSource,
+    info: MediaInfo,
+    options: Options,
+    work: Path,
+    progress: Progress | None,
+) -> tuple[list[list[Entry]], list[list[Cue]]]:
+    """Each lane's timeline and cues: the dubbed ones fitted, mixed and encoded as their
+    translations arrive (and muxed with the video, with every lane's subtitles), the
+    text-only ones as they come."""
+    dubbed = [k for k, lane in enumerate(lanes) if lane.dubbed]
+    fitted = [
+        _fitted(results[k], utterances, who, store, audio, src, info, options) for k in dubbed
+    ]
+    timelines, encoded = _mix_and_encode(
+        [f for f, _ in fitted], src, [g for _, g in fitted], options.mix, info,
+        [lanes[k].plan for k in dubbed], into, work, progress,
+    )  # fmt: skip
+    timelines += [
+        [Entry(r) for rs in results[k] for r in rs]
+        for k, lane in enumerate(lanes)
+        if not lane.dubbed
+    ]
+    cues = [
+        cues_of(t, lane.target.code, info.duration_ms, options.subtitles)
+        for lane, t in zip(lanes, timelines, strict=True)
+    ]
+    if encoded:  # a video: mux the copied streams, the dubs and their cues
+        plan = _with_subtitles(lanes, cues, info.duration_ms, options, work)
+        mux.mux_file(info.path, info, plan, encoded, into[0])
+    return timelines, cues
+
+
+def _fitted(
+    lane: Stream,
+    utterances: Sequence[Utterance],
+    who: Sequence[SpeakerInfo],
+    store: ClipStore,
+    audio: FileAudio,
+    src: media.AudioSource,
+    info: MediaInfo,
+    options: Options,
+) -> tuple[Iterator[Fitted], float]:
+    """One language's timeline, fitted as its translations arrive, and the dub's gain, set
+    from its first minutes of speech (see :func:`~dubkit.mix.loudness.loudness_head`)."""
+    budget = options.mix.loudness_ms
+    fitted = place_in_order(
+        lane, utterances, who, store, info.duration_ms, src.fmt.rate, options.fit, budget
+    )
+    head, sample = loudness_head(fitted, budget)
+    gain = dub_gain(audio, utterances, sample, src, budget) if options.mix.match_loudness else 0.0
+    return itertools.chain(head, fitted), gain
+
+
+def _with_subtitles(
+    lanes: Sequence[Lane],
+    cues: Sequence[Sequence[Cue]],
+    duration_ms: int,
+    options: Options,
+    work: Path,
+) -> mux.MuxPlan:
+    """One plan for every lane's track (with audio where it is dubbed), each with its cues
+    as an SRT file in ``work``."""
+    tracks = []
+    for lane, lane_cues in zip(lanes, cues, strict=True):
+        lang = lane.target.code
+        srt = work / f"subs.{lang}.srt"
+        write_subtitles(lane_cues, [srt], lang, duration_ms, options.subtitles)
+        track = dataclasses.replace(lane.plan.dubs[0], subtitles=srt if lane_cues else None)
+        tracks.append(dataclasses.replace(track, audio=lane.dubbed))
+    first = tracks[0]
+    return dataclasses.replace(lanes[0].plan, subtitles=first.subtitles, more=tuple(tracks[1:]))
+
+
+def _mix_and_encode(
+    entries: Sequence[Iterator[Fitted]],
+    src: media.AudioSource,
+    gains: Sequence[float],
+    options: MixOptions,
+    info: MediaInfo,
+    plans: Sequence[mux.MuxPlan],
+    outputs: Sequence[Path],
+    work: Path,
+    progress: Progress | None,
+) -> tuple[list[list[Entry]], list[Path]]:
+    """Mix each language's clips over the original as they arrive and encode each mix as it
+    comes: the original is decoded once, and the languages' mixes advance in step over it.
+
+    ``outputs``: one file per language, written whole (audio), or one video output: then
+    each language's dub is encoded alone into ``work`` and the paths are returned, since the
+    subtitles are known only once every translation is in. Returns each language's
+    entries, in timeline order, and the encoded dubs (none for audio outputs).
+    """
+    timelines: list[list[Entry]] = [[] for _ in entries]
+
+    def clips(k: int) -> Iterator[PlacedClip]:  # taken by the mix as it reaches them
+        for f in entries[k]:
+            timelines[k].append(f.entry)
+            if f.placed is not None:
+                yield f.placed
+
+    fmt, total = src.fmt, round(info.duration_ms * src.fmt.rate / 1000)
+    originals = itertools.tee(src.blocks(), len(entries)) if len(entries) > 1 else [src.blocks()]
+    mixes = [
+        mix(o, fmt.rate, fmt.channels, clips(k), total, options, gains[k], src.layout)
+        for k, o in enumerate(originals)
+    ]
+    first = outputs[0]
+    encoded: list[Path] = []
+    if info.has_video and mux.output_kind(first) == "video":
+        name = Path(mux.encoded_name(first.suffix))
+        encoded = [work / f"{name.stem}.{k}{name.suffix}" for k in range(len(plans))]
+        writers = [
+            mux.Muxer(info.path, info, p, e, encode_for=first.suffix)
+            for p, e in zip(plans, encoded, strict=True)
+        ]
+    else:
+        writers = [
+            mux.Muxer(info.path, info, p, o) for p, o in zip(plans, outputs, strict=True)
+        ]
+    with contextlib.ExitStack() as stack:
+        muxers = [stack.enter_context(w) for w in writers]
+        blocks = [_counted(mixes[0], fmt.rate, info.duration_ms, progress), *mixes[1:]]
+        live = list(zip(blocks, muxers, strict=True))
+        while live:  # in step: the original's decoded blocks are held only briefly
+            for pair in list(live):
+                block = next(pair[0], None)
+                if block is None:
+                    live.remove(pair)
+                else:
+                    pair[1].write(block)
+    for k, f in enumerate(entries):  # after the last clip: failed or empty ones
+        timelines[k].extend(x.entry for x in f)
+    return timelines, encoded
+
+
+def _counted(
+    blocks: Iterator[np.ndarray], rate: int, duration_ms: int, progress: Progress | None
+) -> Iterator[np.ndarray]:
+    """Pass the mix through, reporting progress in milliseconds of media, and handing the
+    heap's free pages back every minute of media (see :func:`_release_free_memory`)."""
+    done = released = 0
+    for b in blocks:
+        done += b.shape[-1]
+        if progress:
+            progress("mix", min(done * 1000 // rate, duration_ms), duration_ms)
+        if done - released >= 60 * rate:
+            _release_free_memory()
+            released = done
+        yield b
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    except OSError:
+        return None
+    return getattr(libc, "malloc_trim", None)  # glibc only
+
+
+def _release_free_memory() -> None:
+    """Give the memory already freed back to the system (glibc's ``malloc_trim``; nothing
+    elsewhere). While the mix runs, the answers' parsing, the clips' stretching and the
+    decoding free as much as they take, but in pieces that glibc's arenas keep: the resident
+    size of a 2-hour dub crept up by some 60 MB over the mix without it. A call takes a few
+    milliseconds, once a minute of media."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
