@@ -6,15 +6,16 @@ holds no copy of the audio (pyloudnorm, used before, made four float64 copies of
 70 MB for two minutes of speech at the moment the mix was about to start). A surround
 original is measured over its whole layout by :func:`dubkit.media.channels.layout_loudness`.
 The dub's side is its first ``MixOptions.loudness_ms`` of speech, so that a streamed mix can
-start before the last translation arrives (:func:`loudness_head`); the original's is the
-same amount spread over the whole file.
+start before the last translation arrives (see
+:func:`dubkit.pipeline.timeline.loudness_head`); the original's is the same amount spread
+over the whole file.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +27,6 @@ from dubkit.types import SERVICE_RATE, VAD_RATE, Utterance
 if TYPE_CHECKING:
     from dubkit.media import AudioSource
     from dubkit.media.scratch import FileAudio
-    from dubkit.pipeline.timeline import Fitted
 
 log = logging.getLogger(__name__)
 
@@ -141,27 +141,6 @@ def _clamped(lo: float | None, ld: float | None) -> float:
     if abs(gain) > MAX_GAIN_DB:
         log.warning("loudness gain %.1f dB clamped to ±%.0f dB", gain, MAX_GAIN_DB)
     return float(np.clip(gain, -MAX_GAIN_DB, MAX_GAIN_DB))
-
-
-def loudness_head(
-    fitted: Iterator[Fitted], loudness_ms: int
-) -> tuple[list[Fitted], np.ndarray]:
-    """The first results, up to ``loudness_ms`` of dubbed speech, and that speech.
-
-    The dub's gain is set from them before the mix starts, so that it never waits for the
-    last translation: the service speaks every clip at one level, so its first two minutes
-    (or all of it, when shorter) stand for the whole.
-    """
-    head: list[Fitted] = []
-    speech: list[np.ndarray] = []
-    need = loudness_ms * SERVICE_RATE // 1000
-    for f in fitted:
-        head.append(f.without_speech())
-        speech.append(f.voiced)
-        need -= len(f.voiced)
-        if need <= 0:
-            break
-    return head, np.concatenate(speech) if speech else np.zeros(0, np.float32)
 
 
 def dub_gain(

@@ -19,12 +19,12 @@ from dubkit import media, mux
 from dubkit.languages import Language, resolve
 from dubkit.media.scratch import FileAudio
 from dubkit.mix import MixOptions, PlacedClip, mix
-from dubkit.mix.loudness import dub_gain, loudness_head
+from dubkit.mix.loudness import dub_gain
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs, shares_media
 from dubkit.pipeline.prepare import analyze, prepare, start_translations
 from dubkit.pipeline.subtitling import cues_of, write_subtitles
-from dubkit.pipeline.timeline import Entry, Fitted, place_in_order
+from dubkit.pipeline.timeline import Entry, Fitted, loudness_head, place_in_order
 from dubkit.review.envelope import EnvelopeBuilder
 from dubkit.speakers import SpeakerInfo, Speakers, find_speakers
 from dubkit.speakers.process import SpeakerProcess
@@ -280,7 +280,7 @@ def _fitted(
     options: Options,
 ) -> tuple[Iterator[Fitted], float]:
     """One language's timeline, fitted as its translations arrive, and the dub's gain, set
-    from its first minutes of speech (see :func:`~dubkit.mix.loudness.loudness_head`)."""
+    from its first minutes of speech (see :func:`~dubkit.pipeline.timeline.loudness_head`)."""
     budget = options.mix.loudness_ms
     fitted = place_in_order(
         lane, utterances, who, store, info.duration_ms, src.fmt.rate, options.fit, budget

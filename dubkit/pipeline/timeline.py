@@ -191,3 +191,24 @@ def _placed(clip: _Clip, p: Placement, rate: int, fit: FitOptions) -> PlacedClip
         return render(clip.load(), SERVICE_RATE, clip.trim, p, rate, fit)
 
     return PlacedClip(start, length, load)
+
+
+def loudness_head(
+    fitted: Iterator[Fitted], loudness_ms: int
+) -> tuple[list[Fitted], np.ndarray]:
+    """The first results, up to ``loudness_ms`` of dubbed speech, and that speech.
+
+    The dub's gain is set from them before the mix starts, so that it never waits for the
+    last translation: the service speaks every clip at one level, so its first two minutes
+    (or all of it, when shorter) stand for the whole.
+    """
+    head: list[Fitted] = []
+    speech: list[np.ndarray] = []
+    need = loudness_ms * SERVICE_RATE // 1000
+    for f in fitted:
+        head.append(f.without_speech())
+        speech.append(f.voiced)
+        need -= len(f.voiced)
+        if need <= 0:
+            break
+    return head, np.concatenate(speech) if speech else np.zeros(0, np.float32)

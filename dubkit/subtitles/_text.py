@@ -259,10 +259,6 @@ def find_breaks(s: str, lang: str, line_w2: int) -> list[Break]:
     return breaks
 
 
-def lefts(breaks: list[Break]) -> list[int]:
-    return [b.left for b in breaks]
-
-
 def breaks_inside(breaks: list[Break], keys: list[int], start: int, end: int) -> range:
     """Indices of the breaks strictly inside ``s[start:end]``."""
     lo = bisect.bisect_right(keys, start)

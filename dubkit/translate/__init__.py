@@ -213,16 +213,14 @@ async def translate_all(
     min_split_ms: int = 1000,
     video: VideoSource | None = None,
     store: ClipStore | None = None,
-    voices: Sequence[str] | None = None,
     jobs: Sequence[Job] | None = None,
     on_result: ResultFn | None = None,
 ) -> list[UtteranceResult]:
     """Translate ``utterances`` (see the module doc); results in timeline order.
 
-    ``voices``, when given, holds one voice per utterance: each request (and its cache
-    key, and the halves of a split) uses its utterance's voice instead of ``job.voice``.
-    ``jobs``, when given instead, holds each utterance's whole job (one run's utterances
-    into several languages: see :func:`translate_languages`).
+    ``jobs``, when given, holds each utterance's whole job instead of ``job``: its voice
+    (each request, its cache key and the halves of a split use it) and its language (one
+    run's utterances into several languages: see :func:`translate_languages`).
     ``on_result(i, results)`` is called as soon as utterance ``i``'s results are known
     (in completion order, not timeline order).
 
@@ -235,13 +233,9 @@ async def translate_all(
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
-    if voices is not None and jobs is not None:
-        raise ValueError("give voices or jobs, not both")
-    if voices is not None:
-        jobs = [replace(job, voice=v) for v in voices]
     jobs = [job] * len(utterances) if jobs is None else jobs
     if len(jobs) != len(utterances):
-        raise ValueError(f"{len(jobs)} voices or jobs for {len(utterances)} utterances")
+        raise ValueError(f"{len(jobs)} jobs for {len(utterances)} utterances")
     run = _Run(
         translator, audio, job, concurrency=concurrency, cache=cache,
         max_split_depth=max_split_depth, min_split_ms=min_split_ms, video=video, store=store,
