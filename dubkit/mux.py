@@ -131,6 +131,10 @@ class MuxPlan:
     keep_original: bool = True  # keep the input track that was dubbed
     track: int | None = None  # file index of the dubbed input track (None: the default one)
     layout: str = ""  # the dub's channel layout ("" = the default one of ``channels``)
+    #: The dubbed tracks' bitrate in kb/s (None: follow the source, see :func:`dub_kbps`),
+    #: and the source track's in bits a second (None: unknown).
+    bitrate_kbps: int | None = None
+    source_bit_rate: int | None = None
     #: The dubs into further languages, after the first (one output, several dubbed tracks),
     #: and languages subtitled only (``audio=False``).
     more: tuple[DubTrack, ...] = ()
@@ -178,6 +182,33 @@ def _bitrate(c: Container, channels: int) -> str:
     return f"{c.kbps_per_channel * max(2, channels)}k"
 
 
+#: The least a dubbed track gets per channel (kb/s), however low its source's rate.
+MIN_KBPS_PER_CHANNEL = {"aac": 64, "libopus": 32}
+
+
+def dub_kbps(c: Container, channels: int, source_bit_rate: int | None) -> int:
+    """The dubbed track's bitrate in kb/s: its source track's, never above it (a dub gains
+    nothing from more bits than its source had, and the encoder's search costs far more at
+    higher rates), but at least :data:`MIN_KBPS_PER_CHANNEL` a channel and at most the
+    container's usual rate (also taken when the source's is unknown, or PCM).
+
+    >>> dub_kbps(CONTAINERS[".mp4"], 2, 128_000), dub_kbps(CONTAINERS[".mp4"], 2, 1_411_200)
+    (128, 192)
+    >>> dub_kbps(CONTAINERS[".mp4"], 1, 32_000), dub_kbps(CONTAINERS[".webm"], 2, None)
+    (64, 128)
+    """
+    ceiling = c.kbps_per_channel * max(2, channels)
+    if not source_bit_rate:
+        return ceiling
+    floor = MIN_KBPS_PER_CHANNEL.get(c.dub_encoder, 64) * max(1, channels)
+    return max(floor, min(ceiling, round(source_bit_rate / 1000)))
+
+
+def _dub_bitrate(c: Container, plan: MuxPlan) -> str:
+    """The ``-b`` of the dubbed tracks: as asked, else :func:`dub_kbps`."""
+    return f"{plan.bitrate_kbps or dub_kbps(c, plan.channels, plan.source_bit_rate)}k"
+
+
 def _title(s: StreamInfo) -> tuple[tuple[str, str], ...]:
     """The title, restated: MP4 reads it as ``name`` but writes it only from ``title``."""
     return (("title", s.title),) if s.title else ()
@@ -221,7 +252,7 @@ def stream_map(
     subtitles before the input's."""
     dubbed = plan.track if plan.track is not None else media.select_audio(info).index
     codec = ("copy",) if encoded else (
-        container.dub_encoder, "-b", _bitrate(container, plan.channels)
+        container.dub_encoder, "-b", _dub_bitrate(container, plan)
     )  # fmt: skip
     tracks = plan.dubs
     dubs = [
@@ -284,7 +315,7 @@ def encode_command(ffmpeg: str, plan: MuxPlan, output_ext: str, dest: Path) -> l
     cues are known."""
     c = CONTAINERS[output_ext.lower()]
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-y", *_pcm_input(plan)]
-    cmd += ["-map", "0:a:0", "-c:a", c.dub_encoder, "-b:a", _bitrate(c, plan.channels)]
+    cmd += ["-map", "0:a:0", "-c:a", c.dub_encoder, "-b:a", _dub_bitrate(c, plan)]
     muxer = "webm" if dest.suffix == ".webm" else "mp4"
     return [*cmd, "-f", muxer, media.local_path(dest)]
 
@@ -317,7 +348,7 @@ def mux_command(
             codec, muxer = AUDIO_ONLY_CODECS[ext], _AUDIO_ONLY_MUXERS[ext]
         else:
             c = CONTAINERS[ext]
-            codec, muxer = ["-c:a", c.dub_encoder, "-b:a", _bitrate(c, plan.channels)], c.muxer
+            codec, muxer = ["-c:a", c.dub_encoder, "-b:a", _dub_bitrate(c, plan)], c.muxer
         cmd += ["-map", "1:a:0", *codec]
         cmd += ["-map_metadata", "0", "-metadata:s:a:0", f"language={plan.dub_language}"]
         return [*cmd, "-f", muxer, media.local_path(output)]

@@ -106,6 +106,7 @@ class StreamInfo:
     layout: str | None = None  # audio channel layout, e.g. "mono", "stereo", "5.1"
     dispositions: tuple[str, ...] = ()  # e.g. ("default",), ("forced", "hearing_impaired")
     position: int = 0  # index among the streams of its kind (audio track number)
+    bit_rate: int | None = None  # bits a second, where the container or codec says
 
     @property
     def default(self) -> bool:

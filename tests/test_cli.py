@@ -82,6 +82,10 @@ def test_dub_json_summary_and_rerun_sends_nothing(tmp_path: Path, emulator: Emul
     assert Path(s["media"]) == tmp_path / "talk.es.mp4" and Path(s["media"]).exists()
     assert s["tokens"] > 0
     assert s["voices"] == {"S1": "Nofish"} and s["voices_shared"] == []  # one man reading
+    from dubkit import media
+
+    dubbed = media.probe(s["media"]).audio_tracks[0]  # the source's 49 kb/s, floored at 128
+    assert dubbed.bit_rate is not None and 110_000 < dubbed.bit_rate < 150_000
     emulator.reset_records()
     again = run_cli("dub", src, "--to", "es", "--json", env=env)
     assert again.returncode == 0 and emulator.records == []
@@ -138,6 +142,12 @@ def test_configuration_errors(args: list[str], status: int, text: str) -> None:
     r = run_cli("dub", FIX / "speech.mp4", *args)
     assert r.returncode == status and text in r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_a_bad_bitrate_is_a_usage_error() -> None:
+    r = run_cli("dub", FIX / "speech.mp4", "--to", "es", "--audio-bitrate", "fast")
+    assert r.returncode == 2 and "expected a bitrate such as 128k, got 'fast'" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_debug_shows_traceback() -> None:

@@ -12,6 +12,7 @@ MODULES = [
     "dubkit.pipeline.dubbing",
     "dubkit.pipeline.subtitling",
     "dubkit.tools",
+    "dubkit.mux",
     "dubkit.segment",
     "dubkit.subtitles",
     "dubkit.emulator",

@@ -159,3 +159,26 @@ def test_a_streamed_dub_is_encoded_alone_then_copied_in() -> None:
     assert cmd[dub + 1].startswith("-c:") and cmd[dub + 2] == "copy"
     plain = mux_command("ffmpeg", FILM.path, FILM, PLAN, Path("out.mkv"))
     assert plain[plain.index("1:a:0") + 2] == CONTAINERS[".mkv"].dub_encoder
+
+
+def test_the_dub_is_encoded_at_its_sources_bitrate() -> None:
+    """Never above the source track's rate, at least 64k a channel (32k for Opus), at most
+    the container's usual rate; ``--audio-bitrate`` overrides."""
+    import dataclasses
+
+    def dub_codec(plan: MuxPlan, ext: str) -> tuple[str, ...]:
+        return stream_map(FILM, plan, CONTAINERS[ext])[1].codec
+
+    stereo = MuxPlan(48_000, 2, "spa", "dub", track=1)
+    assert dub_codec(stereo, ".mp4") == ("aac", "-b", "192k")  # source's rate unknown
+    at = dataclasses.replace(stereo, source_bit_rate=128_000)
+    assert dub_codec(at, ".mp4") == ("aac", "-b", "128k")
+    low = dataclasses.replace(stereo, source_bit_rate=48_606)
+    assert dub_codec(low, ".mp4") == ("aac", "-b", "128k")  # the floor
+    assert dub_codec(low, ".webm") == ("libopus", "-b", "64k")
+    pcm = dataclasses.replace(stereo, source_bit_rate=1_536_000)
+    assert dub_codec(pcm, ".mkv") == ("aac", "-b", "192k")  # the ceiling
+    asked = dataclasses.replace(low, bitrate_kbps=320)
+    assert dub_codec(asked, ".mp4") == ("aac", "-b", "320k")
+    cmd = mux_command("ffmpeg", Path("in.mkv"), FILM, at, Path("out.mp4"))
+    assert cmd[cmd.index("-c:1") + 1 : cmd.index("-c:1") + 4] == ["aac", "-b:1", "128k"]

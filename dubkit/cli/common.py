@@ -35,6 +35,14 @@ def notice(args: argparse.Namespace, message: str) -> None:
         print(f"dubkit: {message}", file=sys.stderr)
 
 
+def _kbps(text: str) -> int:
+    """``"128k"`` or ``"128"`` -> 128 (kb/s), for ``--audio-bitrate``."""
+    digits = text.strip().lower().removesuffix("k")
+    if not digits.isdigit() or not 8 <= int(digits) <= 1536:
+        raise argparse.ArgumentTypeError(f"expected a bitrate such as 128k, got {text!r}")
+    return int(digits)
+
+
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument(
@@ -139,6 +147,14 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
             "--no-original", action="store_true", help="do not keep the original audio track"
         )
         g.add_argument(
+            "--audio-bitrate",
+            type=_kbps,
+            default=None,
+            metavar="KBPS",
+            help="dubbed track's bitrate in kb/s (e.g. 128k); none given: the source track's, "
+            "at least 64k a channel (32k for Opus) and at most 96k a channel (64k for Opus)",
+        )
+        g.add_argument(
             "--container",
             choices=("mp4", "mkv", "mov", "ts"),
             default=None,
@@ -219,6 +235,7 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
             "fit": FitOptions(max_ratio=args.max_speed, hard_max_ratio=max(args.max_speed, 1.5)),
             "mix": MixOptions(mode=args.mix),
             "container": args.container,
+            "audio_bitrate": args.audio_bitrate,
         }
     return Options(
         target=parse_targets(args.to)[0], source=args.source, out_dir=args.out_dir, formats=formats,

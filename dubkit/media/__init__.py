@@ -107,8 +107,9 @@ def _stream_info(s: Any, position: int) -> StreamInfo:
     }
     if s.type == "audio":
         return StreamInfo(
-            **common, sample_rate=ctx.sample_rate, channels=ctx.channels, layout=ctx.layout.name
-        )
+            **common, sample_rate=ctx.sample_rate, channels=ctx.channels, layout=ctx.layout.name,
+            bit_rate=ctx.bit_rate or None,
+        )  # fmt: skip
     if s.type == "video":
         rate = s.average_rate or s.guessed_rate
         return StreamInfo(

@@ -222,6 +222,7 @@ def _lanes(
             f"{target.name} {'dub' if k < dubbed else 'subtitles'} (dubkit {engine})",
             original_language=original, subtitle_language=target.iso639_2,
             keep_original=options.keep_original, track=track.index, layout=fmt.layout,
+            bitrate_kbps=options.audio_bitrate, source_bit_rate=track.bit_rate,
         ), k < dubbed)
         for k, ((target, job), outs) in enumerate(zip(planned, outputs, strict=True))
     ]  # fmt: skip
