@@ -257,6 +257,12 @@ async def translate_all(
         asyncio.ensure_future(task(i, u, j))
         for i, (u, j) in enumerate(zip(utterances, jobs, strict=True))
     ]
+    return [r for rs in await _all_or_first_error(tasks) for r in rs]
+
+
+async def _all_or_first_error(tasks: Sequence[asyncio.Future[T]]) -> list[T]:
+    """Every task's result, in order; the first error raised as soon as it happens, the
+    other tasks then cancelled (and awaited: nothing is left running)."""
     if not tasks:
         return []
     try:
@@ -265,7 +271,7 @@ async def translate_all(
             exc = t.exception() if t.done() and not t.cancelled() else None
             if exc is not None:
                 raise exc
-        return [r for t in tasks for r in t.result()]
+        return [t.result() for t in tasks]
     finally:
         for t in tasks:
             t.cancel()
