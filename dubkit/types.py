@@ -77,11 +77,14 @@ class Translation:
 
 @dataclass(frozen=True, slots=True)
 class Cue:
-    """A subtitle event: ``[start_ms, end_ms)`` and its lines."""
+    """A subtitle event: ``[start_ms, end_ms)`` and its lines; ``utterance``, the
+    utterance whose translation it shows, where the cue was laid out from one (not read
+    from a file). It takes no part in comparisons."""
 
     start_ms: int
     end_ms: int
     lines: tuple[str, ...]
+    utterance: Utterance | None = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:

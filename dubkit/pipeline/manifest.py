@@ -18,7 +18,7 @@ from dubkit.files import write_text_atomic
 from dubkit.review.envelope import Envelope
 from dubkit.translate.pacing import audio_tokens
 from dubkit.translate.protocol import Job
-from dubkit.types import Cue, MediaInfo
+from dubkit.types import Cue, MediaInfo, Utterance
 
 if TYPE_CHECKING:
     from dubkit.pipeline.options import Options, Result
@@ -42,8 +42,7 @@ def manifest_data(
     ``created`` (default: now) is the run's date; ``envelope`` the source waveform's peaks;
     ``dub_track`` is this language's dubbed track among the output's ``dub_tracks``.
     """
-    texts = [e.translation.text if e.translation is not None else "" for e in result.timeline]
-    cues = cues_by_utterance(texts, result.cues)
+    cues = cues_by_utterance([e.result.utterance for e in result.timeline], result.cues)
     when = created or datetime.datetime.now(datetime.timezone.utc)
     voices = result.casting.as_dict() if result.casting is not None else {}
     items = []
@@ -129,27 +128,14 @@ def manifest_data(
     }
 
 
-def cues_by_utterance(texts: Sequence[str], cues: Sequence[Cue]) -> list[list[Cue]]:
-    """Which cues each translation became, in order.
-
-    The layout keeps the text's order and loses none of it, so each translation
-    takes the next cues until their characters (whitespace aside) add up to its own.
-    """
-    out: list[list[Cue]] = []
-    k = 0
-    for text in texts:
-        need = _chars(text)
-        mine: list[Cue] = []
-        while need > 0 and k < len(cues):
-            mine.append(cues[k])
-            need -= _chars(cues[k].text)
-            k += 1
-        out.append(mine)
-    return out
-
-
-def _chars(text: str) -> int:
-    return sum(1 for ch in text if not ch.isspace())
+def cues_by_utterance(utterances: Sequence[Utterance], cues: Sequence[Cue]) -> list[list[Cue]]:
+    """Which cues each of ``utterances`` became, in order: each cue laid out by
+    :func:`dubkit.subtitles.layout` knows its utterance."""
+    mine: dict[Utterance, list[Cue]] = {}
+    for c in cues:
+        if c.utterance is not None:
+            mine.setdefault(c.utterance, []).append(c)
+    return [mine.get(u, []) for u in utterances]
 
 
 def _relative(path: Path | None, folder: Path) -> str | None:

@@ -30,6 +30,7 @@ Hello there.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 
@@ -54,7 +55,7 @@ from dubkit.subtitles._model import (
 )
 from dubkit.subtitles._text import SPACELESS, normalize
 from dubkit.subtitles._timing import fix_timing
-from dubkit.types import Cue
+from dubkit.types import Cue, Utterance
 
 __all__ = [
     "HARD_RULES",
@@ -104,12 +105,15 @@ def layout(
         raise SubtitleError(f"media duration must be positive for subtitles, not {duration_ms}")
     # Cues keep the order of the text: utterance by utterance, then within each.
     raw: list[RawCue] = []
+    owners: list[Utterance] = []  # each raw cue's utterance
     for src in ordered:
         s = normalize(src.text)
         u = src.utterance
         spans = speech_spans(src.speech, u.start_ms, u.end_ms, duration_ms)
         raw += chunk(s, code, TimeMap(spans, len(s)), line_chars, options)
-    cues = fix_timing(raw, duration_ms, options)
+        owners += [u] * (len(raw) - len(owners))
+    timed = fix_timing(raw, duration_ms, options)  # one cue per raw cue, in order
+    cues = [dataclasses.replace(c, utterance=u) for c, u in zip(timed, owners, strict=True)]
     log.debug("laid out %d sources in %d cues (%s)", len(ordered), len(cues), code)
     return cues
 
