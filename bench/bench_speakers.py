@@ -35,7 +35,7 @@ from pathlib import Path
 import parselmouth, scipy.cluster.hierarchy, scipy.fft, scipy.signal
 from dubkit.speakers import find_speakers
 from dubkit.types import Utterance
-from dubkit.workspace import FileAudio
+from dubkit.media.scratch import FileAudio
 def hwm_kb():
     line = next(x for x in open("/proc/self/status") if x.startswith("VmHWM:"))
     return int(line.split()[1])
