@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dubkit import __version__
 from dubkit.files import write_text_atomic
 from dubkit.review.envelope import Envelope
+from dubkit.subtitles._text import normalize
 from dubkit.translate.pacing import audio_tokens
 from dubkit.translate.protocol import Job
 from dubkit.types import Cue, MediaInfo
@@ -149,7 +150,7 @@ def cues_by_utterance(texts: Sequence[str], cues: Sequence[Cue]) -> list[list[Cu
 
 
 def _chars(text: str) -> int:
-    return sum(1 for ch in text if not ch.isspace())
+    return sum(1 for ch in normalize(text) if not ch.isspace())
 
 
 def _relative(path: Path | None, folder: Path) -> str | None:
