@@ -79,7 +79,7 @@ def test_clip_store_is_safe_across_threads(tmp_path: Path) -> None:
     import threading
 
     import numpy as np
-    from dubkit.workspace import ClipStore
+    from dubkit.translate.clips import ClipStore
 
     store = ClipStore(tmp_path / "clips.s16")
     refs: list[object] = []
