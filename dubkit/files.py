@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import logging
 import os
 import tempfile
@@ -27,8 +28,33 @@ def _umask() -> int:
     return mask
 
 
+#: Characters ``mkstemp`` puts between a temporary name's prefix and suffix.
+_RANDOM = 8
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name (in bytes) ``folder`` takes: its file system's, else 255."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
 def _pattern(final: Path) -> tuple[str, str]:
-    return f".{final.name}.", f".part{final.suffix}"
+    """A temporary name's prefix and suffix: ``.<name>.`` and ``.part<ext>``, the name cut
+    short (at a character boundary) where the whole would not fit where ``final`` fits."""
+    suffix = f".part{final.suffix}"
+    folder = final.parent if final.parent.is_dir() else Path(".")
+    room = name_max(folder) - len(os.fsencode(suffix)) - _RANDOM - 2
+    name = os.fsencode(final.name)
+    if len(name) > room > 0:
+        name = name[:room]
+        while name:  # drop a cut multi-byte character
+            try:
+                return f".{name.decode('utf-8')}.", suffix
+            except UnicodeDecodeError:
+                name = name[:-1]
+    return f".{final.name}.", suffix
 
 
 def sweep_stale(final: Path) -> int:
@@ -36,7 +62,7 @@ def sweep_stale(final: Path) -> int:
     prefix, suffix = _pattern(final)
     removed = 0
     with contextlib.suppress(OSError):
-        for p in final.parent.glob(f"{prefix}*{suffix}"):
+        for p in final.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
             try:
                 fd = os.open(p, os.O_RDONLY)
             except OSError:

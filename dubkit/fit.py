@@ -78,6 +78,10 @@ class FitOptions:
     silence_db: float = -45.0
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.max_ratio) and math.isfinite(self.hard_max_ratio)):
+            raise ConfigError(
+                f"fit ratios must be finite, got {self.max_ratio} and {self.hard_max_ratio}"
+            )
         if not 1.0 <= self.max_ratio <= self.hard_max_ratio:
             raise ConfigError(
                 f"fit ratios must satisfy 1 <= max_ratio ({self.max_ratio}) "

@@ -188,7 +188,7 @@ def test_no_review(emulator: Emulator, tmp_path: Path) -> None:
         (None, "no such manifest"),
         ("{not json", "bad JSON"),
         ('{"hello": 1}', "not a dubkit manifest"),
-        ('{"dubkit": "0.1.0", "utterances": [1, 2]}', "not a list of objects"),
+        ('{"dubkit": "0.1.0", "utterances": [1, 2]}', "utterances[0]: must be an object"),
     ],
 )
 def test_review_command_refuses_bad_manifests(

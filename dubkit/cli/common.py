@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -15,11 +16,15 @@ from dubkit.files import check_writable_dir
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Progress, Result, parse_targets, plan_jobs
+from dubkit.pipeline.outputs import check_run
 from dubkit.segment.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
 from dubkit.speakers.voices import parse_voice_map
 from dubkit.translate.config import Environment
 from dubkit.translate.engines import EngineOptions, choose_engine, make_translator
 from dubkit.translate.protocol import Translator
+
+#: The largest ``--max-speed``: beyond it speech is no longer understood.
+MAX_SPEED = 4.0
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -207,7 +212,18 @@ def add_segment_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def finite(flag: str, value: float, lo: float, hi: float) -> float:
+    """``value`` of option ``flag`` if it is a number in ``[lo, hi]`` (never NaN or
+    infinite), else a :class:`ConfigError` naming the option."""
+    from dubkit.errors import ConfigError
+
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ConfigError(f"{flag} must be a number from {lo:g} to {hi:g}, got {value}")
+    return value
+
+
 def segment_options(args: argparse.Namespace) -> SegmentOptions:
+    finite("--max-utterance", args.max_utterance, 0.0, MAX_REQUEST_MS / 1000)
     return SegmentOptions(
         detector=args.detector,
         min_pause_ms=args.min_pause,
@@ -232,7 +248,10 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
             "voices": parse_voice_map(args.voices),
             "keep_original": not args.no_original,
             "review": not args.no_review,
-            "fit": FitOptions(max_ratio=args.max_speed, hard_max_ratio=max(args.max_speed, 1.5)),
+            "fit": FitOptions(
+                max_ratio=finite("--max-speed", args.max_speed, 1.0, MAX_SPEED),
+                hard_max_ratio=max(args.max_speed, 1.5),
+            ),
             "mix": MixOptions(mode=args.mix),
             "container": args.container,
             "audio_bitrate": args.audio_bitrate,
@@ -392,6 +411,9 @@ def run_job(
         return (4 if summary["failed"] else 0), summary
 
     try:
+        planned = plan_jobs(options, targets, dubbing=dubbing, subtitle_only=subs)
+        check_run(args.inputs, [lang.code for lang, _ in planned], options,
+                  with_media=dubbing, text_only=len(subs))  # fmt: skip
         return run_inputs(args, one)
     finally:
         asyncio.run(engine.aclose())

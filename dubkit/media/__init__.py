@@ -197,14 +197,44 @@ def _iter_frames(path: Path, resampler: Any, index: int | None = None) -> Iterat
             raise InputError("has no audio stream to translate", path=path)
         stream = c.streams.audio[0] if index is None else c.streams[index]
         stream.thread_type = "AUTO"
+        promised = _promised_ms(c, stream)
+        decoded = 0.0  # seconds
         try:
             for frame in c.decode(stream):
+                decoded += frame.samples / (frame.sample_rate or 1)
                 for out in resampler.resample(frame):
                     yield _samples(out)
             for out in resampler.resample(None):
                 yield _samples(out)
         except av.FFmpegError as exc:
             raise InputError(f"damaged or truncated audio ({_reason(exc)})", path=path) from exc
+        _check_complete(path, round(decoded * 1000), promised)
+
+
+def _promised_ms(c: Any, stream: Any) -> tuple[int, bool] | None:
+    """How long the container says ``stream`` is, and whether that is the stream's own
+    length (else the container's, which other streams may make longer)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return int(stream.duration * stream.time_base * 1000), True
+    if c.duration is not None:
+        return c.duration // 1000, False
+    return None
+
+
+def _check_complete(path: Path, decoded_ms: int, promised: tuple[int, bool] | None) -> None:
+    """Refuse audio that stops well short of what its container promises: a file cut off
+    (a faststart MP4 whose index outlives its data decodes cleanly, just too short). The
+    container's own length leaves more room than the stream's: its other streams may
+    outlast the audio."""
+    if promised is None:
+        return
+    ms, own = promised
+    slack = max(1000, ms // 50) if own else max(2000, ms // 10)
+    if decoded_ms + slack < ms:
+        raise InputError(
+            f"truncated: its audio ends at {decoded_ms / 1000:.1f} s of the "
+            f"{ms / 1000:.1f} s the container promises", path=path,
+        )  # fmt: skip
 
 
 def resample(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:

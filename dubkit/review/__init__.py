@@ -80,43 +80,38 @@ def write_review(path: Path, manifest: dict[str, Any]) -> Path:
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
-    """Read a ``.dubkit.json`` manifest, refusing anything else with one clear line."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError("no such manifest", path=path) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the manifest ({exc})", path=path) from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not a dubkit manifest: bad JSON ({exc.msg})", path=path) from exc
-    if not isinstance(data, dict) or "dubkit" not in data:
-        raise InputError("not a dubkit manifest (no dubkit version)", path=path)
-    sections = data.get("languages")
-    if sections is not None and not (
-        isinstance(sections, list) and sections and all(isinstance(d, dict) for d in sections)
-    ):
-        raise InputError("not a dubkit manifest (languages is not a list of objects)", path=path)
-    for section in sections or [data]:
-        items = section.get("utterances")
-        if not isinstance(items, list) or not all(isinstance(u, dict) for u in items):
-            what = "no utterances" if items is None else "utterances is not a list of objects"
-            raise InputError(f"not a dubkit manifest ({what})", path=path)
-    return data
+    """Read a ``.dubkit.json`` manifest, refusing anything else with one clear line naming
+    the field at fault (see :mod:`dubkit.pipeline.manifest_schema`)."""
+    from dubkit.pipeline.manifest_schema import read_manifest
+
+    return read_manifest(path)
 
 
 def pages(manifest: dict[str, Any], path: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Each review page of the manifest at ``path`` and its data: one, or one per language
-    of a run into several (``<stem>.<lang>.review.html``, where the run wrote it)."""
+    of a run into several (``<stem>.<lang>.review.html``, where the run wrote it). Every page
+    goes beside the manifest, under a ``*.review.html`` name, never over the manifest itself
+    nor twice in one call (the manifest is expected validated, as :func:`load_manifest`
+    does)."""
     sections = manifest.get("languages")
     if not sections:
-        return [(review_path(path), manifest)]
-    out = []
-    for section in sections:
-        data = {**section, "envelope": manifest.get("envelope")}
-        written = (section.get("outputs") or {}).get("review")
+        out = [(review_path(path), manifest)]
+    else:
+        out = []
         stem = path.name.removesuffix(".dubkit.json").removesuffix(".dub").removesuffix(".subs")
-        name = Path(written).name if written else f"{stem}.{section.get('target')}.review.html"
-        out.append((path.with_name(name), data))
+        for section in sections:
+            data = {**section, "envelope": manifest.get("envelope")}
+            written = (section.get("outputs") or {}).get("review")
+            name = written.replace("\\", "/").rsplit("/", 1)[-1] if written else ""
+            name = name or f"{stem}.{section.get('target')}.review.html"
+            out.append((path.with_name(name), data))
+    seen: set[Path] = set()
+    for page, _ in out:
+        if page.resolve() == path.resolve() or page.resolve() in seen:
+            what = "the manifest itself" if page.resolve() == path.resolve() else "twice"
+            raise InputError(f"refusing to write the review page {page.name} over {what}",
+                             path=path)  # fmt: skip
+        seen.add(page.resolve())
     return out
 
 

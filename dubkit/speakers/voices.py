@@ -11,6 +11,7 @@ the other gender.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from dubkit.speakers import (
     find_speakers,
 )
 from dubkit.types import Utterance
+
+log = logging.getLogger(__name__)
 
 AUTO = "auto"
 _LABEL = re.compile(r"S[1-9][0-9]*")
@@ -110,6 +113,11 @@ def cast(speakers: Speakers, target: Language, choice: VoiceChoice) -> Casting:
             shared += _cast_group(group, _voices_for(target, gender), given, speakers)
     mapped = dict(choice.speakers)
     given.update((lab, v) for lab, v in mapped.items() if lab in given)
+    if unknown := [lab for lab in mapped if lab not in given]:
+        log.warning(
+            "--voices names %s, but no such speaker was found (found: %s); %s dub ignores it",
+            ", ".join(unknown), ", ".join(given) or "none", target.name,
+        )  # fmt: skip
     shared = [x for x in shared if x[0] not in mapped and x[2] not in mapped]
     order = [s.label for s in speakers.speakers]
     return Casting(tuple((lab, given[lab]) for lab in order), tuple(shared))

@@ -14,6 +14,7 @@ when the cut swallows a space, ``right == left`` between two characters).
 from __future__ import annotations
 
 import bisect
+import re
 import unicodedata
 from dataclasses import dataclass
 from enum import IntEnum
@@ -120,9 +121,19 @@ class Break:
     glue: bool = False  # after an article/determiner: never a line break
 
 
+#: Control characters (C0, DEL, C1) that are not whitespace: no player shows them, and a
+#: NUL or an escape sequence in a subtitle file breaks players and terminals alike.
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+
+
 def normalize(text: str) -> str:
-    """``text`` with every whitespace run (newlines included) made one space, ends stripped."""
-    return " ".join(text.split())
+    """``text`` with control characters dropped and every whitespace run (newlines
+    included) made one space, ends stripped.
+
+    >>> normalize("Hola\x00 \x1b[31mmundo\n ")
+    'Hola [31mmundo'
+    """
+    return " ".join(_CONTROLS.sub("", text).split())
 
 
 def char_width2(ch: str, cjk: bool) -> int:

@@ -128,6 +128,10 @@ def _decode(data: bytes) -> Translation:
         raise ValueError(f"audio is {len(audio)} bytes, expected {meta['audio_bytes']}")
     if hashlib.sha256(audio).hexdigest() != meta["audio_sha256"]:
         raise ValueError("audio checksum mismatch")
+    if len(audio) % 2:  # PCM16: whole samples only
+        raise ValueError(f"audio is {len(audio)} bytes, not whole 16-bit samples")
+    if not 8_000 <= int(meta["sample_rate"]) <= 192_000:
+        raise ValueError(f"sample rate {meta['sample_rate']} is not an audio rate")
     usage = meta["usage"]
     if not isinstance(usage, dict):
         raise ValueError("usage is not an object")

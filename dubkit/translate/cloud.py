@@ -38,6 +38,7 @@ import openai
 
 from dubkit.errors import AuthError, ConfigError, ServiceError, TooLargeError, TruncatedError
 from dubkit.languages import FALLBACK_VOICES
+from dubkit.translate.config import check_base_url, check_key
 from dubkit.translate.pacing import RateLimiter, backoff_delay, count_attempt, estimate_tokens
 from dubkit.translate.protocol import Job
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation, Usage
@@ -80,12 +81,12 @@ class CloudConfig:
     data_url_prefix: str = "data:;base64,"
 
     def __post_init__(self) -> None:
-        if not self.api_key or not self.api_key.strip():
-            raise ConfigError("no API key: set DASHSCOPE_API_KEY or pass api_key")
+        check_key(self.api_key)
         if self.base_url is None and self.region not in REGION_URLS:
             raise ConfigError(
                 f"unknown region {self.region!r}; choose one of: {', '.join(REGION_URLS)}"
             )
+        check_base_url(self.base_url)
         if self.max_retries < 0 or self.timeout_s <= 0 or self.stall_timeout_s <= 0:
             raise ConfigError("max_retries must be >= 0 and timeouts positive")
 
