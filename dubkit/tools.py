@@ -15,6 +15,7 @@ import logging
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Protocol, TypeVar
 
@@ -117,7 +118,10 @@ class Child:
     A context manager: leaving it kills the program if it still runs, and closes
     everything."""
 
-    def __init__(self, command: list[str], *, stdout: bool = False) -> None:
+    def __init__(
+        self, command: list[str], *, stdout: bool = False, env: Mapping[str, str] | None = None
+    ) -> None:
+        """``env``: the child's whole environment (default: this process's)."""
         self.command = command
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         log.debug("starting %s", command)
@@ -127,6 +131,7 @@ class Child:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
                 stderr=self._stderr,
+                env=env,
             )
         except BaseException:
             self._stderr.close()

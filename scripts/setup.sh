@@ -30,3 +30,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e '.[local,dev]'
     touch "$stamp"
 fi
+# The speaker encoder's weights (resemblyzer/pretrained.pt, Apache-2.0) ship in resemblyzer's
+# wheel; dubkit reads that file in numpy and never imports the package, so its torch and
+# librosa requirements are not installed (--no-deps).
+if ! .venv/bin/python -c 'import importlib.metadata as m; assert m.version("resemblyzer") == "0.1.4"' 2>/dev/null; then
+    echo "setup: installing the speaker encoder's weights (resemblyzer 0.1.4, without its dependencies)"
+    .venv/bin/python -m pip install -q --no-deps resemblyzer==0.1.4
+fi

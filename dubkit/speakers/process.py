@@ -5,28 +5,39 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from dubkit import tools
-from dubkit.speakers import ProgressFn, Speaker, SpeakerInfo, Speakers, find_speakers
+from dubkit.speakers import ProgressFn, Speaker, SpeakerInfo, Speakers, embed, find_speakers
 from dubkit.types import Utterance
+
+#: Set in the child's environment (see :class:`SpeakerProcess`).
+CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
 class SpeakerProcess:
     """:func:`find_speakers` in a child Python process (``python -m dubkit.speakers``).
 
     Praat, once loaded, stays in a process for good (some 110 MB with its threads and the
-    analysis's share of SciPy): run apart, it never weighs on the process that goes on to
-    translate, mix and encode, and is given back whole when the child exits. Start it
-    early: the child's imports then overlap the segmentation. The child reads the raw
+    analysis's share of SciPy, plus the speaker encoder's weights and work space): run
+    apart, it never weighs on the process that goes on to translate, mix and encode, and
+    is given back whole when the child exits. Start it early: the child's imports then
+    overlap the segmentation. The encoder's weights are checked here first, so a missing
+    or wrong file is the one :class:`~dubkit.errors.ConfigError` that says how to install
+    it. The child runs BLAS on one thread (:data:`CHILD_ENV`): on a shared 2-core machine
+    two OpenBLAS threads ran the encoder up to 10x slower (issue 26), and one thread
+    leaves the other core to the segmenter. The child reads the raw
     16 kHz int16 file and the spans to measure (JSON on stdin), writes a line as each
     utterance is measured (the progress), then the speakers as JSON.
     """
 
     def __init__(self) -> None:
-        self._child = tools.Child([sys.executable, "-m", "dubkit.speakers"], stdout=True)
+        embed.weights_path()
+        env = {**os.environ, **CHILD_ENV}
+        self._child = tools.Child([sys.executable, "-m", "dubkit.speakers"], stdout=True, env=env)
 
     def find(
         self,

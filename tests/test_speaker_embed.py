@@ -1,0 +1,87 @@
+"""The speaker encoder (Resemblyzer's d-vector in numpy): loading its pinned weights from the
+installed wheel with no network, refusing anything else, and telling real people apart."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dubkit.errors import ConfigError
+from dubkit.speakers import embed
+from tests.realspeech_set import rs
+
+
+def test_the_model_loads_from_the_installed_wheel_with_no_network() -> None:
+    """In a fresh interpreter whose sockets all fail, with Hugging Face told to stay offline:
+    the weights are found without importing resemblyzer (or torch) and an embedding comes out."""
+    script = textwrap.dedent("""
+        import socket, sys
+        def refuse(*a, **k):
+            raise OSError("no network in this test")
+        socket.socket = refuse
+        socket.create_connection = refuse
+        import numpy as np
+        from dubkit.speakers.embed import SpeakerEncoder, weights_path
+        path = weights_path()
+        e = SpeakerEncoder().embed(np.zeros(16000, np.int16) + 100)
+        assert "resemblyzer" not in sys.modules and "torch" not in sys.modules
+        print(path.name, e.shape, round(float(np.linalg.norm(e)), 4))
+    """)
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    env |= {k: v for k, v in __import__("os").environ.items() if k == "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, check=False, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["pretrained.pt", "(256,)", "1.0"]
+
+
+def test_another_weights_file_is_refused_with_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "resemblyzer"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('never imported')\n")
+    (fake / "pretrained.pt").write_bytes(b"not the weights")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"not the speaker encoder .*pip install --no-deps"):
+        embed.weights_path()
+    with pytest.raises(ConfigError, match=r"not installed: pip install --no-deps resemblyzer"):
+        embed.weights_path("no_such_package_here")
+
+
+def test_the_unpickler_refuses_anything_but_tensors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(pickle.dumps(embed._LEGACY_MAGIC) + pickle.dumps(Path("/etc")))
+    with pytest.raises(pickle.UnpicklingError, match="refused to unpickle pathlib"):
+        embed.read_torch_state(bad)
+
+
+def _halves() -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
+    """Each codec2 person's recording cut in two: two different stretches of their speech."""
+    enc = embed.SpeakerEncoder()
+    out = {}
+    for r in rs.RECORDINGS:
+        x = np.round(rs.load(r.path) * 32767).astype(np.int16)
+        a, b = enc.embed_many([x[: x.size // 2], x[x.size // 2 :]])
+        out[r.name] = (a, b, r.gender)
+    return out
+
+
+def test_one_person_is_closer_to_themself_than_to_anyone_else() -> None:
+    """On all twelve codec2 people: the two halves of one person's recording are closer (in
+    cosine) than either is to any half of another person of the same gender. Measured on
+    2026-12-05: the same person 0.72 to 0.92, other people at most 0.79, the narrowest
+    margin kristoff's (0.725 against 0.699)."""
+    halves = _halves()
+    for name, (a, b, gender) in halves.items():
+        same = float(a @ b)
+        others = [float(a @ o) for k, (o1, o2, g) in halves.items()
+                  if k != name and g == gender for o in (o1, o2)]  # fmt: skip
+        assert same > max(others), (name, same, max(others))
+        assert float(np.linalg.norm(a)) == pytest.approx(1.0, abs=1e-5)
