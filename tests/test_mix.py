@@ -157,7 +157,8 @@ def test_clips_play_over_the_ducked_bed() -> None:
     bed = music(n, level=0.1)
     dub = speech(RATE // 2)
     start = RATE // 2
-    out = run(blocks(bed, [n]), RATE, 2, [clip_of(start, dub)], n, MixOptions(mode="duck", duck_db=-20.0))
+    deeper = MixOptions(mode="duck", duck_db=-20.0)
+    out = run(blocks(bed, [n]), RATE, 2, [clip_of(start, dub)], n, deeper)
     seg = slice(start, start + len(dub))
     expected = bed[:, seg] * np.float32(0.1) + dub
     assert np.allclose(out[:, seg], expected, atol=1e-6)

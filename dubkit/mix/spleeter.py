@@ -80,7 +80,7 @@ def _numpy_reconstruct() -> Callable[..., Any]:
         from numpy._core.multiarray import _reconstruct  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    return _reconstruct  # type: ignore[no-any-return]
+    return _reconstruct
 
 
 _TORCH_DTYPES = {
