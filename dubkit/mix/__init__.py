@@ -58,7 +58,7 @@ class MixOptions:
     mode: str = "separate"
     duck_db: float = -15.0
     #: ``separate``: the separated music and effects under a clip, relative to their level.
-    bed_db: float = -3.0
+    bed_db: float = -1.0
     ramp_ms: int = 60
     true_peak_dbtp: float = -1.0
     match_loudness: bool = True  # whether the caller should measure dub_gain_db

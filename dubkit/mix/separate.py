@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import struct
 import sys
 from collections.abc import Iterable, Iterator
@@ -39,6 +40,7 @@ CHUNK_S = 21.5
 #: Clips closer than this are separated as one region, gap included.
 MERGE_S = 2.0
 _HEADER = struct.Struct("<qqq")
+log = logging.getLogger(__name__)
 
 
 def available() -> bool:
@@ -190,6 +192,8 @@ class SeparatedBed:
         self._pieces: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._done = 0  # separated up to here
         self._model: SeparatorProcess | None = None
+        #: Samples separated (kept) and fed to the model (with the context), so far.
+        self.separated = self.fed = 0
 
     def original(self, b0: int, n: int) -> np.ndarray:
         """A copy of the original's samples ``[b0, b0 + n)``."""
@@ -225,11 +229,14 @@ class SeparatedBed:
         if self._model is None:
             self._model = SeparatorProcess()
         acc = self._model(audio.T, self._rate).T
+        self.separated, self.fed = self.separated + e - x, self.fed + r1 - r0
         self._pieces.append((x, np.ascontiguousarray(acc[:, x - r0 : e - r0])))
         self._done = e
 
     def close(self) -> None:
         if self._model is not None:
+            log.debug("separated %.1f s (%.1f s with context)",
+                      self.separated / self._rate, self.fed / self._rate)  # fmt: skip
             self._model.close()
 
     def __enter__(self) -> SeparatedBed:

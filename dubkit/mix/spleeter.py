@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy import fft as sfft
-from scipy.signal import resample_poly
 
 F32 = npt.NDArray[np.float32]
 
@@ -319,6 +318,8 @@ def vocal_mask(mag: F32, nets: tuple[UNet, UNet] | None = None, power: float = 2
 def _resample(x: F32, src: int, dst: int) -> F32:
     if src == dst:
         return x
+    from scipy.signal import resample_poly  # heavy: only where the model runs
+
     r = Fraction(dst, src)
     return resample_poly(x, r.numerator, r.denominator, axis=-1).astype(np.float32)
 
