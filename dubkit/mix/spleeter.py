@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import fft as sfft
 
 F32 = npt.NDArray[np.float32]
 
@@ -271,6 +270,8 @@ def _window() -> F32:
 
 def stft(x: F32) -> npt.NDArray[np.complex64]:
     """(C, n) -> (C, frames, 2049), centred with zero padding (torch.stft, center=True)."""
+    from scipy import fft as sfft  # imported where the model runs, not to find the weights
+
     xp = np.pad(x, ((0, 0), (N_FFT // 2, N_FFT // 2)))
     frames = 1 + (xp.shape[1] - N_FFT) // HOP
     view = np.lib.stride_tricks.sliding_window_view(xp, N_FFT, axis=-1)[:, ::HOP][:, :frames]
@@ -279,6 +280,8 @@ def stft(x: F32) -> npt.NDArray[np.complex64]:
 
 def istft(spec: npt.NDArray[np.complex64], n: int) -> F32:
     """Inverse of :func:`stft` (overlap-add divided by the summed squared window)."""
+    from scipy import fft as sfft
+
     c, frames, _ = spec.shape
     win = _window()
     frames_t = sfft.irfft(spec, n=N_FFT, axis=-1, workers=-1) * win
