@@ -138,9 +138,10 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
         )
         g.add_argument(
             "--mix",
-            choices=("duck", "replace"),
-            default="duck",
-            help="keep the original ducked under the dub, or replace it",
+            choices=("separate", "duck", "replace"),
+            default="separate",
+            help="what becomes of the original under the dub: its dialogue separated out (music "
+            "and effects kept; the centre channel in 5.1/7.1), all of it ducked, or replaced",
         )
         g.add_argument(
             "--max-speed",

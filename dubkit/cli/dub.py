@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from dubkit.cli import common
+from dubkit.mix import NO_MODEL, separation_available
 from dubkit.mux import output_suffix
 from dubkit.pipeline import Options, Progress, Result, dub
 from dubkit.translate.protocol import Translator
@@ -54,9 +56,9 @@ def summary(result: Result) -> dict[str, Any]:
         "cut": t.cut,
         "tokens": t.usage.total_tokens,
         "voices": casting.as_dict() if casting else {},
-        "voices_shared": [
-            {"speaker": s, "voice": v, "like": like} for s, v, like in casting.shared
-        ] if casting else [],
+        "voices_shared": [{"speaker": s, "voice": v, "like": like} for s, v, like in casting.shared]
+        if casting
+        else [],
     }
 
 
@@ -72,8 +74,11 @@ def describe(s: dict[str, Any]) -> str:
         f"  wrote {s['media']}",
         *(f"  wrote {p}" for p in s["subtitles"]),
         f"  wrote {s['manifest']}",
-        *([f"  wrote {s['review']} (open it in a browser to check every utterance)"]
-          if s["review"] else []),
+        *(
+            [f"  wrote {s['review']} (open it in a browser to check every utterance)"]
+            if s["review"]
+            else []
+        ),
     ]
     if s["failed"]:
         lines.append(
@@ -102,6 +107,11 @@ def run(args: argparse.Namespace) -> int:
         note = output_suffix(path.suffix, options.container)[1]
         if note:
             common.notice(args, f"{path}: {note}")
+        if options.mix.mode == "separate" and not separation_available():
+            common.notice(args, f"{path}: {NO_MODEL}; --mix duck instead")
+            options = dataclasses.replace(
+                options, mix=dataclasses.replace(options.mix, mode="duck")
+            )
         return dub(
             path, options, engine, targets=targets, subtitle_only=subtitle_only,
             progress=progress,

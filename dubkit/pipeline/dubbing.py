@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import functools
 import itertools
+import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 from dubkit import media, mux
 from dubkit.languages import Language, resolve
 from dubkit.media.scratch import FileAudio
-from dubkit.mix import MixOptions, PlacedClip, mix
+from dubkit.mix import NO_MODEL, MixOptions, PlacedClip, mix, separation_available
 from dubkit.mix.loudness import dub_gain
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs, shares_media
@@ -33,6 +34,8 @@ from dubkit.translate import Stream
 from dubkit.translate.clips import ClipStore
 from dubkit.translate.protocol import Job, Translator
 from dubkit.types import VAD_RATE, Cue, MediaInfo, StreamInfo, Utterance
+
+log = logging.getLogger(__name__)
 
 
 @overload
@@ -92,6 +95,9 @@ def dub(
     from dubkit.review import write_review
 
     path = Path(input)
+    if options.mix.mode == "separate" and not separation_available():
+        log.warning("%s: %s; ducking the original instead", path, NO_MODEL)
+        options = dataclasses.replace(options, mix=dataclasses.replace(options.mix, mode="duck"))
     info, track, planned = prepare(
         path, options, translator, targets, dubbing=True, subtitle_only=subtitle_only
     )
@@ -354,9 +360,7 @@ def _mix_and_encode(
             for p, e in zip(plans, encoded, strict=True)
         ]
     else:
-        writers = [
-            mux.Muxer(info.path, info, p, o) for p, o in zip(plans, outputs, strict=True)
-        ]
+        writers = [mux.Muxer(info.path, info, p, o) for p, o in zip(plans, outputs, strict=True)]
     with contextlib.ExitStack() as stack:
         muxers = [stack.enter_context(w) for w in writers]
         blocks = [_counted(mixes[0], fmt.rate, info.duration_ms, progress), *mixes[1:]]
