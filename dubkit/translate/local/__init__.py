@@ -171,14 +171,17 @@ class LocalTranslator:
 
     name = "local"
 
-    def __init__(self, options: LocalOptions | None = None) -> None:
+    def __init__(
+        self, options: LocalOptions | None = None, *, whisper: WhisperRecognizer | None = None
+    ) -> None:
+        """``whisper``: a recognizer to share (its model loaded once for several engines)."""
         self.options = options or LocalOptions()
         if self.options.asr not in ASR_CHOICES:
             raise ConfigError(
                 f"unknown recognizer {self.options.asr!r}; choose {' or '.join(ASR_CHOICES)}"
             )
         self._recognizer = Recognizer(self.options.recognizer, self.options.workers)
-        self._whisper = WhisperRecognizer(self.options.whisper, self.options.model_cache)
+        self._whisper = whisper or WhisperRecognizer(self.options.whisper, self.options.model_cache)
         self._plans: dict[Job, _Plan] = {}
 
     @cached_property
@@ -214,12 +217,14 @@ class LocalTranslator:
         if source is not None:
             mode = None if source == target else self._apertium.mode(source, target)
             return {source.code: mode}
+        if target == _ENGLISH and shutil.which(self.options.apertium or "apertium") is None:
+            return {target.code: None}  # English heard as English needs no Apertium
         heard = whisper_languages()
         installed = installed_modes(self._apertium.modes_dir)
         modes: dict[str, str | None] = {
             s: m for (s, t), m in installed.items() if t == target.code and s in heard
         }
-        if not modes:
+        if not modes and target != _ENGLISH:
             have = ", ".join(f"{s}->{t}" for s, t in sorted(installed)) or "none"
             raise ConfigError(
                 f"no Apertium pair into {target.name} in {self._apertium.modes_dir} "
