@@ -58,6 +58,14 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         "default: cloud when DASHSCOPE_API_KEY is set, else local",
     )
     g.add_argument(
+        "--asr",
+        choices=("whisper", "pocketsphinx"),
+        default="whisper",
+        help="the offline engine's speech recognizer: whisper (Whisper base, any language, "
+        "about 0.6x real time on 2 cores) or pocketsphinx (English only, faster, far less "
+        "accurate)",
+    )
+    g.add_argument(
         "--base-url",
         default=None,
         help="any compatible server, e.g. `dubkit emulate` (env DASHSCOPE_BASE_URL)",
@@ -272,7 +280,7 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
     return EngineOptions(
         engine=args.engine, base_url=args.base_url, region=args.region,
-        model=args.model, rpm=args.rpm, tpm=args.tpm, max_retries=args.retries,
+        model=args.model, rpm=args.rpm, tpm=args.tpm, max_retries=args.retries, asr=args.asr,
     )  # fmt: skip
 
 

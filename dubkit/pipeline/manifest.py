@@ -62,6 +62,8 @@ def manifest_data(
                 {"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text} for c in cues[i]
             ],
         }
+        if t is not None and t.source_text is not None:
+            item["source_text"] = t.source_text
         if e.speaker is not None:
             who = e.speaker
             item["speaker"] = who.speaker

@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 MARKER = "__DUBKIT_REVIEW_DATA__"
 #: Utterance keys the page uses; anything else in the manifest stays out of the page.
 UTTERANCE_KEYS = (
-    "index", "start_ms", "end_ms", "status", "text", "attempts", "error", "cached", "dub", "cues",
-    "speaker", "gender", "f0_hz", "voice",
+    "index", "start_ms", "end_ms", "status", "text", "source_text", "attempts", "error", "cached",
+    "dub", "cues", "speaker", "gender", "f0_hz", "voice",
 )  # fmt: skip
 HEADER_KEYS = (
     "dubkit", "created", "input", "duration_ms", "has_video", "engine", "target", "source",
