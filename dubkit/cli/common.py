@@ -16,6 +16,7 @@ from dubkit.files import check_writable_dir
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Progress, Result, parse_targets, plan_jobs
+from dubkit.pipeline.given import Given
 from dubkit.pipeline.outputs import check_run
 from dubkit.segment.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
 from dubkit.speakers.voices import parse_voice_map
@@ -179,6 +180,14 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
             action="store_true",
             help="do not write <stem>.<lang>.review.html (rebuild it later with `dubkit review`)",
         )
+    p.add_argument(
+        "--segments",
+        type=Path,
+        default=None,
+        metavar="FILE.srt",
+        help="take the utterances' times from this subtitle file's cues (SRT or VTT: your own, "
+        "or a previous run's) instead of finding them; speakers and voices are still found",
+    )
     p.add_argument(
         "--visual",
         action="store_true",
@@ -409,9 +418,11 @@ def run_job(
             args, dry_run(args, options, targets, dubbing=dubbing, subtitle_only=subs)
         )
     engine = translator(args, env, options, dubbing=dubbing)
-    more = {"subtitle_only": subs} if subs else {}  # `dubkit subs` has no such option
+    more: dict[str, Any] = {"subtitle_only": subs} if subs else {}  # not on `dubkit subs`
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
+        if args.segments is not None:
+            more["given"] = segments_of(args.segments, path)
         with progress_display(args, path.name) as progress:
             results = work(path, options, engine, progress=progress, targets=targets, **more)
         summary = summarize_run(results, summarize)
@@ -426,6 +437,14 @@ def run_job(
         return run_inputs(args, one)
     finally:
         asyncio.run(engine.aclose())
+
+
+def segments_of(srt: Path, path: Path) -> Given:
+    """``--segments``: the cue times of ``srt`` as the utterances of ``path``."""
+    from dubkit.media import probe
+    from dubkit.pipeline.given import from_cues
+
+    return from_cues(srt, probe(path).duration_ms)
 
 
 def subs_only(args: argparse.Namespace) -> tuple[str, ...]:

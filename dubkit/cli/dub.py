@@ -11,6 +11,7 @@ from dubkit.cli import common
 from dubkit.mix import NO_MODEL, separation_available
 from dubkit.mux import output_suffix
 from dubkit.pipeline import Options, Progress, Result, dub
+from dubkit.pipeline.given import Given
 from dubkit.translate.protocol import Translator
 
 EXAMPLES = """examples:
@@ -22,6 +23,7 @@ EXAMPLES = """examples:
   dubkit dub talk.mp4 --to ja --mix replace --out-dir dubbed/
   dubkit dub film.mkv --to fr --track eng      # dub the English track; every other track kept
   dubkit dub clip.avi --to es --container mp4  # AVI in, MP4 out (default: MKV)
+  dubkit dub talk.mp4 --to es --segments talk.en.srt   # utterances at your cues' times
   dubkit dub talk.mp4 --to es --dry-run       # utterances and a token estimate, nothing sent
   dubkit dub talk.mp4 --to es --engine cloud --base-url http://127.0.0.1:8000/compatible-mode/v1
 """
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         progress: Progress | None = None,
         targets: tuple[str, ...] = (),
         subtitle_only: tuple[str, ...] = (),
+        given: Given | None = None,
     ) -> tuple[Result, ...]:
         note = output_suffix(path.suffix, options.container)[1]
         if note:
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             )
         return dub(
             path, options, engine, targets=targets, subtitle_only=subtitle_only,
-            progress=progress,
+            progress=progress, given=given,
         )  # fmt: skip
 
     return common.run_job(args, dubbing=True, work=work, summarize=summary, describe=describe)
