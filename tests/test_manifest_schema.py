@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dubkit.cli import build_parser, common
+from dubkit.cli import build_parser
+from dubkit.cli.options import job_options
 from dubkit.errors import ConfigError
 from dubkit.pipeline.manifest_schema import ManifestError, parse, sections, validate
 from dubkit.review import pages, review_html
@@ -133,7 +134,7 @@ def test_numeric_options_are_finite_or_a_config_error(speed: float, longest: flo
         ["dub", "talk.mp4", "--to", "es", f"--max-speed={speed!r}", f"--max-utterance={longest!r}"]
     )
     try:
-        options = common.job_options(args, Environment(), dubbing=True)
+        options = job_options(args, Environment(), dubbing=True)
     except ConfigError as exc:
         assert "\n" not in str(exc)
         return

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dubkit.cli import common
+from dubkit.cli.options import add_job_options
 from dubkit.mix import NO_MODEL, separation_available
 from dubkit.mux import output_suffix
 from dubkit.pipeline import Options, Progress, Result, dub
@@ -36,7 +37,7 @@ def register(sub: Any) -> None:
         "The video stream is copied, never re-encoded.",
         epilog=EXAMPLES, formatter_class=common.HelpFormatter,
     )  # fmt: skip
-    common.add_job_options(p, dubbing=True)
+    add_job_options(p, dubbing=True)
     p.set_defaults(run=run)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from dubkit.cli import common
 from dubkit.cli import dub as dub_cli
+from dubkit.cli.options import add_engine_options, add_output_options, engine_options
 from dubkit.files import check_writable_dir
 from dubkit.pipeline import Result
 from dubkit.translate.config import Environment
@@ -36,8 +37,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "manifests", nargs="+", type=Path, metavar="MANIFEST", help="<stem>.<lang>.dubkit.json"
     )
-    common.add_engine_options(p)
-    common.add_output_options(p)
+    add_engine_options(p)
+    add_output_options(p)
     p.set_defaults(run=run, inputs=None)
 
 
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache_dir or env.cache_dir)
     if cache is not None:
         check_writable_dir(cache, "cache folder (--cache-dir)")
-    engine = make_translator(common.engine_options(args), env)
+    engine = make_translator(engine_options(args), env)
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
         with common.progress_display(args, path.name) as progress:

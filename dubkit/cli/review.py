@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dubkit.cli import common
+from dubkit.cli.options import add_output_options
 from dubkit.review import load_manifest, pages, write_review
 
 EXAMPLES = """examples:
@@ -29,7 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "manifests", nargs="+", type=Path, metavar="MANIFEST", help="<stem>.<lang>.dubkit.json"
     )
-    common.add_output_options(p)
+    add_output_options(p)
     p.set_defaults(run=run, inputs=None)
 
 

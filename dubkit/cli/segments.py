@@ -10,6 +10,7 @@ from typing import Any
 
 from dubkit import media
 from dubkit.cli import common
+from dubkit.cli.options import add_segment_options, segment_options
 from dubkit.pipeline import analyze
 from dubkit.segment import SegmentOptions
 from dubkit.speakers import SpeakerInfo, find_speakers
@@ -35,7 +36,7 @@ def register(sub: Any) -> None:
         help='a JSON list of {"start_ms", "end_ms", "speaker", "gender", "f0_hz"}',
     )
     p.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
-    common.add_segment_options(p)
+    add_segment_options(p)
     p.set_defaults(run=run, quiet=False)
 
 
@@ -50,7 +51,7 @@ def speakers_of(
 
 
 def run(args: argparse.Namespace) -> int:
-    utterances, who = speakers_of(args.input, common.segment_options(args))
+    utterances, who = speakers_of(args.input, segment_options(args))
     if args.json:
         rows = [
             {"start_ms": u.start_ms, "end_ms": u.end_ms, "speaker": w.speaker,

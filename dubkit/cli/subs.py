@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from dubkit.cli import common
+from dubkit.cli.options import add_job_options
 from dubkit.pipeline import Result, subtitle
 
 EXAMPLES = """examples:
@@ -22,7 +23,7 @@ def register(sub: Any) -> None:
         description="Segment and translate (text only) into SRT/WebVTT sidecar files.",
         epilog=EXAMPLES, formatter_class=common.HelpFormatter,
     )  # fmt: skip
-    common.add_job_options(p, dubbing=False)
+    add_job_options(p, dubbing=False)
     p.set_defaults(run=run)
 
 
