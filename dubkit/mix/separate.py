@@ -76,6 +76,27 @@ class SeparatorProcess:
         self._child.close()
 
 
+class InProcessSeparator:
+    """:class:`SeparatorProcess`'s work done in this process (where no interpreter can be
+    started for the child, as in an embedded Python)."""
+
+    def __call__(self, x: np.ndarray, rate: int) -> np.ndarray:
+        from dubkit.mix import spleeter
+
+        return spleeter.separate(np.ascontiguousarray(x, np.float32), rate)[1]
+
+    def close(self) -> None:
+        pass
+
+
+def _start_model() -> SeparatorProcess | InProcessSeparator:
+    try:
+        return SeparatorProcess()
+    except OSError:  # no interpreter to start: separated here
+        log.debug("no interpreter for the separation's child: separating in this process")
+        return InProcessSeparator()
+
+
 def _read_exactly(stream: IO[bytes], count: int) -> bytes:
     read = stream.read
     chunks, have = [], 0
@@ -191,7 +212,7 @@ class SeparatedBed:
         self._merge = round(MERGE_S * rate)
         self._pieces: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._done = 0  # separated up to here
-        self._model: SeparatorProcess | None = None
+        self._model: SeparatorProcess | InProcessSeparator | None = None
         #: Samples separated (kept) and fed to the model (with the context), so far.
         self.separated = self.fed = 0
 
@@ -227,7 +248,7 @@ class SeparatedBed:
         r0, r1 = max(0, x - self._ctx), min(e + self._ctx, self._ahead.total)
         audio = self._ahead.read(r0, r1 - r0)
         if self._model is None:
-            self._model = SeparatorProcess()
+            self._model = _start_model()
         acc = self._model(audio.T, self._rate).T
         self.separated, self.fed = self.separated + e - x, self.fed + r1 - r0
         self._pieces.append((x, np.ascontiguousarray(acc[:, x - r0 : e - r0])))

@@ -23,6 +23,7 @@ from dubkit.types import Cue, MediaInfo, Utterance
 if TYPE_CHECKING:
     from dubkit.pipeline.given import GivenUtterance
     from dubkit.pipeline.options import Options, Result
+    from dubkit.pipeline.timeline import Entry
 
 SCHEMA = 1
 
@@ -48,46 +49,10 @@ def manifest_data(
     cues = cues_by_utterance([e.result.utterance for e in result.timeline], result.cues)
     when = created or datetime.datetime.now(datetime.timezone.utc)
     voices = result.casting.as_dict() if result.casting is not None else {}
-    items = []
-    for i, e in enumerate(result.timeline):
-        r, t, p = e.result, e.translation, e.placement
-        item: dict[str, Any] = {
-            "index": i,
-            "start_ms": r.utterance.start_ms,
-            "end_ms": r.utterance.end_ms,
-            "status": e.status,
-            "skip": False,
-            "text": t.text if t is not None else None,
-            "cached": r.cached,
-            "attempts": r.attempts,
-            "error": r.error,
-            "usage": dataclasses.asdict(t.usage) if t is not None else None,
-            "cues": [
-                {"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text} for c in cues[i]
-            ],
-        }
-        if t is not None and t.source_text is not None:
-            item["source_text"] = t.source_text
-        if e.speaker is not None:
-            who = e.speaker
-            item["speaker"] = who.speaker
-            item["gender"] = who.gender
-            item["f0_hz"] = round(who.f0_hz)
-            heard = t.voice if t is not None else None
-            item["voice"] = heard or r.voice or voices.get(who.speaker)
-        if p is not None:
-            item["dub"] = {
-                "start_ms": p.start_ms,
-                "end_ms": p.end_ms,
-                "slot_end_ms": p.slot_end_ms,
-                "clip_ms": p.clip_ms,
-                "ratio": round(p.ratio, 4),
-                "rule": p.rule,
-                "cut_ms": p.cut_ms,
-            }
-        if r.edited:
-            item["text_edited"] = True
-        items.append(item)
+    items = [
+        _item(i, e, mine, voices)
+        for i, (e, mine) in enumerate(zip(result.timeline, cues, strict=True))
+    ]
     items = _with_skipped(items, skipped)
     totals = result.totals
     folder = result.outputs.manifest.parent
@@ -115,20 +80,7 @@ def manifest_data(
             "input": _relative(result.input, folder),
             "media": _relative(result.outputs.media, folder),
         },
-        "options": {
-            "max_ratio": options.fit.max_ratio,
-            "hard_max_ratio": options.fit.hard_max_ratio,
-            "mix": options.mix.mode,
-            "keep_original": options.keep_original,
-            "track": options.track,
-            "visual": options.visual,
-            "audio_bitrate": options.audio_bitrate,
-            # where the review page finds the dub and the original among the dubbed file's
-            # audio tracks
-            "dub_track": dub_track,
-            "original_track": dub_tracks + _dubbed_track(info, options.track),
-            "target_cps": options.subtitles.target_cps,
-        },
+        "options": _options(info, options, dub_track, dub_tracks),
         "cost": {
             "billed_tokens": totals.usage.total_tokens,
             "estimated_tokens": _estimated_tokens(result, dubbing=result.outputs.media is not None),
@@ -140,6 +92,64 @@ def manifest_data(
         ),
         "totals": dataclasses.asdict(totals),
         "utterances": items,
+    }
+
+
+def _item(i: int, e: Entry, cues: Sequence[Cue], voices: dict[str, str]) -> dict[str, Any]:
+    """Utterance ``i`` of the manifest: its span, translation, cues, speaker and placement."""
+    r, t, p = e.result, e.translation, e.placement
+    item: dict[str, Any] = {
+        "index": i,
+        "start_ms": r.utterance.start_ms,
+        "end_ms": r.utterance.end_ms,
+        "status": e.status,
+        "skip": False,
+        "text": t.text if t is not None else None,
+        "cached": r.cached,
+        "attempts": r.attempts,
+        "error": r.error,
+        "usage": dataclasses.asdict(t.usage) if t is not None else None,
+        "cues": [{"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text} for c in cues],
+    }
+    if t is not None and t.source_text is not None:
+        item["source_text"] = t.source_text
+    if e.speaker is not None:
+        who = e.speaker
+        item["speaker"] = who.speaker
+        item["gender"] = who.gender
+        item["f0_hz"] = round(who.f0_hz)
+        heard = t.voice if t is not None else None
+        item["voice"] = heard or r.voice or voices.get(who.speaker)
+    if p is not None:
+        item["dub"] = {
+            "start_ms": p.start_ms,
+            "end_ms": p.end_ms,
+            "slot_end_ms": p.slot_end_ms,
+            "clip_ms": p.clip_ms,
+            "ratio": round(p.ratio, 4),
+            "rule": p.rule,
+            "cut_ms": p.cut_ms,
+        }
+    if r.edited:
+        item["text_edited"] = True
+    return item
+
+
+def _options(info: MediaInfo, options: Options, dub_track: int, dub_tracks: int) -> dict[str, Any]:
+    """The options a run was made with, as `dubkit redo` and the review page read them."""
+    return {
+        "max_ratio": options.fit.max_ratio,
+        "hard_max_ratio": options.fit.hard_max_ratio,
+        "mix": options.mix.mode,
+        "keep_original": options.keep_original,
+        "track": options.track,
+        "visual": options.visual,
+        "audio_bitrate": options.audio_bitrate,
+        # where the review page finds the dub and the original among the dubbed file's
+        # audio tracks
+        "dub_track": dub_track,
+        "original_track": dub_tracks + _dubbed_track(info, options.track),
+        "target_cps": options.subtitles.target_cps,
     }
 
 
@@ -225,9 +235,15 @@ def write_manifests(
     when = datetime.datetime.now(datetime.timezone.utc)
     datas = [
         manifest_data(
-            r, info, options, j, envelope=envelope, created=when,
+            r,
+            info,
+            options,
+            j,
+            envelope=envelope,
+            created=when,
             dub_track=k if shared and k < dubbed else 0,
-            dub_tracks=dubbed if shared else min(dubbed, 1), skipped=skipped if k == 0 else (),
+            dub_tracks=dubbed if shared else min(dubbed, 1),
+            skipped=skipped if k == 0 else (),
         )
         for k, (r, j) in enumerate(zip(results, jobs, strict=True))
     ]
