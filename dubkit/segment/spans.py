@@ -60,8 +60,11 @@ class SegmentOptions:
         silero_threshold: the Silero speech probability a proposed frame needs (Silero's own
             default; lower values let music into the edges without finding more speech).
         frame_ms: VAD frame length, 10, 20 or 30 ms.
-        pad_before_ms: speech kept before the detected onset.
-        pad_after_ms: speech kept after the detected end.
+        pad_before_ms: time kept before the detected onset (soft onsets that Silero and the
+            hysteresis do not call speech yet). Never past the middle of the pause before it.
+        pad_after_ms: time kept after the detected end (breathy releases, quiet final
+            consonants). Never past the middle of the pause after it, so two utterances never
+            overlap and a pause is never filled with the next speaker's lead-in.
         min_pause_ms: the shortest pause that separates two utterances; shorter pauses are
             bridged. 500 ms keeps a read sentence whole and still cuts between sentences and
             at most turn changes.
@@ -263,6 +266,7 @@ class SpanTracker:
         self._start_ms = 0  # its padded start (or the last forced cut)
         self._pending_end: int | None = None  # its speech end frame, once the VAD let go
         self._last_end_ms = 0  # end of the last utterance emitted
+        self._last_speech_end = 0  # speech end frame of the last utterance closed
         self._energy: list[float] = []
         self._voiced: list[bool] = []
         self._hist0 = 0  # frame index of _energy[0]
@@ -339,10 +343,13 @@ class SpanTracker:
             if start - self._pending_end < o.pause_frames:
                 self._pending_end = None  # a short pause: same utterance
                 return
-            self._close(out, limit_ms=None)
+            # the pause is split at its middle: neither side's padding crosses it
+            self._close(out, limit_ms=(self._pending_end + start) * o.frame_ms // 2)
         if not self._open:
             self._open = True
-            self._start_ms = max(start * o.frame_ms - o.pad_before_ms, self._last_end_ms, 0)
+            middle = (self._last_speech_end + start) * o.frame_ms // 2
+            lead = max(start * o.frame_ms - o.pad_before_ms, self._last_end_ms, 0)
+            self._start_ms = max(lead, middle) if self._last_speech_end else lead
             # the history of an utterance closed by this onset is no longer needed
             self._trim(self._start_ms // o.frame_ms - self._keep)
         self._pending_end = None
@@ -360,8 +367,10 @@ class SpanTracker:
     def _close(self, out: list[Utterance], limit_ms: int | None) -> None:
         o = self.options
         assert self._pending_end is not None
-        end = self._pending_end * o.frame_ms + o.pad_after_ms
+        # the next onset is at least a pause away: stay in that pause's first half
+        end = self._pending_end * o.frame_ms + min(o.pad_after_ms, o.pause_frames * o.frame_ms // 2)
         end = min(end, self._n * o.frame_ms if limit_ms is None else limit_ms)
+        self._last_speech_end = self._pending_end
         self._emit(self._start_ms, end, out)
         self._open = False
         self._pending_end = None
