@@ -22,6 +22,7 @@ _EXPORTS = {
     # pipeline
     "dub": "dubkit.pipeline",
     "subtitle": "dubkit.pipeline",
+    "redo": "dubkit.pipeline",
     "Options": "dubkit.pipeline.options",
     "Result": "dubkit.pipeline.options",
     "Outputs": "dubkit.pipeline.options",

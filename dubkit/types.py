@@ -56,6 +56,8 @@ class Translation:
 
     ``audio`` is empty when only text was asked for. ``voice`` names the voice that
     spoke when the engine had to use another than the one asked for (None: as asked).
+    ``source_text`` is what the engine heard, in the source language, where it knows it
+    (the local engine; None: unknown, as with the cloud model).
     """
 
     text: str
@@ -64,6 +66,7 @@ class Translation:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str = "stop"
     voice: str | None = None
+    source_text: str | None = None
 
     def samples(self) -> np.ndarray:
         """The speech as an int16 array (a read-only view of ``audio``)."""

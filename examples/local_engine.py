@@ -4,7 +4,7 @@
 
 PATH defaults to the repository's ``fixtures/speech.wav``. The speech is found
 with :func:`dubkit.segment.segment` (webrtcvad) and each utterance goes through
-:class:`dubkit.translate.local.LocalTranslator`: pocketsphinx -> Apertium -> eSpeak NG.
+:class:`dubkit.translate.local.LocalTranslator`: Whisper -> Apertium -> eSpeak NG.
 Needs the Debian packages ``apertium``, ``apertium-eng-<lang>`` and ``espeak-ng``.
 """
 

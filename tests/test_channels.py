@@ -7,7 +7,7 @@ import pyloudnorm
 import pytest
 
 from dubkit.media.channels import ChannelLayout, layout_loudness, placement_gain_db
-from dubkit.mix import PlacedClip, mix
+from dubkit.mix import MixOptions, PlacedClip, mix
 from dubkit.mix.loudness import loudness_gain_db
 
 RATE = 48_000
@@ -82,7 +82,8 @@ def test_mix_places_speech_in_fc_and_ducks_every_channel() -> None:
     bed = noise(6, 1.0, 5, level=0.05)
     clip = np.full(RATE // 2, 0.25, np.float32)
     placed = [PlacedClip(RATE // 4, clip.size, lambda: clip)]
-    out = np.concatenate(list(mix([bed], RATE, 6, placed, RATE, None, 0.0, layout)), axis=1)
+    duck = MixOptions(mode="duck")
+    out = np.concatenate(list(mix([bed], RATE, 6, placed, RATE, duck, 0.0, layout)), axis=1)
     mid = slice(RATE // 4 + RATE // 10, RATE * 3 // 4 - RATE // 10)
     for ch in (0, 1, 3, 4, 5):
         ratio = np.sqrt(np.mean(out[ch, mid] ** 2) / np.mean(bed[ch, mid] ** 2))

@@ -20,6 +20,7 @@ from dubkit.emulator import Emulator
 from dubkit.fit import ms_to_samples
 from dubkit.languages import resolve
 from dubkit.media.channels import ChannelLayout, layout_loudness
+from dubkit.mix import MixOptions
 from dubkit.mux import output_suffix
 from dubkit.pipeline import Options, Result
 from dubkit.translate.cloud import CloudTranslator
@@ -185,7 +186,8 @@ def test_surround_speech_in_the_centre_everything_ducked(
     tmp_path: Path, inputs: dict[str, Path], cloud: CloudTranslator, name: str
 ) -> None:
     src = inputs[name]
-    result = dubkit.dub(src, Options(target="es", out_dir=tmp_path, review=False), cloud)
+    opts = Options(target="es", out_dir=tmp_path, review=False, mix=MixOptions(mode="duck"))
+    result = dubkit.dub(src, opts, cloud)
     assert result.outputs.media is not None
     info = media.probe(src)
     track = media.select_audio(info)

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -241,14 +242,21 @@ def test_subtitle_cues_sit_inside_their_utterances(tmp_path: Path, cloud: CloudT
 
 
 @pytest.mark.slow
-def test_local_engine_dub_has_speech_where_the_utterances_are(tmp_path: Path) -> None:
+def test_local_engine_dub_has_speech_where_the_utterances_are(
+    tmp_path: Path, whisper_asr: Any
+) -> None:
     from dubkit.translate.local import LocalTranslator
 
     src = tmp_path / "talk.wav"
     shutil.copy(FIX / "speech.wav", src)
     opts = Options(target="es", mix=MixOptions(mode="replace"))
-    result = dubkit.dub(src, opts, LocalTranslator())
+    result = dubkit.dub(src, opts, LocalTranslator(whisper=whisper_asr))
     assert result.engine == "local" and not result.failed
+    manifest = json.loads(result.outputs.manifest.read_text())
+    heard = [u.get("source_text") for u in manifest["utterances"]]
+    assert all(heard) and "coffee" in " ".join(heard).lower(), heard  # the recognised English
+    assert result.outputs.review is not None
+    assert "source_text" in result.outputs.review.read_text()  # shown beside the translation
     dub, rate = decode(result.outputs.media)  # type: ignore[arg-type]
     voiced = 0
     for u in truth("speech")["utterances"]:

@@ -78,8 +78,8 @@ def rms_dbfs(samples: np.ndarray) -> float:
 
 
 @pytest.fixture()
-def translator() -> LocalTranslator:
-    return LocalTranslator()
+def translator(whisper_asr: Any) -> LocalTranslator:
+    return LocalTranslator(whisper=whisper_asr)
 
 
 # --- pure parts -------------------------------------------------------------
@@ -142,17 +142,28 @@ def test_a_missing_pair_names_the_package(translator: LocalTranslator) -> None:
 
 
 @pytest.mark.parametrize("source", ["es", "Japanese", "deu"])
-def test_a_non_english_source_is_refused(translator: LocalTranslator, source: str) -> None:
-    expected = r"English speech only.*--engine cloud.*DASHSCOPE_API_KEY"
+def test_pocketsphinx_refuses_a_non_english_source(source: str) -> None:
+    expected = r"English speech only.*--asr whisper.*cloud engine"
     with pytest.raises(ConfigError, match=expected):
+        LocalTranslator(LocalOptions(asr="pocketsphinx")).check(Job("es", source, "Cherry"))
+
+
+@pytest.mark.parametrize("source", ["Japanese", "deu"])
+def test_whisper_refuses_a_source_without_a_pair(translator: LocalTranslator, source: str) -> None:
+    with pytest.raises(ConfigError, match=r"no Apertium pair for .* -> Spanish.*installed: "):
         translator.check(Job("es", source, "Cherry"))
+    translator.check(Job("es", "es", None))  # Spanish to Spanish: nothing to translate
 
 
-def test_missing_programs_name_the_debian_packages() -> None:
-    no_apertium = LocalTranslator(LocalOptions(apertium="/nonexistent/apertium"))
+def test_missing_programs_name_the_debian_packages(whisper_asr: Any) -> None:
+    no_apertium = LocalTranslator(
+        LocalOptions(apertium="/nonexistent/apertium"), whisper=whisper_asr
+    )
     with pytest.raises(ConfigError, match=r"apt-get install apertium apertium-eng-<lang>"):
         no_apertium.check(Job("es", "en", None))
-    no_espeak = LocalTranslator(LocalOptions(espeak="/nonexistent/espeak-ng"))
+    with pytest.raises(ConfigError, match=r"apt-get install apertium apertium-eng-<lang>"):
+        no_apertium.check(Job("es", None, None))
+    no_espeak = LocalTranslator(LocalOptions(espeak="/nonexistent/espeak-ng"), whisper=whisper_asr)
     with pytest.raises(ConfigError, match=r"apt-get install espeak-ng"):
         no_espeak.check(Job("en", "en", "Cherry"))
     no_espeak.check(Job("en", None, None))  # text only needs no synthesis
@@ -180,7 +191,9 @@ def test_identity_is_stable_and_names_the_versions() -> None:
     first, second = LocalTranslator().identity(), LocalTranslator().identity()
     assert first == second == LocalTranslator().identity()
     assert first["engine"] == "local"
-    assert re.match(r"pocketsphinx 5\.\S+ en-us", first["asr"])
+    assert re.match(r"faster-whisper 1\.\S+ whisper-base", first["asr"])
+    sphinx = LocalTranslator(LocalOptions(asr="pocketsphinx")).identity()["asr"]
+    assert re.match(r"pocketsphinx 5\.\S+ en-us", sphinx)
     assert re.search(r"eng-spa:[0-9a-f]{12}", first["mt"])
     assert re.match(r"espeak-ng \d", first["tts"]) and "es=es" in first["tts"]
     json.dumps(first)
@@ -255,10 +268,10 @@ def test_espeak_follows_the_casting_with_male_and_female_variants(
 
 
 @needs_tools
-def test_english_to_english_passes_the_words_through(speech: Speech) -> None:
+def test_english_to_english_passes_the_words_through(speech: Speech, whisper_asr: Any) -> None:
     pcm, utts = speech
     utt = next(u for u in utts if "window" in str(u["text"]))
-    engine = LocalTranslator(LocalOptions(apertium="/nonexistent/apertium"))
+    engine = LocalTranslator(LocalOptions(apertium="/nonexistent/apertium"), whisper=whisper_asr)
     result = asyncio.run(engine.translate(cut(pcm, utt), Job("en", None, "Cherry")))
     assert words(result.text) >= {"open", "window"} and result.text.endswith(".")
     assert result.audio_ms > 500
@@ -267,9 +280,9 @@ def test_english_to_english_passes_the_words_through(speech: Speech) -> None:
 @pytest.mark.slow
 @needs_tools
 @needs_spanish
-def test_every_fixture_utterance_translates_to_spanish(speech: Speech) -> None:
+def test_every_fixture_utterance_translates_to_spanish(speech: Speech, whisper_asr: Any) -> None:
     pcm, utts = speech
-    engine = LocalTranslator()
+    engine = LocalTranslator(whisper=whisper_asr)
     job = Job("es", "en", "Cherry")
     apertium = Apertium.find()
 

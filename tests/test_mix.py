@@ -60,7 +60,13 @@ def clip_of(start: int, samples: np.ndarray, calls: list[int] | None = None) -> 
     return PlacedClip(start, len(samples), load)
 
 
+#: The duck these tests check (the default mode is ``separate``: see tests/test_separate.py).
+DUCK = MixOptions(mode="duck")
+
+
 def run(*args: object, **kw: object) -> np.ndarray:
+    if len(args) < 6:
+        kw.setdefault("options", DUCK)
     out = list(mix(*args, **kw))  # type: ignore[arg-type]
     assert all(b.dtype == np.float32 and b.ndim == 2 for b in out)
     return np.concatenate(out, axis=1) if out else np.zeros((0, 0), np.float32)
@@ -151,7 +157,8 @@ def test_clips_play_over_the_ducked_bed() -> None:
     bed = music(n, level=0.1)
     dub = speech(RATE // 2)
     start = RATE // 2
-    out = run(blocks(bed, [n]), RATE, 2, [clip_of(start, dub)], n, MixOptions(duck_db=-20.0))
+    deeper = MixOptions(mode="duck", duck_db=-20.0)
+    out = run(blocks(bed, [n]), RATE, 2, [clip_of(start, dub)], n, deeper)
     seg = slice(start, start + len(dub))
     expected = bed[:, seg] * np.float32(0.1) + dub
     assert np.allclose(out[:, seg], expected, atol=1e-6)
@@ -184,7 +191,7 @@ def test_clips_are_loaded_lazily_and_once() -> None:
     clips.append(PlacedClip(5 * BLOCK, 0, lambda: pytest.fail("empty clip loaded")))
     produced = 0
     loaded_at: dict[int, int] = {}
-    for out in mix(blocks(music(n), [999]), RATE, 2, clips, n):
+    for out in mix(blocks(music(n), [999]), RATE, 2, clips, n, DUCK):
         for s in calls:
             loaded_at.setdefault(s, produced)
         produced += out.shape[1]
@@ -202,7 +209,7 @@ def test_loaded_arrays_are_not_kept_after_the_clip() -> None:
         holder.append(weakref.ref(a))
         return a
 
-    gen = mix(blocks(music(n), [BLOCK]), RATE, 2, [PlacedClip(BLOCK, BLOCK, load)], n)
+    gen = mix(blocks(music(n), [BLOCK]), RATE, 2, [PlacedClip(BLOCK, BLOCK, load)], n, DUCK)
     produced = 0
     for out in gen:
         produced += out.shape[1]
@@ -331,7 +338,7 @@ def test_clips_are_taken_from_their_iterable_only_when_the_mix_reaches_them() ->
             asked_at.append(produced)
             yield clip_of(s, speech(BLOCK // 2), [])
 
-    for out in mix(blocks(music(n), [BLOCK]), RATE, 2, arriving(), n):
+    for out in mix(blocks(music(n), [BLOCK]), RATE, 2, arriving(), n, DUCK):
         produced += out.shape[1]
     # each clip is asked for within two blocks before its start (one clip of look-ahead)
     for i, at in enumerate(asked_at):
@@ -340,4 +347,4 @@ def test_clips_are_taken_from_their_iterable_only_when_the_mix_reaches_them() ->
             assert at >= starts[i - 1] - 2 * BLOCK
     unordered = [clip_of(s, speech(100), []) for s in (5 * BLOCK, BLOCK)]
     with pytest.raises(InputError, match="after one at"):
-        list(mix(blocks(music(n), [BLOCK]), RATE, 2, unordered, n))
+        list(mix(blocks(music(n), [BLOCK]), RATE, 2, unordered, n, DUCK))

@@ -404,3 +404,54 @@ def test_browser_says_when_it_cannot_play_this_languages_track(
         assert "hidden" not in note["attrs"] and "audio track 2" in text(note)
     else:
         assert "hidden" in note["attrs"]
+
+
+def _saved(dom: Dom) -> dict[str, Any]:
+    """What the page saved (its test hook keeps a copy of the download's text)."""
+    pre = dom.find("pre", id="saved")
+    assert len(pre) == 1, "the page saved nothing"
+    return json.loads(text(pre[0]))  # type: ignore[no-any-return]
+
+
+def test_browser_edits_appear_in_the_saved_manifest(
+    chromium: str, dubbed: tuple[Path, Result], tmp_path: Path
+) -> None:
+    """Issue 28: a translation, a voice and a skip edited in the page are in the manifest it
+    saves, the rest as the dub wrote it; `dubkit redo` takes the saved file."""
+    from urllib.parse import quote
+
+    from dubkit.pipeline.redo import plan_redo
+
+    folder, _ = dubbed
+    page = folder / "talk.es.review.html"
+    written = json.loads((folder / "talk.es.dubkit.json").read_text(encoding="utf-8"))
+    items = written["utterances"]
+    voice = next(v for v in ("Ethan", "Cherry", "Nofish") if v != items[1]["voice"])
+    new = "Texto <b>corregido</b> & \u00a1bien!"
+    query = f"?edit=1&text={quote(new)}&voice={voice}&save"
+    dom = Dom(dump_dom(chromium, page, tmp_path / "profile", query))
+    assert "redo" in text(dom.find("div", id="save-box")[0])  # the page says what to run
+    assert "edited" in dom.find("div", id="u-1")[0]["attrs"]["class"].split()
+    saved = _saved(dom)
+    got = saved["utterances"]
+    assert got[1]["text"] == new and got[1]["voice"] == voice
+    assert len(got) == len(items)
+    for k, (a, b) in enumerate(zip(got, items, strict=True)):
+        edited = () if k == 1 else ("text", "voice")
+        for key in ("start_ms", "end_ms", "speaker", "skip", *edited):
+            assert a.get(key) == b.get(key), (k, key)
+    for key in ("target", "input", "voices", "voices_written", "outputs", "options"):
+        assert saved[key] == written[key], key
+
+    dom = Dom(dump_dom(chromium, page, tmp_path / "profile2", "?edit=2&skip=1&save"))
+    skipped = _saved(dom)["utterances"]
+    assert [k for k, u in enumerate(skipped) if u["skip"]] == [2]
+
+    # redo reads the saved file from anywhere (a downloads folder)
+    downloads = tmp_path / "Downloads"
+    downloads.mkdir()
+    (downloads / "talk.es.dubkit.json").write_text(json.dumps(saved), encoding="utf-8")
+    plan = plan_redo(downloads / "talk.es.dubkit.json")
+    assert plan.given.items[1].voice == voice and plan.given.items[1].text == new
+    assert [g.voice for k, g in enumerate(plan.given.items) if k != 1] == [None] * (len(items) - 1)
+    assert plan.options.out_dir == folder

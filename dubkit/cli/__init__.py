@@ -10,10 +10,10 @@ import traceback
 from collections.abc import Sequence
 
 from dubkit import __version__
-from dubkit.cli import common, dub, emulate, languages, review, segments, subs
+from dubkit.cli import common, dub, emulate, languages, redo, review, segments, subs
 from dubkit.errors import DubkitError
 
-COMMANDS = (dub, subs, review, segments, emulate, languages)
+COMMANDS = (dub, subs, redo, review, segments, emulate, languages)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "examples:\n  dubkit dub talk.mp4 --to es\n  dubkit subs talk.mp4 --to Japanese\n"
-            "  dubkit review talk.es.dubkit.json\n  dubkit segments talk.mp4 --json\n"
+            "  dubkit review talk.es.dubkit.json\n  dubkit redo talk.es.dubkit.json\n"
+            "  dubkit segments talk.mp4 --json\n"
             "  dubkit languages\n\n"
             "exit status: 0 done, 2 bad usage or input, 3 configuration or authentication,\n"
             "4 some utterances failed (outputs written, rerun to fill the gaps), 130 interrupted\n"

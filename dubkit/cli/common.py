@@ -16,6 +16,7 @@ from dubkit.files import check_writable_dir
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Progress, Result, parse_targets, plan_jobs
+from dubkit.pipeline.given import Given
 from dubkit.pipeline.outputs import check_run
 from dubkit.segment.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
 from dubkit.speakers.voices import parse_voice_map
@@ -56,6 +57,14 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="cloud (qwen3-livetranslate-flash) or local (offline); "
         "default: cloud when DASHSCOPE_API_KEY is set, else local",
+    )
+    g.add_argument(
+        "--asr",
+        choices=("whisper", "pocketsphinx"),
+        default="whisper",
+        help="the offline engine's speech recognizer: whisper (Whisper base, any language, "
+        "about 0.6x real time on 2 cores) or pocketsphinx (English only, faster, far less "
+        "accurate)",
     )
     g.add_argument(
         "--base-url",
@@ -138,9 +147,10 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
         )
         g.add_argument(
             "--mix",
-            choices=("duck", "replace"),
-            default="duck",
-            help="keep the original ducked under the dub, or replace it",
+            choices=("separate", "duck", "replace"),
+            default="separate",
+            help="what becomes of the original under the dub: its dialogue separated out (music "
+            "and effects kept; the centre channel in 5.1/7.1), all of it ducked, or replaced",
         )
         g.add_argument(
             "--max-speed",
@@ -170,6 +180,14 @@ def add_job_options(p: argparse.ArgumentParser, *, dubbing: bool) -> None:
             action="store_true",
             help="do not write <stem>.<lang>.review.html (rebuild it later with `dubkit review`)",
         )
+    p.add_argument(
+        "--segments",
+        type=Path,
+        default=None,
+        metavar="FILE.srt",
+        help="take the utterances' times from this subtitle file's cues (SRT or VTT: your own, "
+        "or a previous run's) instead of finding them; speakers and voices are still found",
+    )
     p.add_argument(
         "--visual",
         action="store_true",
@@ -271,7 +289,7 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
     return EngineOptions(
         engine=args.engine, base_url=args.base_url, region=args.region,
-        model=args.model, rpm=args.rpm, tpm=args.tpm, max_retries=args.retries,
+        model=args.model, rpm=args.rpm, tpm=args.tpm, max_retries=args.retries, asr=args.asr,
     )  # fmt: skip
 
 
@@ -400,9 +418,11 @@ def run_job(
             args, dry_run(args, options, targets, dubbing=dubbing, subtitle_only=subs)
         )
     engine = translator(args, env, options, dubbing=dubbing)
-    more = {"subtitle_only": subs} if subs else {}  # `dubkit subs` has no such option
+    more: dict[str, Any] = {"subtitle_only": subs} if subs else {}  # not on `dubkit subs`
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
+        if args.segments is not None:
+            more["given"] = segments_of(args.segments, path)
         with progress_display(args, path.name) as progress:
             results = work(path, options, engine, progress=progress, targets=targets, **more)
         summary = summarize_run(results, summarize)
@@ -417,6 +437,14 @@ def run_job(
         return run_inputs(args, one)
     finally:
         asyncio.run(engine.aclose())
+
+
+def segments_of(srt: Path, path: Path) -> Given:
+    """``--segments``: the cue times of ``srt`` as the utterances of ``path``."""
+    from dubkit.media import probe
+    from dubkit.pipeline.given import from_cues
+
+    return from_cues(srt, probe(path).duration_ms)
 
 
 def subs_only(args: argparse.Namespace) -> tuple[str, ...]:

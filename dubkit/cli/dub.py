@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from dubkit.cli import common
+from dubkit.mix import NO_MODEL, separation_available
 from dubkit.mux import output_suffix
 from dubkit.pipeline import Options, Progress, Result, dub
+from dubkit.pipeline.given import Given
 from dubkit.translate.protocol import Translator
 
 EXAMPLES = """examples:
@@ -20,6 +23,7 @@ EXAMPLES = """examples:
   dubkit dub talk.mp4 --to ja --mix replace --out-dir dubbed/
   dubkit dub film.mkv --to fr --track eng      # dub the English track; every other track kept
   dubkit dub clip.avi --to es --container mp4  # AVI in, MP4 out (default: MKV)
+  dubkit dub talk.mp4 --to es --segments talk.en.srt   # utterances at your cues' times
   dubkit dub talk.mp4 --to es --dry-run       # utterances and a token estimate, nothing sent
   dubkit dub talk.mp4 --to es --engine cloud --base-url http://127.0.0.1:8000/compatible-mode/v1
 """
@@ -54,9 +58,9 @@ def summary(result: Result) -> dict[str, Any]:
         "cut": t.cut,
         "tokens": t.usage.total_tokens,
         "voices": casting.as_dict() if casting else {},
-        "voices_shared": [
-            {"speaker": s, "voice": v, "like": like} for s, v, like in casting.shared
-        ] if casting else [],
+        "voices_shared": [{"speaker": s, "voice": v, "like": like} for s, v, like in casting.shared]
+        if casting
+        else [],
     }
 
 
@@ -72,8 +76,11 @@ def describe(s: dict[str, Any]) -> str:
         f"  wrote {s['media']}",
         *(f"  wrote {p}" for p in s["subtitles"]),
         f"  wrote {s['manifest']}",
-        *([f"  wrote {s['review']} (open it in a browser to check every utterance)"]
-          if s["review"] else []),
+        *(
+            [f"  wrote {s['review']} (open it in a browser to check every utterance)"]
+            if s["review"]
+            else []
+        ),
     ]
     if s["failed"]:
         lines.append(
@@ -98,13 +105,19 @@ def run(args: argparse.Namespace) -> int:
         progress: Progress | None = None,
         targets: tuple[str, ...] = (),
         subtitle_only: tuple[str, ...] = (),
+        given: Given | None = None,
     ) -> tuple[Result, ...]:
         note = output_suffix(path.suffix, options.container)[1]
         if note:
             common.notice(args, f"{path}: {note}")
+        if options.mix.mode == "separate" and not separation_available():
+            common.notice(args, f"{path}: {NO_MODEL}; --mix duck instead")
+            options = dataclasses.replace(
+                options, mix=dataclasses.replace(options.mix, mode="duck")
+            )
         return dub(
             path, options, engine, targets=targets, subtitle_only=subtitle_only,
-            progress=progress,
+            progress=progress, given=given,
         )  # fmt: skip
 
     return common.run_job(args, dubbing=True, work=work, summarize=summary, describe=describe)

@@ -11,12 +11,15 @@ never print, prompt or exit. Progress goes to an optional callback
 * :mod:`~dubkit.pipeline.dubbing`: :func:`dub`, the mix and the mux;
 * :mod:`~dubkit.pipeline.options` (what goes in and out), :mod:`~dubkit.pipeline.outputs`
   (where), :mod:`~dubkit.pipeline.timeline` (the record per utterance),
-  :mod:`~dubkit.pipeline.manifest` (the manifest).
+  :mod:`~dubkit.pipeline.manifest` (the manifest);
+* :mod:`~dubkit.pipeline.redo`: :func:`redo`, a dub written again from its edited manifest,
+  with :mod:`~dubkit.pipeline.given` (utterances given instead of found, also ``--segments``).
 """
 
 from dubkit.pipeline.dubbing import dub
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.prepare import analyze, parse_targets, plan_job, plan_jobs
+from dubkit.pipeline.redo import redo
 from dubkit.pipeline.subtitling import subtitle
 
 __all__ = [
@@ -29,5 +32,6 @@ __all__ = [
     "parse_targets",
     "plan_job",
     "plan_jobs",
+    "redo",
     "subtitle",
 ]

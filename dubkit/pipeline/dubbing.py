@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import functools
 import itertools
+import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,8 +19,9 @@ import numpy as np
 from dubkit import media, mux
 from dubkit.languages import Language, resolve
 from dubkit.media.scratch import FileAudio
-from dubkit.mix import MixOptions, PlacedClip, mix
+from dubkit.mix import NO_MODEL, MixOptions, PlacedClip, mix, separation_available
 from dubkit.mix.loudness import dub_gain
+from dubkit.pipeline.given import Given
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs, shares_media
 from dubkit.pipeline.prepare import analyze, prepare, start_translations
@@ -34,6 +36,8 @@ from dubkit.translate.clips import ClipStore
 from dubkit.translate.protocol import Job, Translator
 from dubkit.types import VAD_RATE, Cue, MediaInfo, StreamInfo, Utterance
 
+log = logging.getLogger(__name__)
+
 
 @overload
 def dub(
@@ -43,6 +47,7 @@ def dub(
     *,
     targets: None = None,
     progress: Progress | None = None,
+    given: Given | None = None,
 ) -> Result: ...
 @overload
 def dub(
@@ -53,6 +58,7 @@ def dub(
     targets: Sequence[str],
     subtitle_only: Sequence[str] = (),
     progress: Progress | None = None,
+    given: Given | None = None,
 ) -> tuple[Result, ...]: ...
 def dub(
     input: str | Path,
@@ -62,6 +68,7 @@ def dub(
     targets: Sequence[str] | None = None,
     subtitle_only: Sequence[str] = (),
     progress: Progress | None = None,
+    given: Given | None = None,
 ) -> Result | tuple[Result, ...]:
     """Dub ``input`` into ``options.target``: dubbed media, subtitles, manifest, review page.
 
@@ -92,6 +99,9 @@ def dub(
     from dubkit.review import write_review
 
     path = Path(input)
+    if options.mix.mode == "separate" and not separation_available():
+        log.warning("%s: %s; ducking the original instead", path, NO_MODEL)
+        options = dataclasses.replace(options, mix=dataclasses.replace(options.mix, mode="duck"))
     info, track, planned = prepare(
         path, options, translator, targets, dubbing=True, subtitle_only=subtitle_only
     )
@@ -102,22 +112,23 @@ def dub(
         speakers = _start_speakers(stack)  # starts while we segment
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
         audio, utterances = analyze(
-            path, options.segment, work, progress, info.duration_ms, wave, track.index
-        )
+            path, options.segment, work, progress, info.duration_ms, wave, track.index,
+            given.utterances if given is not None else None,
+        )  # fmt: skip
         measured = functools.partial(progress, "speakers") if progress else None
         found = (
             speakers.find(audio.path, utterances, measured, path)
             if speakers is not None
             else find_speakers(audio, utterances, measured)
         )
-        choice = VoiceChoice(options.voice, options.voices)
-        lanes = [lane.cast(found, choice) for lane in lanes]
-        jobs = [lane.jobs(found.utterances) for lane in lanes]
+        lanes, jobs = _cast(lanes, found, options, given)
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
         stream, results = start_translations(
             path, translator, audio, utterances, jobs, options, progress, store
         )
         stack.enter_context(contextlib.closing(stream))
+        if given is not None:
+            results = [given.edit(r) for r in results]
         timelines, cues = _render(
             lanes, into, results, utterances, found.utterances, store, audio, src, info,
             options, work, progress,
@@ -127,12 +138,28 @@ def dub(
         for lane, timeline, lane_cues in zip(lanes, timelines, cues, strict=True)
     ]
     datas = write_manifests(
-        out, info, options, [lane.job for lane in lanes], envelope=wave.finish()
-    )
+        out, info, options, [lane.job for lane in lanes], envelope=wave.finish(),
+        skipped=given.skipped if given is not None else (),
+    )  # fmt: skip
     for r, data in zip(out, datas, strict=True):
         if r.outputs.review is not None:
             write_review(r.outputs.review, data)
     return tuple(out) if targets is not None or subtitle_only else out[0]
+
+
+def _cast(
+    lanes: Sequence[Lane], found: Speakers, options: Options, given: Given | None
+) -> tuple[list[Lane], list[list[Job]]]:
+    """Each lane cast (the given speaker labels kept) and its request per utterance (in
+    the given voices, where there are some)."""
+    if given is not None:
+        found = given.relabel(found)
+    choice = VoiceChoice(options.voice, options.voices)
+    cast = [lane.cast(found, choice) for lane in lanes]
+    jobs = [lane.jobs(found.utterances) for lane in cast]
+    if given is not None:
+        jobs = [given.jobs(j, lane.dubbed) for j, lane in zip(jobs, cast, strict=True)]
+    return cast, jobs
 
 
 def _start_speakers(stack: contextlib.ExitStack) -> SpeakerProcess | None:
@@ -354,9 +381,7 @@ def _mix_and_encode(
             for p, e in zip(plans, encoded, strict=True)
         ]
     else:
-        writers = [
-            mux.Muxer(info.path, info, p, o) for p, o in zip(plans, outputs, strict=True)
-        ]
+        writers = [mux.Muxer(info.path, info, p, o) for p, o in zip(plans, outputs, strict=True)]
     with contextlib.ExitStack() as stack:
         muxers = [stack.enter_context(w) for w in writers]
         blocks = [_counted(mixes[0], fmt.rate, info.duration_ms, progress), *mixes[1:]]

@@ -21,6 +21,7 @@ from dubkit.translate.protocol import Job
 from dubkit.types import Cue, MediaInfo, Utterance
 
 if TYPE_CHECKING:
+    from dubkit.pipeline.given import GivenUtterance
     from dubkit.pipeline.options import Options, Result
 
 SCHEMA = 1
@@ -36,11 +37,13 @@ def manifest_data(
     created: datetime.datetime | None = None,
     dub_track: int = 0,
     dub_tracks: int = 1,
+    skipped: Sequence[GivenUtterance] = (),
 ) -> dict[str, Any]:
     """The manifest as plain JSON-ready data (no secrets: the key is never part of a Result).
 
     ``created`` (default: now) is the run's date; ``envelope`` the source waveform's peaks;
-    ``dub_track`` is this language's dubbed track among the output's ``dub_tracks``.
+    ``dub_track`` is this language's dubbed track among the output's ``dub_tracks``;
+    ``skipped``: the utterances a redo was told to leave undubbed, listed in their place.
     """
     cues = cues_by_utterance([e.result.utterance for e in result.timeline], result.cues)
     when = created or datetime.datetime.now(datetime.timezone.utc)
@@ -53,6 +56,7 @@ def manifest_data(
             "start_ms": r.utterance.start_ms,
             "end_ms": r.utterance.end_ms,
             "status": e.status,
+            "skip": False,
             "text": t.text if t is not None else None,
             "cached": r.cached,
             "attempts": r.attempts,
@@ -62,12 +66,15 @@ def manifest_data(
                 {"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text} for c in cues[i]
             ],
         }
+        if t is not None and t.source_text is not None:
+            item["source_text"] = t.source_text
         if e.speaker is not None:
             who = e.speaker
             item["speaker"] = who.speaker
             item["gender"] = who.gender
             item["f0_hz"] = round(who.f0_hz)
-            item["voice"] = (t.voice if t is not None else None) or voices.get(who.speaker)
+            heard = t.voice if t is not None else None
+            item["voice"] = heard or r.voice or voices.get(who.speaker)
         if p is not None:
             item["dub"] = {
                 "start_ms": p.start_ms,
@@ -78,7 +85,10 @@ def manifest_data(
                 "rule": p.rule,
                 "cut_ms": p.cut_ms,
             }
+        if r.edited:
+            item["text_edited"] = True
         items.append(item)
+    items = _with_skipped(items, skipped)
     totals = result.totals
     folder = result.outputs.manifest.parent
     return {
@@ -93,6 +103,9 @@ def manifest_data(
         "source": job.source,
         "voice": options.voice if result.casting is not None else job.voice,
         "voices": voices,
+        # the voices as written: `dubkit redo` compares `voices` and each utterance's voice
+        # with them to see which the user changed
+        "voices_written": voices,
         "outputs": {
             "media": str(result.outputs.media) if result.outputs.media else None,
             "subtitles": [str(p) for p in result.outputs.subtitles],
@@ -108,6 +121,8 @@ def manifest_data(
             "mix": options.mix.mode,
             "keep_original": options.keep_original,
             "track": options.track,
+            "visual": options.visual,
+            "audio_bitrate": options.audio_bitrate,
             # where the review page finds the dub and the original among the dubbed file's
             # audio tracks
             "dub_track": dub_track,
@@ -126,6 +141,26 @@ def manifest_data(
         "totals": dataclasses.asdict(totals),
         "utterances": items,
     }
+
+
+def _with_skipped(
+    items: list[dict[str, Any]], skipped: Sequence[GivenUtterance]
+) -> list[dict[str, Any]]:
+    """``items`` with an entry for each skipped utterance, in time order, renumbered."""
+    more: list[dict[str, Any]] = [
+        {
+            "index": 0, "start_ms": g.utterance.start_ms, "end_ms": g.utterance.end_ms,
+            "status": "skipped", "skip": True, "text": g.text, "cached": False, "attempts": 0,
+            "error": None, "usage": None, "cues": [],
+            **({"speaker": g.speaker, "gender": g.gender} if g.speaker else {}),
+            **({"voice": g.voice} if g.voice else {}),
+        }
+        for g in skipped
+    ]  # fmt: skip
+    if not more:
+        return items
+    merged = sorted([*items, *more], key=lambda item: int(item["start_ms"]))
+    return [{**item, "index": i} for i, item in enumerate(merged)]
 
 
 def cues_by_utterance(utterances: Sequence[Utterance], cues: Sequence[Cue]) -> list[list[Cue]]:
@@ -160,9 +195,10 @@ def write_manifest(
     job: Job,
     *,
     envelope: Envelope | None = None,
+    skipped: Sequence[GivenUtterance] = (),
 ) -> dict[str, Any]:
     """Write the manifest atomically; return its data (what the review page is built from)."""
-    data = manifest_data(result, info, options, job, envelope=envelope)
+    data = manifest_data(result, info, options, job, envelope=envelope, skipped=skipped)
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     write_text_atomic(result.outputs.manifest, text)
     return data
@@ -175,12 +211,15 @@ def write_manifests(
     jobs: Sequence[Job],
     *,
     envelope: Envelope | None = None,
+    skipped: Sequence[GivenUtterance] = (),
 ) -> list[dict[str, Any]]:
     """Write the run's one manifest; return each language's data (what its review page is
     built from). One language: :func:`write_manifest`'s. Several: one file whose
     ``languages`` holds each language's manifest, the waveform given once beside them."""
     if len(results) == 1:
-        return [write_manifest(results[0], info, options, jobs[0], envelope=envelope)]
+        return [
+            write_manifest(results[0], info, options, jobs[0], envelope=envelope, skipped=skipped)
+        ]
     shared = len({r.outputs.media for r in results}) == 1
     dubbed = sum(1 for r in results if r.casting is not None)  # the others: subtitles only
     when = datetime.datetime.now(datetime.timezone.utc)
@@ -188,7 +227,7 @@ def write_manifests(
         manifest_data(
             r, info, options, j, envelope=envelope, created=when,
             dub_track=k if shared and k < dubbed else 0,
-            dub_tracks=dubbed if shared else min(dubbed, 1),
+            dub_tracks=dubbed if shared else min(dubbed, 1), skipped=skipped if k == 0 else (),
         )
         for k, (r, j) in enumerate(zip(results, jobs, strict=True))
     ]

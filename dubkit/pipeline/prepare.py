@@ -32,25 +32,28 @@ def analyze(
     duration_ms: int = 0,
     envelope: EnvelopeBuilder | None = None,
     stream: int | None = None,
+    given: Sequence[Utterance] | None = None,
 ) -> tuple[FileAudio, list[Utterance]]:
     """Decode once at 16 kHz: segment as the audio streams in, keep it on disk for requests.
 
-    ``envelope``, when given, is fed the same audio (the review page's waveform).
+    ``envelope``, when given, is fed the same audio (the review page's waveform);
+    ``given`` utterances (a subtitle file's, an edited manifest's) replace the segmentation.
     """
     raw = workdir / "source.s16"
-    segmenter = Segmenter(options)
+    segmenter = Segmenter(options) if given is None else None
     utterances: list[Utterance] = []
     done = 0
     with raw.open("wb") as f:
         for chunk in media.prefetch(media.iter_pcm16(path, VAD_RATE, stream)):
             f.write(chunk.astype("<i2").tobytes())
-            utterances += segmenter.feed(chunk)
+            if segmenter is not None:
+                utterances += segmenter.feed(chunk)
             if envelope is not None:
                 envelope.feed(chunk)
             done += len(chunk)
             if progress:
                 progress("segment", done * 1000 // VAD_RATE, duration_ms)
-    utterances += segmenter.finish()
+    utterances = utterances + segmenter.finish() if segmenter is not None else list(given or ())
     if progress:
         progress("segment", duration_ms, duration_ms)
     return FileAudio(raw), utterances

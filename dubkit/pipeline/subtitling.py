@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import overload
 
+from dubkit.pipeline.given import Given
 from dubkit.pipeline.options import Options, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs
 from dubkit.pipeline.prepare import analyze, prepare, start_translations
@@ -57,6 +58,7 @@ def subtitle(
     *,
     targets: None = None,
     progress: Progress | None = None,
+    given: Given | None = None,
 ) -> Result: ...
 @overload
 def subtitle(
@@ -66,6 +68,7 @@ def subtitle(
     *,
     targets: Sequence[str],
     progress: Progress | None = None,
+    given: Given | None = None,
 ) -> tuple[Result, ...]: ...
 def subtitle(
     input: str | Path,
@@ -74,11 +77,13 @@ def subtitle(
     *,
     targets: Sequence[str] | None = None,
     progress: Progress | None = None,
+    given: Given | None = None,
 ) -> Result | tuple[Result, ...]:
     """Subtitles only (text modality): segment, translate, write ``<stem>.<lang>.srt``.
 
     ``targets`` (instead of ``options.target``): several languages from one segmentation,
     their requests sharing the translator's limits; one :class:`Result` per language.
+    ``given`` utterances (a subtitle file's cue times) replace the segmentation.
 
     >>> Options(target="es").formats
     ('srt',)
@@ -91,8 +96,9 @@ def subtitle(
     outputs = checked_outputs(path, langs, options, with_media=False)
     with tempfile.TemporaryDirectory(prefix="dubkit-") as work:
         audio, utterances = analyze(
-            path, options.segment, Path(work), progress, info.duration_ms, None, track.index
-        )
+            path, options.segment, Path(work), progress, info.duration_ms, None, track.index,
+            given.utterances if given is not None else None,
+        )  # fmt: skip
         jobs = [[job] * len(utterances) for _, job in planned]
         shared, lanes = start_translations(
             path, translator, audio, utterances, jobs, options, progress

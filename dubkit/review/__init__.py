@@ -2,7 +2,9 @@
 
 :func:`review_html` is pure: a manifest (the data of ``<stem>.<lang>.dubkit.json``) in,
 one self-contained HTML page out. The page's script and styles are inline, it loads
-nothing from the network, and it plays the media files beside it by relative URL.
+nothing from the network, and it plays the media files beside it by relative URL. Each
+row's translation, voice and skip can be edited in it, and the edited manifest saved (a
+download) for ``dubkit redo``; so the page carries what a redo needs of the manifest.
 The manifest's data goes in as JSON inside ``<script type="application/json">`` with
 ``<``, ``>`` and ``&`` escaped, and the page's script shows text with ``textContent``
 only, so a translation reading ``</script>`` stays text.
@@ -29,12 +31,13 @@ log = logging.getLogger(__name__)
 MARKER = "__DUBKIT_REVIEW_DATA__"
 #: Utterance keys the page uses; anything else in the manifest stays out of the page.
 UTTERANCE_KEYS = (
-    "index", "start_ms", "end_ms", "status", "text", "attempts", "error", "cached", "dub", "cues",
-    "speaker", "gender", "f0_hz", "voice",
+    "index", "start_ms", "end_ms", "status", "text", "source_text", "attempts", "error", "cached",
+    "dub", "cues", "speaker", "gender", "f0_hz", "voice", "skip", "text_edited",
 )  # fmt: skip
 HEADER_KEYS = (
     "dubkit", "created", "input", "duration_ms", "has_video", "engine", "target", "source",
-    "voice", "voices", "options", "totals", "cost", "envelope",
+    "voice", "voices", "options", "totals", "cost", "envelope", "schema", "voices_written",
+    "outputs", "files",
 )  # fmt: skip
 
 
@@ -58,6 +61,7 @@ def page_data(manifest: dict[str, Any]) -> dict[str, Any]:
         "media": _url(media),
         "input": _url(files.get("input")),
     }
+    data["voice_choices"] = _voices(manifest.get("target"))
     return data
 
 
@@ -113,6 +117,17 @@ def pages(manifest: dict[str, Any], path: Path) -> list[tuple[Path, dict[str, An
                              path=path)  # fmt: skip
         seen.add(page.resolve())
     return out
+
+
+def _voices(target: object) -> list[str]:
+    """The voices the page offers for ``target`` (none for an unknown language)."""
+    from dubkit.errors import ConfigError
+    from dubkit.languages import resolve
+
+    try:
+        return list(resolve(str(target)).voices) if target else []
+    except ConfigError:
+        return []
 
 
 def _name(path: str | None) -> str | None:

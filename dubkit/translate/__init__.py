@@ -84,6 +84,10 @@ class UtteranceResult:
     #: Where the speech went when the run spilled it to a clip store (then
     #: ``translation.audio`` is empty); None otherwise.
     clip: ClipRef | None = None
+    #: The text is the user's (a redo's edit), not the engine's; the speech is the engine's.
+    edited: bool = False
+    #: The voice asked for instead of its speaker's (a redo's edit); None: its speaker's.
+    voice: str | None = None
 
     @property
     def ok(self) -> bool:

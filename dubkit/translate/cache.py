@@ -107,6 +107,7 @@ def _encode(t: Translation) -> bytes:
         "sample_rate": t.sample_rate,
         "finish_reason": t.finish_reason,
         "voice": t.voice,
+        "source_text": t.source_text,
         "usage": {f: getattr(t.usage, f) for f in Usage.__dataclass_fields__},
         "audio_bytes": len(t.audio),
         "audio_sha256": hashlib.sha256(t.audio).hexdigest(),
@@ -145,4 +146,11 @@ def _decode(data: bytes) -> Translation:
         usage=Usage(**{f: int(usage.get(f, 0)) for f in Usage.__dataclass_fields__}),
         finish_reason=str(meta["finish_reason"]),
         voice=str(meta["voice"]) if meta.get("voice") is not None else None,
+        source_text=_optional_str(meta.get("source_text")),
     )
+
+
+def _optional_str(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("source_text is not a string")
+    return value

@@ -25,6 +25,8 @@ class EngineOptions:
     rpm: int = 100
     tpm: int = 100_000
     max_retries: int = 6
+    #: The local engine's speech recognizer: "whisper" (any language) or "pocketsphinx".
+    asr: str = "whisper"
 
 
 def choose_engine(options: EngineOptions, env: Environment) -> str:
@@ -39,9 +41,9 @@ def make_translator(options: EngineOptions, env: Environment | None = None) -> T
     """A ready translator for ``options`` (explicit values, then the environment, then defaults)."""
     env = env if env is not None else Environment.read()
     if choose_engine(options, env) == "local":
-        from dubkit.translate.local import LocalTranslator
+        from dubkit.translate.local import LocalOptions, LocalTranslator
 
-        return LocalTranslator()
+        return LocalTranslator(LocalOptions(asr=options.asr))
     from dubkit.translate.cloud import CloudConfig, CloudTranslator
     from dubkit.translate.pacing import RateLimiter
 

@@ -1,0 +1,158 @@
+"""``--mix separate`` (issue 27): how much dialogue is left, how much music, how fast, how big.
+
+    .venv/bin/python bench/bench_separate.py quality   # real speech over music, per sentence
+    .venv/bin/python bench/bench_separate.py speed     # separation through mix(), x real time
+    .venv/bin/python bench/bench_separate.py dub 600   # a 10-min dub: separate vs duck
+    .venv/bin/python bench/bench_separate.py dub 7200 --only separate   # memory on 2 hours
+
+quality: each development program (codec2 speech over the music bed, ``realspeech.stems``) is
+mixed with silent clips on its sentences, so what is left under a clip is the bed alone. Two
+measures per sentence: the *exact residue* (the model's mask is linear in the STFT: the mask
+computed on the program is applied to the speech stem alone, and the energy it leaves over
+the sentence's active speech is compared with the stem's; likewise the music's level), on a
+whole-program pass with the same bed gain; and the *projection* of the real mix() output
+(least squares ``out ~ a speech + b music + c tone``), which counts only the coherent part.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "fixtures"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import realspeech as rs  # noqa: E402
+
+from dubkit.mix import MixOptions, PlacedClip, mix  # noqa: E402
+from dubkit.mix import spleeter as sp  # noqa: E402
+
+RATE = rs.RATE
+PROGRAMS = (("music12", 0), ("music12", 1), ("music18", 0))
+
+
+def _db(x: float) -> float:
+    return float(10 * np.log10(max(x, 1e-20)))
+
+
+def _silent(a: int, b: int) -> PlacedClip:
+    return PlacedClip(a, b - a, lambda: np.zeros(b - a, np.float32))
+
+
+def _masked(program: np.ndarray, parts: list[np.ndarray]) -> list[np.ndarray]:
+    """The accompaniment each part gets under the mask computed on ``program``."""
+
+    def up(x: np.ndarray) -> np.ndarray:
+        return sp._resample(np.stack([x, x]).astype(np.float32), RATE, sp.SR)
+
+    spec = sp.stft(up(program))
+    mask = sp.vocal_mask(np.abs(spec[:, :, : sp.BINS]))
+    out = []
+    for p in parts:
+        y = up(p)
+        s = sp.stft(y)
+        s[:, :, : sp.BINS] *= mask
+        s[:, :, sp.BINS :] = 0
+        v = sp._resample(sp.istft(s, y.shape[1]), sp.SR, RATE).mean(axis=0)[: len(p)]
+        out.append(p - v)
+    return out
+
+
+def quality(name: str, seed: int, opts: MixOptions) -> np.ndarray:
+    """Per sentence: residue, music level, voice and music projections (dB), at ``bed_db``."""
+    speech, bed, tone, sentences = rs.stems(name, seed)
+    program = (speech + bed + tone).astype(np.float32)
+    n, g = len(program), 10 ** (opts.bed_db / 20)
+    acc_s, acc_m = _masked(program, [speech, bed])
+    clips = [_silent(s.start_ms * 16, s.end_ms * 16) for s in sentences]
+    out = np.concatenate(list(mix([program[None]], RATE, 1, clips, n, opts)), axis=1)[0]
+    rows = []
+    for s in sentences:
+        sl = slice(s.start_ms * 16, s.end_ms * 16)
+        act = np.concatenate([np.arange(a * 16, b * 16) for a, b in s.words])
+        residue = _db(np.mean((g * acc_s[act]) ** 2)) - _db(np.mean(speech[act] ** 2))
+        music = _db(np.mean((g * acc_m[sl]) ** 2)) - _db(np.mean(bed[sl] ** 2))
+        parts = np.stack([speech[sl], bed[sl], tone[sl]], axis=1)
+        coef, *_ = np.linalg.lstsq(parts, out[sl].astype(np.float64), rcond=None)
+        rows.append((residue, music, 20 * np.log10(abs(coef[0])), 20 * np.log10(abs(coef[1]))))
+    return np.array(rows)
+
+
+def summary(r: np.ndarray, shift: float = 0.0) -> dict[str, float]:
+    """``r`` from :func:`quality`, every level moved by ``shift`` dB (another bed gain)."""
+    r = r + shift
+    return {
+        "sentences": len(r),
+        "residue_median": float(np.median(r[:, 0])), "residue_worst": float(r[:, 0].max()),
+        "residue_ok": float((r[:, 0] <= -25).mean()),
+        "music_median": float(np.median(r[:, 1])), "music_worst": float(r[:, 1].min()),
+        "music_ok": float((np.abs(r[:, 1]) <= 6).mean()),
+        "proj_voice_median": float(np.median(r[:, 2])), "proj_voice_worst": float(r[:, 2].max()),
+        "proj_music_median": float(np.median(r[:, 3])), "proj_music_worst": float(r[:, 3].min()),
+    }  # fmt: skip
+
+
+def speed(name: str = "music12", rate: int = 48_000) -> None:
+    """mix() separate vs duck at 48 kHz stereo: the separation's cost per second of speech."""
+    program = rs.program(name).audio.astype(np.float32) / 32768
+    x = sp._resample(program, RATE, rate)
+    stereo = np.stack([x, 0.8 * x])
+    n, k = stereo.shape[1], rate // 1000
+    spans = [(s.start_ms * k, s.end_ms * k) for s in rs.program(name).sentences]
+    walls = {}
+    for mode in ("duck", "separate"):
+        clips = [_silent(a, b) for a, b in spans]
+        t = time.monotonic()
+        for _ in mix([stereo], rate, 2, clips, n, MixOptions(mode=mode)):
+            pass
+        walls[mode] = time.monotonic() - t
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    speech_s = sum(b - a for a, b in spans) / rate
+    extra = walls["separate"] - walls["duck"]
+    print(f"{name} at {rate} Hz stereo: {n / rate:.1f} s, {len(spans)} clips, {speech_s:.1f} s "
+          f"under clips; mix duck {walls['duck']:.2f} s, separate {walls['separate']:.2f} s "
+          f"(child CPU {child.ru_utime + child.ru_stime:.1f} s): separation "
+          f"{speech_s / extra:.1f}x real time of the speech")  # fmt: skip
+
+
+def dub(seconds: int, modes: list[str]) -> None:
+    import cases
+    import inputs
+    from harness import EmulatorProcess
+
+    src = inputs.video(inputs.VideoSpec(seconds, 1280, 720, 25) if seconds <= 600
+                       else inputs.VideoSpec(seconds, 160, 90, 5))  # fmt: skip
+    with EmulatorProcess(latency_s=0.0) as emu:
+        for mode in modes:
+            with cases.scratch() as out:
+                cmd = [*cases.dub_cmd(src, emu.base_url, out), "--mix", mode]
+                t = cases.run_timed(cmd, env=cases.dub_env())
+            print(f"dub {seconds} s --mix {mode}: wall {t.wall_s:.1f} s, rc {t.returncode}, "
+                  f"dubkit RSS {t.maxrss_mb:.0f} MB, tree {t.tree_peak_mb:.0f} MB")  # fmt: skip
+
+
+def main() -> None:
+    what = sys.argv[1] if len(sys.argv) > 1 else "quality"
+    if what == "quality":
+        # Under a clip the bed is the accompaniment times the bed gain: every level moves
+        # with it, so one pass at 0 dB gives the others.
+        rows = {p: quality(*p, MixOptions(bed_db=0.0)) for p in PROGRAMS}
+        for bed_db in (0.0, -1.0, -2.0, -3.0):
+            for (name, seed), r in rows.items():
+                q = summary(r, bed_db)
+                print(f"bed {bed_db:+.0f} dB {name} seed {seed}: " +
+                      ", ".join(f"{k} {v:.2f}" for k, v in q.items()), flush=True)  # fmt: skip
+    elif what == "speed":
+        speed()
+    elif what == "dub":
+        modes = sys.argv[4:] if "--only" in sys.argv else ["duck", "separate"]
+        dub(int(sys.argv[2]), modes)
+
+
+if __name__ == "__main__":
+    main()

