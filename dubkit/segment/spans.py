@@ -92,7 +92,7 @@ class SegmentOptions:
     frame_ms: int = 30
     pad_before_ms: int = 90
     pad_after_ms: int = 120
-    release_snr_db: float = 30.0
+    release_snr_db: float = 27.0
     release_ms_per_db: float = 10.0
     min_pause_ms: int = 500
     min_utterance_ms: int = 400
