@@ -447,3 +447,50 @@ def test_silero_lowpass_is_scipys_firwin() -> None:
 
     np.testing.assert_allclose(_lowpass_taps(31, 3_600, 16_000), firwin(31, 3_600, fs=16_000),
                                atol=1e-7)  # fmt: skip
+
+
+@st.composite
+def _talk(draw: st.DrawFn) -> tuple[SegmentOptions, list[bool]]:
+    """Clean speech runs (long enough to trigger) and pauses, with any padding and pause."""
+    opts = SegmentOptions(
+        detector="webrtcvad",
+        pad_before_ms=draw(st.integers(0, 600)),
+        pad_after_ms=draw(st.integers(0, 600)),
+        min_pause_ms=draw(st.integers(30, 900)),
+        min_utterance_ms=30,
+    )
+    frames: list[bool] = [False] * draw(st.integers(0, 30))
+    for _ in range(draw(st.integers(1, 6))):
+        frames += [True] * draw(st.integers(5, 40)) + [False] * draw(st.integers(1, 40))
+    return opts, frames
+
+
+@given(_talk())
+@settings(max_examples=200, deadline=None)
+def test_padding_never_crosses_the_middle_of_a_pause(
+    case: tuple[SegmentOptions, list[bool]],
+) -> None:
+    """Issue 29: edges are padded into the silence, but two utterances never overlap and one
+    utterance's padding never reaches past the middle of the pause into the next one's speech."""
+    opts, frames = case
+    f = opts.frame_ms
+    tracker = SpanTracker(opts)
+    utts = tracker.push(frames, [-20.0 if v else -70.0 for v in frames]) + tracker.finish()
+    runs, k = [], 0
+    while k < len(frames):
+        if frames[k]:
+            j = k
+            while j < len(frames) and frames[j]:
+                j += 1
+            runs.append((k * f, j * f))
+            k = j
+        else:
+            k += 1
+    for u, v in itertools.pairwise(utts):
+        assert u.end_ms <= v.start_ms
+        if u.end_ms == v.start_ms:
+            continue  # a forced split of one long utterance
+        before = max(b for a, b in runs if b <= u.end_ms)
+        after = min(a for a, b in runs if a >= v.start_ms)
+        middle = (before + after) / 2
+        assert u.end_ms <= middle + f / 2 and v.start_ms >= middle - f / 2, (u, v, runs)
