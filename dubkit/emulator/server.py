@@ -283,6 +283,10 @@ class Emulator:
         self._stopping.clear()
         server = _Server((self.config.host, self.config.port), _Handler)
         server.emulator = self
+        if self.config.engine == "local":  # the recognizer's model loads before the first request
+            with self._lock:
+                self._local = self._local or LocalEngine()
+            self._local.warm()
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05},

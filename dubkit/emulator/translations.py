@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import threading
 from typing import Any
 
@@ -15,6 +16,8 @@ from dubkit.emulator.synth import synthesize_answer
 from dubkit.errors import ConfigError, DubkitError
 from dubkit.translate.protocol import Job
 from dubkit.types import SERVICE_RATE
+
+logger = logging.getLogger(__name__)
 
 
 def synthetic(
@@ -54,6 +57,14 @@ class LocalEngine:
                 self._translator = local.LocalTranslator()
             assert self._loop is not None
             return self._loop, self._translator
+
+    def warm(self) -> None:
+        """Load the engine's recognizer now (Whisper's model takes seconds), not on a request."""
+        _, translator = self._ensure()
+        try:
+            translator.warm()
+        except ConfigError as e:  # refused again, per request, with a 400
+            logger.warning("local engine: %s", e)
 
     def translate(self, req: ParsedRequest, decoded: DecodedInput) -> tuple[str, np.ndarray]:
         loop, translator = self._ensure()

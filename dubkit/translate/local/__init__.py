@@ -196,6 +196,10 @@ class LocalTranslator:
         """Raise a ConfigError now if ``job`` cannot run here (source, pair, programs, model,
         voice); with Whisper, the model is loaded (and assembled on first use) here too."""
         self._plan(job)
+        self.warm()
+
+    def warm(self) -> None:
+        """Load the recognizer's model now (Whisper: seconds), so no utterance waits for it."""
         if self.options.asr == "whisper":
             self._whisper.load()
 
