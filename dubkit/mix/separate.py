@@ -22,7 +22,7 @@ import contextlib
 import logging
 import struct
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
@@ -74,27 +74,6 @@ class SeparatorProcess:
 
     def close(self) -> None:
         self._child.close()
-
-
-class InProcessSeparator:
-    """:class:`SeparatorProcess`'s work done in this process (where no interpreter can be
-    started for the child, as in an embedded Python)."""
-
-    def __call__(self, x: np.ndarray, rate: int) -> np.ndarray:
-        from dubkit.mix import spleeter
-
-        return spleeter.separate(np.ascontiguousarray(x, np.float32), rate)[1]
-
-    def close(self) -> None:
-        pass
-
-
-def _start_model() -> SeparatorProcess | InProcessSeparator:
-    try:
-        return SeparatorProcess()
-    except OSError:  # no interpreter to start: separated here
-        log.debug("no interpreter for the separation's child: separating in this process")
-        return InProcessSeparator()
 
 
 def _read_exactly(stream: IO[bytes], count: int) -> bytes:
@@ -212,7 +191,8 @@ class SeparatedBed:
         self._merge = round(MERGE_S * rate)
         self._pieces: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._done = 0  # separated up to here
-        self._model: SeparatorProcess | InProcessSeparator | None = None
+        self._model: Callable[[np.ndarray, int], np.ndarray] | None = None
+        self._process: SeparatorProcess | None = None
         #: Samples separated (kept) and fed to the model (with the context), so far.
         self.separated = self.fed = 0
 
@@ -248,17 +228,29 @@ class SeparatedBed:
         r0, r1 = max(0, x - self._ctx), min(e + self._ctx, self._ahead.total)
         audio = self._ahead.read(r0, r1 - r0)
         if self._model is None:
-            self._model = _start_model()
+            self._model = self._start()
         acc = self._model(audio.T, self._rate).T
         self.separated, self.fed = self.separated + e - x, self.fed + r1 - r0
         self._pieces.append((x, np.ascontiguousarray(acc[:, x - r0 : e - r0])))
         self._done = e
 
+    def _start(self) -> Callable[[np.ndarray, int], np.ndarray]:
+        """The child process; where no interpreter can be started (an embedded Python),
+        the model in this process (with its memory)."""
+        try:
+            self._process = SeparatorProcess()
+        except OSError:
+            log.debug("no interpreter for the separation child: separating in process")
+            from dubkit.mix import spleeter
+
+            return lambda x, rate: spleeter.separate(x, rate)[1]
+        return self._process
+
     def close(self) -> None:
-        if self._model is not None:
-            log.debug("separated %.1f s (%.1f s with context)",
-                      self.separated / self._rate, self.fed / self._rate)  # fmt: skip
-            self._model.close()
+        log.debug("separated %.1f s (%.1f s with context)",
+                  self.separated / self._rate, self.fed / self._rate)  # fmt: skip
+        if self._process is not None:
+            self._process.close()
 
     def __enter__(self) -> SeparatedBed:
         return self

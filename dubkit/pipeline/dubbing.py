@@ -99,9 +99,7 @@ def dub(
     from dubkit.review import write_review
 
     path = Path(input)
-    if options.mix.mode == "separate" and not separation_available():
-        log.warning("%s: %s; ducking the original instead", path, NO_MODEL)
-        options = dataclasses.replace(options, mix=dataclasses.replace(options.mix, mode="duck"))
+    options = _usable_mix(path, options)
     info, track, planned = prepare(
         path, options, translator, targets, dubbing=True, subtitle_only=subtitle_only
     )
@@ -336,6 +334,14 @@ def _with_subtitles(
         tracks.append(dataclasses.replace(track, audio=lane.dubbed))
     first = tracks[0]
     return dataclasses.replace(lanes[0].plan, subtitles=first.subtitles, more=tuple(tracks[1:]))
+
+
+def _usable_mix(path: Path, options: Options) -> Options:
+    """``options``, with ``separate`` mode falling back to ``duck`` where its model is missing."""
+    if options.mix.mode != "separate" or separation_available():
+        return options
+    log.warning("%s: %s; ducking the original instead", path, NO_MODEL)
+    return dataclasses.replace(options, mix=dataclasses.replace(options.mix, mode="duck"))
 
 
 def _mix_and_encode(
