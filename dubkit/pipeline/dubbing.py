@@ -20,13 +20,13 @@ from dubkit import media, mux
 from dubkit.languages import Language, resolve
 from dubkit.media.scratch import FileAudio
 from dubkit.mix import NO_MODEL, MixOptions, PlacedClip, mix, separation_available
-from dubkit.mix.loudness import dub_gain
+from dubkit.mix.loudness import running_gain
 from dubkit.pipeline.given import Given
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs, shares_media
 from dubkit.pipeline.prepare import analyze, prepare, start_translations
 from dubkit.pipeline.subtitling import cues_of, write_subtitles
-from dubkit.pipeline.timeline import Entry, Fitted, loudness_head, place_in_order
+from dubkit.pipeline.timeline import Entry, Fitted, place_in_order
 from dubkit.review.envelope import EnvelopeBuilder
 from dubkit.speakers import SpeakerInfo, Speakers, find_speakers
 from dubkit.speakers.process import SpeakerProcess
@@ -277,9 +277,8 @@ def _render(
         _fitted(results[k], utterances, who, store, audio, src, info, options) for k in dubbed
     ]
     timelines, encoded = _mix_and_encode(
-        [f for f, _ in fitted], src, [g for _, g in fitted], options.mix, info,
-        [lanes[k].plan for k in dubbed], into, work, progress,
-    )  # fmt: skip
+        fitted, src, options.mix, info, [lanes[k].plan for k in dubbed], into, work, progress
+    )
     timelines += [
         [Entry(r) for rs in results[k] for r in rs]
         for k, lane in enumerate(lanes)
@@ -304,16 +303,14 @@ def _fitted(
     src: media.AudioSource,
     info: MediaInfo,
     options: Options,
-) -> tuple[Iterator[Fitted], float]:
-    """One language's timeline, fitted as its translations arrive, and the dub's gain, set
-    from its first minutes of speech (see :func:`~dubkit.pipeline.timeline.loudness_head`)."""
+) -> Iterator[Fitted]:
+    """One language's timeline, fitted as its translations arrive, each clip at the gain
+    the dub's speech so far calls for (see :class:`~dubkit.mix.loudness.RunningGain`)."""
     budget = options.mix.loudness_ms
-    fitted = place_in_order(
-        lane, utterances, who, store, info.duration_ms, src.fmt.rate, options.fit, budget
+    gain = running_gain(audio, utterances, src, budget) if options.mix.match_loudness else None
+    return place_in_order(
+        lane, utterances, who, store, info.duration_ms, src.fmt.rate, options.fit, gain
     )
-    head, sample = loudness_head(fitted, budget)
-    gain = dub_gain(audio, utterances, sample, src, budget) if options.mix.match_loudness else 0.0
-    return itertools.chain(head, fitted), gain
 
 
 def _with_subtitles(
@@ -347,7 +344,6 @@ def _usable_mix(path: Path, options: Options) -> Options:
 def _mix_and_encode(
     entries: Sequence[Iterator[Fitted]],
     src: media.AudioSource,
-    gains: Sequence[float],
     options: MixOptions,
     info: MediaInfo,
     plans: Sequence[mux.MuxPlan],
@@ -374,7 +370,7 @@ def _mix_and_encode(
     fmt, total = src.fmt, round(info.duration_ms * src.fmt.rate / 1000)
     originals = itertools.tee(src.blocks(), len(entries)) if len(entries) > 1 else [src.blocks()]
     mixes = [
-        mix(o, fmt.rate, fmt.channels, clips(k), total, options, gains[k], src.layout)
+        mix(o, fmt.rate, fmt.channels, clips(k), total, options, 0.0, src.layout)
         for k, o in enumerate(originals)
     ]
     first = outputs[0]
