@@ -130,9 +130,7 @@ class Fitted:
     placed: PlacedClip | None  # the clip at the mix rate, at its gain (None: nothing to play)
 
 
-def _clip(
-    r: UtteranceResult, store: ClipStore, fit: FitOptions
-) -> tuple[_Clip | None, np.ndarray]:
+def _clip(r: UtteranceResult, store: ClipStore, fit: FitOptions) -> tuple[_Clip | None, np.ndarray]:
     """Trim the result's clip and note its pauses, reading it once; its voiced samples."""
     if r.clip is None:
         return None, np.zeros(0, np.int16)
