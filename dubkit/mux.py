@@ -459,7 +459,7 @@ class Muxer:
         self._stack = contextlib.ExitStack()
         self._cmd: list[str] = []
         self._child: tools.Child | None = None
-        self._queue: queue.Queue[tuple[int, object] | None] = queue.Queue(self.QUEUE_BLOCKS)
+        self._queue: queue.Queue[tuple[int, np.ndarray | Cue] | None] = queue.Queue(self.QUEUE_BLOCKS)
         self._feeder: threading.Thread | None = None
         self._broken = threading.Event()
 
@@ -481,7 +481,9 @@ class Muxer:
         stdin = self._child.proc.stdin
         try:
             while (item := self._queue.get()) is not None:
-                stdin.write(np.ascontiguousarray(item[1].T, dtype="<f4").tobytes())  # type: ignore[union-attr]
+                block = item[1]
+                assert isinstance(block, np.ndarray)
+                stdin.write(np.ascontiguousarray(block.T, dtype="<f4").tobytes())
             stdin.close()
         except (BrokenPipeError, ValueError, OSError):  # ffmpeg died or was killed
             self._broken.set()
@@ -532,7 +534,7 @@ class Muxer:
         """A ``live`` output's next subtitle cue on its ``track``-th subtitle track."""
         self._put((track, cue))
 
-    def _put(self, item: tuple[int, object]) -> None:
+    def _put(self, item: tuple[int, np.ndarray | Cue]) -> None:
         assert self._child is not None
         if self._broken.is_set():
             self._child.proc.wait()
