@@ -128,10 +128,8 @@ def dub(
         stack.enter_context(contextlib.closing(stream))
         if given is not None:
             results = [given.edit(r) for r in results]
-        timelines, cues = _render(
-            lanes, into, results, utterances, found.utterances, store, audio, src, info,
-            options, work, progress,
-        )  # fmt: skip
+        run = _Shared(info, src, audio, utterances, found.utterances, store, options, work)
+        timelines, cues = _render(run, lanes, into, results, progress)
     out = [
         lane.result(path, translator.name, timeline, lane_cues, info, options)
         for lane, timeline, lane_cues in zip(lanes, timelines, cues, strict=True)
@@ -257,27 +255,34 @@ def _lanes(
     return lanes, into
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Shared:
+    """What every lane of one dub shares: the input as analysed (its speech at 16 kHz in
+    ``audio``, its utterances and who says each), where the clips and the work go."""
+
+    info: MediaInfo
+    src: media.AudioSource
+    audio: FileAudio
+    utterances: Sequence[Utterance]
+    who: Sequence[SpeakerInfo]
+    store: ClipStore
+    options: Options
+    work: Path
+
+
 def _render(
+    run: _Shared,
     lanes: Sequence[Lane],
     into: Sequence[Path],
     results: Sequence[Stream],
-    utterances: Sequence[Utterance],
-    who: Sequence[SpeakerInfo],
-    store: ClipStore,
-    audio: FileAudio,
-    src: media.AudioSource,
-    info: MediaInfo,
-    options: Options,
-    work: Path,
     progress: Progress | None,
 ) -> tuple[list[list[Entry]], list[list[Cue]]]:
     """Each lane's timeline and cues: the dubbed ones fitted, mixed and encoded as their
     translations arrive (into a video, in one pass with every lane's subtitles), the
     text-only ones as they come."""
     dubbed = [k for k, lane in enumerate(lanes) if lane.dubbed]
-    fitted = [
-        _fitted(results[k], utterances, who, store, audio, src, info, options) for k in dubbed
-    ]
+    info, options, work = run.info, run.options, run.work
+    fitted = [_fitted(run, results[k]) for k in dubbed]
     video = info.has_video and mux.output_kind(into[0]) == "video"
     live = video and len(dubbed) == len(lanes)  # text-only lanes' cues come after the mix
     feeds = [
@@ -286,7 +291,7 @@ def _render(
         for f, k in zip(fitted, dubbed, strict=True)
     ]  # fmt: skip
     plans = [_joint_plan(lanes, None)] if live else [lanes[k].plan for k in dubbed]
-    encoded = _mix_and_encode(feeds, src, options.mix, info, plans, into, work, progress)
+    encoded = _mix_and_encode(feeds, run.src, options.mix, info, plans, into, work, progress)
     timelines = [f.timeline for f in feeds]
     timelines += [
         [Entry(r) for rs in results[k] for r in rs]
@@ -388,23 +393,19 @@ def _subtitle_files(
     return paths
 
 
-def _fitted(
-    lane: Stream,
-    utterances: Sequence[Utterance],
-    who: Sequence[SpeakerInfo],
-    store: ClipStore,
-    audio: FileAudio,
-    src: media.AudioSource,
-    info: MediaInfo,
-    options: Options,
-) -> Iterator[Fitted]:
+def _fitted(run: _Shared, lane: Stream) -> Iterator[Fitted]:
     """One language's timeline, fitted as its translations arrive, each clip at the gain
     the dub's speech so far calls for (see :class:`~dubkit.mix.loudness.RunningGain`)."""
-    budget = options.mix.loudness_ms
-    gain = running_gain(audio, utterances, src, budget) if options.mix.match_loudness else None
-    return place_in_order(
-        lane, utterances, who, store, info.duration_ms, src.fmt.rate, options.fit, gain
+    mix, utterances = run.options.mix, run.utterances
+    gain = (
+        running_gain(run.audio, utterances, run.src, mix.loudness_ms)
+        if mix.match_loudness
+        else None
     )
+    return place_in_order(
+        lane, utterances, run.who, run.store, run.info.duration_ms, run.src.fmt.rate,
+        run.options.fit, gain,
+    )  # fmt: skip
 
 
 def _usable_mix(path: Path, options: Options) -> Options:
