@@ -21,12 +21,15 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
 from dubkit import tools
 from dubkit.mix.separate import CHUNK_S, CONTEXT_S, MERGE_S
+
+if TYPE_CHECKING:
+    from dubkit.media import AudioSource
 
 ERROR = "dialogue separation failed in its worker process"
 
@@ -60,6 +63,13 @@ def chunks(spans: Sequence[tuple[int, int]], rate: int) -> list[tuple[int, int]]
             out.append((x, e))
             x = e
     return out
+
+
+def media_source(src: AudioSource, total: int) -> dict[str, object]:
+    """:meth:`Prepared.start`'s ``source`` for the track the mix decodes."""
+    fmt = src.fmt
+    return {"media": str(src.path), "stream": src.stream, "rate": fmt.rate,
+            "channels": fmt.channels, "layout": fmt.layout, "total": total}  # fmt: skip
 
 
 class Prepared:
