@@ -12,7 +12,7 @@ import pytest
 
 from dubkit.emulator import Emulator
 from dubkit.media.channels import ChannelLayout
-from dubkit.mix import MixOptions, PlacedClip, mix, spleeter, spleeter_onnx
+from dubkit.mix import MixOptions, PlacedClip, mix, prepared, spleeter, spleeter_onnx
 from tests.conftest import FIX, run_cli
 from tests.test_cli import cloud_env
 
@@ -34,6 +34,46 @@ def _projection_db(out: np.ndarray, parts: list[np.ndarray]) -> list[float]:
     """Least squares ``out ~ sum(a_i * part_i)``: each part's ``20 log10 |a_i|``."""
     coef, *_ = np.linalg.lstsq(np.stack(parts, axis=1), out.astype(np.float64), rcond=None)
     return [float(20 * np.log10(abs(c) + 1e-12)) for c in coef]
+
+
+@needs_model
+@needs_speech
+@pytest.mark.slow
+def test_separated_ahead_from_the_utterances_removes_the_voice_alike(tmp_path: Path) -> None:
+    # The regions come from the sentences' starts (as from a dub's utterances), wider than
+    # the clips: the voice goes and the music stays as in step; far from any region the
+    # original passes bit for bit; a clip outside every region is separated in step.
+    speech, bed, tone, sentences = realspeech.stems("music12")
+    n = 30 * RATE
+    speech, bed, tone = speech[:n], bed[:n], tone[:n]
+    original = (speech + bed + tone).astype(np.float32)
+    kept = [s for s in sentences if s.end_ms * 16 <= n]
+    spans = [(s.start_ms * 16, s.end_ms * 16) for s in kept]
+    raw = tmp_path / "original.f32"
+    original.tofile(raw)
+    ramp = MixOptions().ramp_ms * RATE // 1000
+    cut = prepared.chunks(
+        prepared.regions([s.start_ms for s in kept[1:]], n, RATE, ramp, 400), RATE
+    )
+    with prepared.Prepared(tmp_path) as ahead:
+        ahead.start({"raw": str(raw), "rate": RATE, "channels": 1, "total": n}, cut)
+        clips = [_silent(a, b - a) for a, b in spans]
+        blocks = mix([original[None]], RATE, 1, clips, n, MixOptions(), prepared=ahead)
+        out = np.concatenate(list(blocks), axis=1)[0]
+        assert ahead.done > 0  # read from the child's file
+    under = np.zeros(n, bool)
+    for a, b in spans:
+        under[a:b] = True
+    voice_db, music_db, _ = _projection_db(out[under], [speech[under], bed[under], tone[under]])
+    assert voice_db <= -20.0, voice_db
+    assert -6.0 <= music_db <= 0.5, music_db
+    near = np.zeros(n, bool)
+    for a, b in spans:
+        near[max(0, a - ramp) : b + ramp] = True
+    assert np.array_equal(out[~near], original[~near])
+    first = slice(spans[0][0], spans[0][1])  # before every region: separated in step
+    alone = np.concatenate(list(mix([original[None]], RATE, 1, clips[:1], n)), axis=1)[0]
+    assert np.array_equal(out[first], alone[first])
 
 
 @needs_model

@@ -32,6 +32,7 @@ from dubkit.errors import MediaToolError
 
 if TYPE_CHECKING:
     from dubkit.mix import PlacedClip
+    from dubkit.mix.prepared import Prepared
 
 #: Seconds of original the model sees on each side of a chunk (then discarded).
 CONTEXT_S = 1.0
@@ -182,8 +183,9 @@ class SeparatedBed:
         channels: int,
         clips: ClipSpans,
         ramp: int,
+        prepared: Prepared | None = None,
     ) -> None:
-        self._channels = channels
+        self._channels, self._prepared = channels, prepared
         self._ahead = _Ahead(blocks, block, total)
         self._rate, self._ramp, self._clips = rate, ramp, clips
         self._ctx = round(CONTEXT_S * rate)
@@ -201,7 +203,10 @@ class SeparatedBed:
         return self._ahead.read(b0, n)
 
     def accompaniment(self, b0: int, needed: np.ndarray) -> np.ndarray:
-        """The accompaniment over ``[b0, b0 + len(needed))`` where ``needed`` (else zeros)."""
+        """The accompaniment over ``[b0, b0 + len(needed))`` where ``needed`` (else zeros):
+        read from what the child separated ahead where it covers them, else separated now."""
+        if self._prepared is not None and (got := self._prepared.read(b0, needed)) is not None:
+            return got
         n = len(needed)
         wanted = b0 + np.flatnonzero(needed)
         while wanted.size and wanted[-1] >= self._done:

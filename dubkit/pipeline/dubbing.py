@@ -19,8 +19,9 @@ import numpy as np
 from dubkit import media, mux
 from dubkit.languages import Language, resolve
 from dubkit.media.scratch import FileAudio
-from dubkit.mix import NO_MODEL, MixOptions, PlacedClip, mix, separation_available
+from dubkit.mix import NO_MODEL, MixOptions, PlacedClip, mix, prepared, separation_available
 from dubkit.mix.loudness import dub_gain
+from dubkit.mix.prepared import Prepared
 from dubkit.pipeline.given import Given
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs, shares_media
@@ -108,11 +109,14 @@ def dub(
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
         speakers = _start_speakers(stack)  # starts while we segment
+        ahead = _start_separation(stack, options, src, work)  # so does this
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
         audio, utterances = analyze(
             path, options.segment, work, progress, info.duration_ms, wave, track.index,
             given.utterances if given is not None else None,
         )  # fmt: skip
+        if ahead is not None:  # the dialogue separated while the requests run
+            _separate_ahead(ahead, src, utterances, info, options)
         measured = functools.partial(progress, "speakers") if progress else None
         found = (
             speakers.find(audio.path, utterances, measured, path)
@@ -129,7 +133,7 @@ def dub(
             results = [given.edit(r) for r in results]
         timelines, cues = _render(
             lanes, into, results, utterances, found.utterances, store, audio, src, info,
-            options, work, progress,
+            options, work, progress, ahead,
         )  # fmt: skip
     out = [
         lane.result(path, translator.name, timeline, lane_cues, info, options)
@@ -168,6 +172,38 @@ def _start_speakers(stack: contextlib.ExitStack) -> SpeakerProcess | None:
         return stack.enter_context(SpeakerProcess())
     except OSError:
         return None
+
+
+def _start_separation(
+    stack: contextlib.ExitStack, options: Options, src: media.AudioSource, work: Path
+) -> Prepared | None:
+    """The child that separates the dialogue ahead of the mix (``--mix separate`` on mono or
+    stereo; a surround layout drops its centre channel), started now so that its weights
+    load while we segment; None otherwise, or where no interpreter can be started (the mix
+    then separates in step)."""
+    if options.mix.mode != "separate" or not np.all(src.layout.speech_gains() == 1.0):
+        return None
+    try:
+        return stack.enter_context(Prepared(work))
+    except OSError:
+        return None
+
+
+def _separate_ahead(
+    ahead: Prepared,
+    src: media.AudioSource,
+    utterances: Sequence[Utterance],
+    info: MediaInfo,
+    options: Options,
+) -> None:
+    """Tell ``ahead`` where the clips can play: from each utterance's start less the
+    fitting's borrow to the next one's start, each widened by the mix's ramps."""
+    rate = src.fmt.rate
+    total = round(info.duration_ms * rate / 1000)
+    ramp = options.mix.ramp_ms * rate // 1000
+    starts = sorted(u.start_ms for u in utterances)
+    spans = prepared.regions(starts, total, rate, ramp, options.fit.borrow_ms)
+    ahead.start(prepared.media_source(src, total), prepared.chunks(spans, rate))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -268,6 +304,7 @@ def _render(
     options: Options,
     work: Path,
     progress: Progress | None,
+    ahead: Prepared | None = None,
 ) -> tuple[list[list[Entry]], list[list[Cue]]]:
     """Each lane's timeline and cues: the dubbed ones fitted, mixed and encoded as their
     translations arrive (and muxed with the video, with every lane's subtitles), the
@@ -278,7 +315,7 @@ def _render(
     ]
     timelines, encoded = _mix_and_encode(
         [f for f, _ in fitted], src, [g for _, g in fitted], options.mix, info,
-        [lanes[k].plan for k in dubbed], into, work, progress,
+        [lanes[k].plan for k in dubbed], into, work, progress, ahead,
     )  # fmt: skip
     timelines += [
         [Entry(r) for rs in results[k] for r in rs]
@@ -354,6 +391,7 @@ def _mix_and_encode(
     outputs: Sequence[Path],
     work: Path,
     progress: Progress | None,
+    ahead: Prepared | None = None,
 ) -> tuple[list[list[Entry]], list[Path]]:
     """Mix each language's clips over the original as they arrive and encode each mix as it
     comes: the original is decoded once, and the languages' mixes advance in step over it.
@@ -374,7 +412,7 @@ def _mix_and_encode(
     fmt, total = src.fmt, round(info.duration_ms * src.fmt.rate / 1000)
     originals = itertools.tee(src.blocks(), len(entries)) if len(entries) > 1 else [src.blocks()]
     mixes = [
-        mix(o, fmt.rate, fmt.channels, clips(k), total, options, gains[k], src.layout)
+        mix(o, fmt.rate, fmt.channels, clips(k), total, options, gains[k], src.layout, ahead)
         for k, o in enumerate(originals)
     ]
     first = outputs[0]
