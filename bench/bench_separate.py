@@ -35,6 +35,7 @@ import realspeech as rs  # noqa: E402
 
 from dubkit.mix import MixOptions, PlacedClip, mix, prepared  # noqa: E402
 from dubkit.mix import spleeter as sp  # noqa: E402
+from dubkit.mix.separate import chunks_over  # noqa: E402
 
 RATE = rs.RATE
 PROGRAMS = (("music12", 0), ("music12", 1), ("music18", 0))
@@ -76,7 +77,7 @@ def _mixed(program: np.ndarray, sentences: list, opts: MixOptions, ahead: bool) 
         return np.concatenate(list(mix([program[None]], RATE, 1, clips, n, opts)), axis=1)[0]
     ramp = opts.ramp_ms * RATE // 1000
     starts = [s.start_ms for s in sentences]
-    cut = prepared.chunks(prepared.regions(starts, n, RATE, ramp, 400), RATE)
+    cut = chunks_over(prepared.regions(starts, n, RATE, ramp, 400), RATE, n)
     with tempfile.TemporaryDirectory() as tmp, prepared.Prepared(Path(tmp)) as early:
         program.tofile(Path(tmp) / "program.f32")
         early.start({"raw": f"{tmp}/program.f32", "rate": RATE, "channels": 1, "total": n}, cut)

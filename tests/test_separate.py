@@ -12,7 +12,7 @@ import pytest
 
 from dubkit.emulator import Emulator
 from dubkit.media.channels import ChannelLayout
-from dubkit.mix import MixOptions, PlacedClip, mix, prepared, spleeter, spleeter_onnx
+from dubkit.mix import MixOptions, PlacedClip, mix, prepared, separate, spleeter, spleeter_onnx
 from tests.conftest import FIX, run_cli
 from tests.test_cli import cloud_env
 
@@ -39,10 +39,10 @@ def _projection_db(out: np.ndarray, parts: list[np.ndarray]) -> list[float]:
 @needs_model
 @needs_speech
 @pytest.mark.slow
-def test_separated_ahead_from_the_utterances_removes_the_voice_alike(tmp_path: Path) -> None:
-    # The regions come from the sentences' starts (as from a dub's utterances), wider than
-    # the clips: the voice goes and the music stays as in step; far from any region the
-    # original passes bit for bit; a clip outside every region is separated in step.
+def test_separated_ahead_gives_the_in_step_mix(tmp_path: Path) -> None:
+    # The chunks come from the sentences' starts (as from a dub's utterances), less the
+    # first chunk of the grid: the mix reads those from the child's file and separates the
+    # first in step. The whole output equals the in-step mix's, and removes the voice.
     speech, bed, tone, sentences = realspeech.stems("music12")
     n = 30 * RATE
     speech, bed, tone = speech[:n], bed[:n], tone[:n]
@@ -52,15 +52,17 @@ def test_separated_ahead_from_the_utterances_removes_the_voice_alike(tmp_path: P
     raw = tmp_path / "original.f32"
     original.tofile(raw)
     ramp = MixOptions().ramp_ms * RATE // 1000
-    cut = prepared.chunks(
-        prepared.regions([s.start_ms for s in kept[1:]], n, RATE, ramp, 400), RATE
-    )
+    regions = prepared.regions([s.start_ms for s in kept], n, RATE, ramp, 400)
+    cut = [k for k in separate.chunks_over(regions, RATE, n) if k > 0]
+    assert spans[0][0] < separate.Chunk.of(1, RATE, n).x and len(cut) >= 2  # chunk 0 in step
+    clips = [_silent(a, b - a) for a, b in spans]
     with prepared.Prepared(tmp_path) as ahead:
         ahead.start({"raw": str(raw), "rate": RATE, "channels": 1, "total": n}, cut)
-        clips = [_silent(a, b - a) for a, b in spans]
         blocks = mix([original[None]], RATE, 1, clips, n, MixOptions(), prepared=ahead)
         out = np.concatenate(list(blocks), axis=1)[0]
-        assert ahead.done > 0  # read from the child's file
+        assert ahead.done >= 2  # chunks 1 and 2 read from the child's file
+    in_step = np.concatenate(list(mix([original[None]], RATE, 1, clips, n)), axis=1)[0]
+    assert np.abs(out - in_step).max() <= 1e-6
     under = np.zeros(n, bool)
     for a, b in spans:
         under[a:b] = True
@@ -71,9 +73,6 @@ def test_separated_ahead_from_the_utterances_removes_the_voice_alike(tmp_path: P
     for a, b in spans:
         near[max(0, a - ramp) : b + ramp] = True
     assert np.array_equal(out[~near], original[~near])
-    first = slice(spans[0][0], spans[0][1])  # before every region: separated in step
-    alone = np.concatenate(list(mix([original[None]], RATE, 1, clips[:1], n)), axis=1)[0]
-    assert np.array_equal(out[first], alone[first])
 
 
 @needs_model
@@ -99,6 +98,27 @@ def test_real_voice_over_music_is_removed_and_the_music_kept() -> None:
     for a, b in spans:
         near[max(0, a - ramp) : b + ramp] = True
     assert np.array_equal(out[~near], original[~near])  # elsewhere bit for bit
+
+
+@pytest.mark.parametrize("rate", [16_000, 22_050, 44_100, 48_000, 96_000])
+def test_a_grid_chunk_and_its_context_make_one_model_segment(rate: int) -> None:
+    c = separate.Chunk.of(3, rate, 10**9)
+    ctx = round(separate.CONTEXT_S * rate)
+    assert (c.r0, c.r1) == (c.x - ctx, c.e + ctx)
+    at_model_rate = -(-(c.r1 - c.r0) * spleeter.SR // rate)  # what the resampler gives
+    assert 1 + at_model_rate // spleeter.HOP <= spleeter.SEGMENT
+    total = c.x - (c.e - c.x) // 2  # two chunks and a half
+    last = separate.Chunk.of(2, rate, total)  # clipped to the media
+    assert last.e == last.r1 == total and last.r0 == last.x - ctx
+
+
+def test_the_chunks_over_spans_hold_every_sample_and_no_more() -> None:
+    rate, total = 1000, 100_000
+    size = separate.Chunk.of(0, rate, total).e
+    spans = [(5, 6), (size - 1, size + 1), (5 * size + 3, 7 * size), (total - 1, total + 50)]
+    ks = separate.chunks_over(spans, rate, total)
+    assert ks == [0, 1, 5, 6, total // size]
+    assert separate.chunks_over([(-50, 0), (total, total + 9)], rate, total) == []
 
 
 def test_surround_drops_the_centre_under_a_clip_and_keeps_the_rest() -> None:

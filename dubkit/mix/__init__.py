@@ -38,7 +38,7 @@ import numpy as np
 from dubkit.errors import ConfigError, InputError
 from dubkit.media.channels import ChannelLayout
 from dubkit.mix.limiter import TruePeakLimiter
-from dubkit.mix.separate import ClipSpans, SeparatedBed
+from dubkit.mix.separate import SeparatedBed
 
 if TYPE_CHECKING:
     from dubkit.mix.prepared import Prepared
@@ -340,10 +340,7 @@ def _mix(
     sep = _Separation(centre=centre, gain=float(10.0 ** (opts.bed_db / 20.0)))
     beds = _fixed_blocks(original, channels, total) if opts.mode != "replace" else None
     if opts.mode == "separate" and centre is None and beds is not None:
-        tap = ClipSpans(clips)
-        clips, sep.bed = tap, SeparatedBed(
-            beds, BLOCK, total, rate, channels, tap, ramp, prepared
-        )
+        sep.bed = SeparatedBed(beds, BLOCK, total, rate, channels, prepared)
     schedule = _Schedule(clips, ramp)
     limiter = TruePeakLimiter(rate, channels, opts.true_peak_dbtp)
     try:

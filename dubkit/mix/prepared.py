@@ -3,16 +3,17 @@
 Where a clip can play is known from the utterances, long before the translations arrive: a
 clip starts at its utterance's start, or earlier by at most the fitting's borrow
 (:attr:`dubkit.fit.FitOptions.borrow_ms`), and ends by the next utterance's start (the last
-one, by the media's end); the mix's ramp widens each side. :func:`regions` gathers those
-spans (merged across gaps under :data:`~dubkit.mix.separate.MERGE_S`) and :func:`chunks`
-cuts them as the in-step separation does (even chunks of at most
-:data:`~dubkit.mix.separate.CHUNK_S` seconds, :data:`~dubkit.mix.separate.CONTEXT_S` seconds
-of context on each side). :class:`Prepared` runs ``python -m dubkit.mix.prepared``, which
-decodes the original itself and writes each chunk's accompaniment, float32
+one, by the media's end); the mix's ramp widens each side. :func:`regions` gives those spans,
+and :func:`dubkit.mix.separate.chunks_over` the chunks of the separation's grid that hold
+them. :class:`Prepared` runs ``python -m dubkit.mix.prepared``, which decodes the original
+itself and separates those chunks as the mix would (the same chunk, the same context, the
+same model: the same samples), writing each chunk's accompaniment, float32
 ``(frames, channels)``, to a scratch file in the job's work folder, in order, one line on its
-stdout per chunk written; the mix reads from there (waiting only where the child has not
-got so far), so the dub's memory holds no more than one block of it. Samples outside the
-regions (none, unless the fitting changes) are separated in step as before.
+stdout per chunk written; the mix reads a chunk from there (waiting only where the child has
+not got so far), so the dub's memory holds no more than one chunk of it. Chunks outside the
+list (none, unless a clip outlasts the next utterance's start) are separated in step as before.
+The scratch file holds every listed chunk until the dub ends: float32 at the media's rate, some
+23 MB a minute of stereo 48 kHz.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 
 from dubkit import tools
-from dubkit.mix.separate import CHUNK_S, CONTEXT_S, MERGE_S
+from dubkit.mix.separate import CONTEXT_S, Chunk
 
 if TYPE_CHECKING:
     from dubkit.media import AudioSource
@@ -38,30 +39,14 @@ def regions(
     starts_ms: Sequence[int], total: int, rate: int, ramp: int, borrow_ms: int
 ) -> list[tuple[int, int]]:
     """``[start, end)`` samples that a clip starting at one of ``starts_ms`` (sorted) can
-    reach, its ramps included, merged where closer than ``MERGE_S``."""
-    merge, out = round(MERGE_S * rate), list[tuple[int, int]]()
+    reach, its ramps included."""
+    out = []
     for i, s in enumerate(starts_ms):
         a = max(0, (s - borrow_ms) * rate // 1000 - ramp - 1)
         nxt = starts_ms[i + 1] if i + 1 < len(starts_ms) else None
         b = total if nxt is None else min(total, -(-nxt * rate // 1000) + ramp + 1)
-        if a >= b:
-            continue
-        if out and a - out[-1][1] <= merge:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
+        if a < b:
             out.append((a, b))
-    return out
-
-
-def chunks(spans: Sequence[tuple[int, int]], rate: int) -> list[tuple[int, int]]:
-    """Each region cut into even chunks of at most ``CHUNK_S`` (none a sliver)."""
-    size, out = round(CHUNK_S * rate), []
-    for a, b in spans:
-        x = a
-        while x < b:
-            e = x + -(-(b - x) // -(-(b - x) // size))
-            out.append((x, e))
-            x = e
     return out
 
 
@@ -79,19 +64,21 @@ class Prepared:
         self._child = tools.Child([sys.executable, "-m", "dubkit.mix.prepared"], stdout=True)
         self.path = work / "accompaniment.f32"
         self._file: IO[bytes] | None = None
-        self._xs = self._es = self._offsets = np.zeros(0, np.int64)
+        self._order: dict[int, int] = {}  # chunk -> its place in the file
+        self._offsets = np.zeros(1, np.int64)  # frames before each chunk's, in the file
         self._channels = 1
         self.done = 0  # chunks the child has reported written
 
-    def start(self, source: dict[str, object], cut: Sequence[tuple[int, int]]) -> None:
-        """Separate ``cut`` (from :func:`chunks`) of ``source``: ``{"media", "stream",
+    def start(self, source: dict[str, object], chunks: Sequence[int]) -> None:
+        """Separate the grid's ``chunks`` (increasing) of ``source``: ``{"media", "stream",
         "rate", "channels", "layout", "total"}`` (a media file's track, decoded as the mix
         decodes it) or ``{"raw", "rate", "channels", "total"}`` (float32 frames)."""
-        spec = {**source, "chunks": [list(c) for c in cut], "out": str(self.path)}
+        spec = {**source, "chunks": list(chunks), "out": str(self.path)}
         self._channels = int(source["channels"])  # type: ignore[call-overload]
-        self._xs = np.array([c[0] for c in cut], np.int64)
-        self._es = np.array([c[1] for c in cut], np.int64)
-        self._offsets = np.concatenate([[0], np.cumsum(self._es - self._xs)]).astype(np.int64)
+        rate, total = int(source["rate"]), int(source["total"])  # type: ignore[call-overload]
+        self._order = {k: i for i, k in enumerate(chunks)}
+        sizes = [Chunk.of(k, rate, total) for k in chunks]
+        self._offsets = np.cumsum([0, *(c.e - c.x for c in sizes)]).astype(np.int64)
         stdin = self._child.proc.stdin
         assert stdin is not None
         try:
@@ -100,23 +87,15 @@ class Prepared:
         except BrokenPipeError as e:
             raise self._child.failure(ERROR) from e
 
-    def read(self, b0: int, needed: np.ndarray) -> np.ndarray | None:
-        """The accompaniment over ``[b0, b0 + len(needed))`` where ``needed`` (else zeros);
-        None where a needed sample lies outside the chunks."""
-        n = len(needed)
-        wanted = b0 + np.flatnonzero(needed)
-        out = np.zeros((self._channels, n), np.float32)
-        if not wanted.size:
-            return out
-        idx = np.searchsorted(self._xs, wanted, "right") - 1
-        if idx[0] < 0 or not np.all(wanted < self._es[idx]):
+    def chunk(self, k: int) -> np.ndarray | None:
+        """Chunk ``k``'s accompaniment ``(channels, frames)``, once the child has written it;
+        None if it is not one of the chunks it separates."""
+        i = self._order.get(k)
+        if i is None:
             return None
-        for k in np.unique(idx):
-            self._wait(int(k))
-            x, e = int(self._xs[k]), int(self._es[k])
-            lo, hi = max(b0, x), min(b0 + n, e)
-            out[:, lo - b0 : hi - b0] = self._frames(int(self._offsets[k]) + lo - x, hi - lo)
-        return out
+        self._wait(i)
+        at, end = int(self._offsets[i]), int(self._offsets[i + 1])
+        return self._frames(at, end - at)
 
     def _frames(self, at: int, count: int) -> np.ndarray:
         if self._file is None:
@@ -126,11 +105,11 @@ class Prepared:
         raw = self._file.read(4 * ch * count)
         return np.frombuffer(raw, np.float32).reshape(count, ch).T
 
-    def _wait(self, k: int) -> None:
-        """Until the child has written chunk ``k``."""
+    def _wait(self, i: int) -> None:
+        """Until the child has written the ``i``-th of its chunks (from 0)."""
         stdout = self._child.proc.stdout
         assert stdout is not None
-        while self.done <= k:
+        while self.done <= i:
             if not stdout.readline():
                 self._child.proc.wait()
                 raise self._child.failure(ERROR)
@@ -182,14 +161,14 @@ def child() -> None:
     ctx = round(CONTEXT_S * rate)
     ahead = _Ahead(_blocks(spec), BLOCK, total)
     with open(spec["out"], "wb") as out:
-        for x, e in spec["chunks"]:
-            r0, r1 = max(0, x - ctx), min(e + ctx, total)
-            audio = np.ascontiguousarray(ahead.read(r0, r1 - r0).T, np.float32)
+        for k in spec["chunks"]:
+            c = Chunk.of(int(k), rate, total)
+            audio = np.ascontiguousarray(ahead.read(c.r0, c.r1 - c.r0).T, np.float32)
             acc = spleeter.separate(audio, rate)[1]
-            out.write(np.ascontiguousarray(acc[x - r0 : e - r0], np.float32).tobytes())
+            out.write(np.ascontiguousarray(acc[c.x - c.r0 : c.e - c.r0], np.float32).tobytes())
             out.flush()
-            ahead.forget(e - ctx)
-            sys.stdout.write(f"{x} {e}\n")
+            ahead.forget(c.e - ctx)  # where a later chunk's context can start
+            sys.stdout.write(f"{k}\n")
             sys.stdout.flush()
 
 

@@ -22,6 +22,7 @@ from dubkit.media.scratch import FileAudio
 from dubkit.mix import NO_MODEL, MixOptions, PlacedClip, mix, prepared, separation_available
 from dubkit.mix.loudness import dub_gain
 from dubkit.mix.prepared import Prepared
+from dubkit.mix.separate import chunks_over
 from dubkit.pipeline.given import Given
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs, shares_media
@@ -203,7 +204,7 @@ def _separate_ahead(
     ramp = options.mix.ramp_ms * rate // 1000
     starts = sorted(u.start_ms for u in utterances)
     spans = prepared.regions(starts, total, rate, ramp, options.fit.borrow_ms)
-    ahead.start(prepared.media_source(src, total), prepared.chunks(spans, rate))
+    ahead.start(prepared.media_source(src, total), chunks_over(spans, rate, total))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
