@@ -135,21 +135,25 @@ def cached_path(checkpoints: tuple[Path, Path], cache: Path) -> Path:
     return cache / f"spleeter-2stems-{cache_key(checkpoints)}.onnx"
 
 
-def model_bytes(checkpoints: tuple[Path, Path], cache: Path | None, fresh: bool = False) -> bytes:
-    """The graph from ``cache`` (a folder), built and stored there first if missing (or if
-    ``fresh``); built in memory where ``cache`` is None or cannot be written."""
+def model_source(
+    checkpoints: tuple[Path, Path], cache: Path | None, fresh: bool = False
+) -> str | bytes:
+    """The graph's file in ``cache`` (a folder), built and stored there first if missing
+    (or if ``fresh``); the graph itself, built in memory, where ``cache`` is None or cannot
+    be written."""
     if cache is None:
         return build(checkpoints)
     path = cached_path(checkpoints, cache)
     if path.is_file() and not fresh:
-        return path.read_bytes()
+        return str(path)
     data = build(checkpoints)
     try:
         cache.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(path, data)
     except (OSError, OutputError) as e:
         log.debug("separation: cannot keep the ONNX graph in %s (%s); built in memory", cache, e)
-    return data
+        return data
+    return str(path)
 
 
 class OnnxMask:
@@ -166,13 +170,13 @@ class OnnxMask:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         try:
-            data = model_bytes(checkpoints, cache)
+            data = model_source(checkpoints, cache)
             self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime's errors have no public base class
             if cache is None:
                 raise
             log.debug("separation: the cached ONNX graph did not load (%s); building it", e)
-            data = model_bytes(checkpoints, cache, fresh=True)
+            data = model_source(checkpoints, cache, fresh=True)
             self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, mag: F32, power: float = 2.0) -> F32:
