@@ -44,7 +44,7 @@ def test_separated_ahead_gives_the_in_step_mix(tmp_path: Path) -> None:
     # first chunk of the grid: the mix reads those from the child's file and separates the
     # first in step. The whole output equals the in-step mix's, and removes the voice.
     speech, bed, tone, sentences = realspeech.stems("music12")
-    n = 30 * RATE
+    n = 50 * RATE
     speech, bed, tone = speech[:n], bed[:n], tone[:n]
     original = (speech + bed + tone).astype(np.float32)
     kept = [s for s in sentences if s.end_ms * 16 <= n]
@@ -54,13 +54,13 @@ def test_separated_ahead_gives_the_in_step_mix(tmp_path: Path) -> None:
     ramp = MixOptions().ramp_ms * RATE // 1000
     regions = prepared.regions([s.start_ms for s in kept], n, RATE, ramp, 400)
     cut = [k for k in separate.chunks_over(regions, RATE, n) if k > 0]
-    assert spans[0][0] < separate.Chunk.of(1, RATE, n).x and len(cut) >= 2  # chunk 0 in step
+    assert spans[0][0] < separate.Chunk.of(1, RATE, n).x and cut  # chunk 0 in step
     clips = [_silent(a, b - a) for a, b in spans]
     with prepared.Prepared(tmp_path) as ahead:
         ahead.start({"raw": str(raw), "rate": RATE, "channels": 1, "total": n}, cut)
         blocks = mix([original[None]], RATE, 1, clips, n, MixOptions(), prepared=ahead)
         out = np.concatenate(list(blocks), axis=1)[0]
-        assert ahead.done >= 2  # chunks 1 and 2 read from the child's file
+        assert ahead.done >= 1  # chunk 1 at least read from the child's file
     in_step = np.concatenate(list(mix([original[None]], RATE, 1, clips, n)), axis=1)[0]
     assert np.abs(out - in_step).max() <= 1e-6
     under = np.zeros(n, bool)
@@ -101,20 +101,21 @@ def test_real_voice_over_music_is_removed_and_the_music_kept() -> None:
 
 
 @pytest.mark.parametrize("rate", [16_000, 22_050, 44_100, 48_000, 96_000])
-def test_a_grid_chunk_and_its_context_make_one_model_segment(rate: int) -> None:
+def test_a_grid_chunk_and_its_context_make_two_model_segments(rate: int) -> None:
     c = separate.Chunk.of(3, rate, 10**9)
     ctx = round(separate.CONTEXT_S * rate)
     assert (c.r0, c.r1) == (c.x - ctx, c.e + ctx)
     at_model_rate = -(-(c.r1 - c.r0) * spleeter.SR // rate)  # what the resampler gives
-    assert 1 + at_model_rate // spleeter.HOP <= spleeter.SEGMENT
+    assert 1 + at_model_rate // spleeter.HOP <= 2 * spleeter.SEGMENT
     total = c.x - (c.e - c.x) // 2  # two chunks and a half
     last = separate.Chunk.of(2, rate, total)  # clipped to the media
     assert last.e == last.r1 == total and last.r0 == last.x - ctx
 
 
 def test_the_chunks_over_spans_hold_every_sample_and_no_more() -> None:
-    rate, total = 1000, 100_000
-    size = separate.Chunk.of(0, rate, total).e
+    rate = 1000
+    size = separate.Chunk.of(0, rate, 10**9).e
+    total = 10 * size + 7
     spans = [(5, 6), (size - 1, size + 1), (5 * size + 3, 7 * size), (total - 1, total + 50)]
     ks = separate.chunks_over(spans, rate, total)
     assert ks == [0, 1, 5, 6, total // size]

@@ -5,7 +5,7 @@ crossfades from the original to the separated accompaniment and back (linear, th
 trapezoid): far from every clip the original passes bit for bit. The accompaniment is
 separated on a fixed grid: chunks of :data:`CHUNK_S` seconds from the media's start, each read
 with :data:`CONTEXT_S` seconds more on each side for the model, so that chunk and context make
-one of Spleeter's 512-frame segments. A chunk is separated when the mix first needs one of its
+two of Spleeter's 512-frame segments. A chunk is separated when the mix first needs one of its
 samples, and a sample's accompaniment depends on its chunk alone, not on which clips asked for
 it: separated in step here or ahead by :mod:`dubkit.mix.prepared`, it is the same. Memory is
 bounded by a chunk of the original and its accompaniment, whatever the media's length.
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
 #: Seconds of original the model sees on each side of a chunk (then discarded).
 CONTEXT_S = 1.0
-#: Seconds of the grid's chunks: with the context, 511 frames at 44.1 kHz (one U-Net segment).
-CHUNK_S = 9.85
+#: Seconds of the grid's chunks: with the context, 1023 frames at 44.1 kHz (two U-Net segments).
+CHUNK_S = 21.75
 _HEADER = struct.Struct("<qqq")
 log = logging.getLogger(__name__)
 
