@@ -209,6 +209,17 @@ def test_onnxruntime_gives_the_numpy_masks_on_real_speech(tmp_path: Path) -> Non
 
 
 @needs_model
+def test_without_onnxruntime_the_numpy_model_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spleeter_onnx, "available", lambda: False)
+    monkeypatch.setattr(spleeter, "_LOADED", {})
+    model = spleeter.mask_model()
+    assert isinstance(model, spleeter.NumpyMask)
+    x = np.random.default_rng(2).normal(0, 0.1, (44_100, 2)).astype(np.float32)
+    v, a = spleeter.separate(x, 44_100)
+    assert np.allclose(v + a, x, atol=1e-5) and np.abs(v).max() > 0
+
+
+@needs_model
 @needs_onnx
 def test_a_damaged_cached_graph_is_built_again(tmp_path: Path) -> None:
     paths = spleeter.checkpoint_paths()
