@@ -10,21 +10,31 @@ that; :class:`Muxer` runs the command and renames the file into place when compl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import io
+import itertools
 import logging
 import queue
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dubkit import media, tools
 from dubkit.errors import InputError, MediaToolError
 from dubkit.files import atomic_output
-from dubkit.types import MediaInfo, StreamInfo
+from dubkit.types import Cue, MediaInfo, StreamInfo
+
+if TYPE_CHECKING:
+    import av
+    import av.subtitles.stream
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +148,9 @@ class MuxPlan:
     #: The dubs into further languages, after the first (one output, several dubbed tracks),
     #: and languages subtitled only (``audio=False``).
     more: tuple[DubTrack, ...] = ()
+    #: MP4 and MOV: the index moved before the data, for playback while downloading (it
+    #: costs one more pass over the file).
+    faststart: bool = False
 
     @property
     def dubs(self) -> tuple[DubTrack, ...]:
@@ -245,11 +258,18 @@ def _input_stream(s: StreamInfo, c: Container, plan: MuxPlan, dubbed: int) -> Ou
 
 
 def stream_map(
-    info: MediaInfo, plan: MuxPlan, container: Container, *, encoded: bool = False
+    info: MediaInfo,
+    plan: MuxPlan,
+    container: Container,
+    *,
+    encoded: bool = False,
+    live: bool = False,
 ) -> list[OutStream]:
-    """The output's streams in order (pure): the input's, with the dubs before its audio
-    (copied when ``encoded``: they come from :func:`encode_command`'s files), each dub's
-    subtitles before the input's."""
+    """The output's streams in order (pure): the input's, with the dubs before its audio,
+    each dub's subtitles before the input's. The dubs come from stdin, encoded here, or
+    (``encoded``) copied from :func:`encode_command`'s files, the subtitles from their SRT
+    files; or (``live``) both from one Matroska stream on stdin (see :class:`LiveMuxer`),
+    a subtitle track for every language."""
     dubbed = plan.track if plan.track is not None else media.select_audio(info).index
     codec = ("copy",) if encoded else (
         container.dub_encoder, "-b", _dub_bitrate(container, plan)
@@ -257,7 +277,9 @@ def stream_map(
     tracks = plan.dubs
     dubs = [
         OutStream(
-            f"{1 + k}:a:0", "audio", codec,
+            f"1:a:{k}" if live else f"{1 + k}:a:0",
+            "audio",
+            codec,
             (("language", t.language), ("title", t.title), ("handler_name", t.title)),
             "default" if k == 0 else "0",
         )
@@ -268,11 +290,14 @@ def stream_map(
     out = [*kept[:at], *dubs, *kept[at:]]
     if container.subtitle_codec is not None:
         at = next((i for i, o in enumerate(out) if o.kind in ("subtitle", "attachment")), len(out))
-        subs = [t for t in tracks if t.subtitles is not None]
+        subs = [t for t in tracks if live or t.subtitles is not None]
         out[at:at] = [
             OutStream(
-                f"{1 + len(dubs) + m}:s:0", "subtitle", (container.subtitle_codec,),
-                (("language", t.subtitle_language), ("title", t.title)), "0",
+                f"1:s:{m}" if live else f"{1 + len(dubs) + m}:s:0",
+                "subtitle",
+                (container.subtitle_codec,),
+                (("language", t.subtitle_language), ("title", t.title)),
+                "0",
             )
             for m, t in enumerate(subs)
         ]
@@ -280,6 +305,12 @@ def stream_map(
     if left_out:
         log.info("%s: %d stream(s) the output cannot hold are left out", info.path, left_out)
     return out
+
+
+def live_subtitles(plan: MuxPlan, output_ext: str) -> int:
+    """How many subtitle tracks a :class:`LiveMuxer` writes: one per language, where the
+    container holds text subtitles."""
+    return len(plan.dubs) if CONTAINERS[output_ext.lower()].subtitle_codec else 0
 
 
 def _stream_args(i: int, o: OutStream) -> list[str]:
@@ -327,18 +358,23 @@ def mux_command(
     plan: MuxPlan,
     output: Path,
     dub: Path | Sequence[Path] | None = None,
+    *,
+    live: bool = False,
 ) -> list[str]:
     """The ffmpeg argument list that writes ``output`` (pure). The dub arrives as f32le on
     stdin, or (``dub``) as the files :func:`encode_command` wrote, one per track of the
-    plan, copied."""
+    plan, copied, or (``live``, a video output) with every language's cues in one Matroska
+    stream on stdin (see :class:`LiveMuxer`)."""
     dubs = [dub] if isinstance(dub, Path) else list(dub or [])
-    if len(dubs) != len(plan.audio_dubs) and (dubs or plan.more):
+    if len(dubs) != len(plan.audio_dubs) and (dubs or plan.more) and not live:
         raise ValueError(f"{len(dubs)} encoded dubs for {len(plan.audio_dubs)} dubbed tracks")
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-y"]
     cmd += ["-i", media.local_path(source)]
     for d in dubs:
         cmd += ["-i", media.local_path(d)]
-    if not dubs:
+    if live:
+        cmd += ["-f", "matroska", "-i", "pipe:0"]
+    elif not dubs:
         cmd += _pcm_input(plan)
     ext = output.suffix.lower()
     if not info.has_video or ext in AUDIO_ONLY_CODECS:
@@ -353,16 +389,30 @@ def mux_command(
         cmd += ["-map_metadata", "0", "-metadata:s:a:0", f"language={plan.dub_language}"]
         return [*cmd, "-f", muxer, media.local_path(output)]
     container = CONTAINERS[ext]
-    streams = stream_map(info, plan, container, encoded=bool(dubs))
-    if any(o.kind == "subtitle" and not o.source.startswith("0:") for o in streams):
+    streams = stream_map(info, plan, container, encoded=bool(dubs), live=live)
+    if not live and any(o.kind == "subtitle" and not o.source.startswith("0:") for o in streams):
         cmd += [
             arg for t in plan.dubs if t.subtitles is not None
             for arg in ("-i", media.local_path(t.subtitles))
         ]  # fmt: skip
     for i, o in enumerate(streams):
         cmd += _stream_args(i, o)
+        if live and o.source.startswith("1:a:"):
+            cmd += _relabel(i, plan)
     cmd += ["-map_metadata", "0", "-map_chapters", "0"]
+    if plan.faststart and container.muxer in ("mp4", "mov"):
+        cmd += ["-movflags", "+faststart"]
     return [*cmd, "-f", container.muxer, media.local_path(output)]
+
+
+def _relabel(i: int, plan: MuxPlan) -> list[str]:
+    """Matroska carries a channel count, not a layout: name a surround dub's layout again,
+    each channel kept where it is (``channelmap``), since ffmpeg guesses the count's default
+    (5.1 for 5.1(side))."""
+    if not plan.layout or plan.channels <= 2:
+        return []
+    order = "|".join(str(c) for c in range(plan.channels))
+    return [f"-filter:{i}", f"channelmap=map={order}:channel_layout={plan.layout}"]
 
 
 class Muxer:
@@ -374,6 +424,12 @@ class Muxer:
 
     A feeder thread moves the blocks into ffmpeg's pipe through a short queue, so
     the caller computes the next blocks while ffmpeg encodes the last ones.
+
+    ``live`` (a video output): the whole output in one pass, every language's dub and its
+    subtitle cues included. The feeder writes one Matroska stream to ffmpeg's stdin, a PCM
+    track per dubbed language (``write(block, lane)``) and a SubRip track per language
+    (``cue()``, in time order, as the cues become known); ffmpeg copies the video and the
+    other streams, encodes the dubs and converts the cues to the container's subtitle codec.
     """
 
     #: Blocks queued ahead of ffmpeg (with 8192-sample blocks, about 3 s of audio).
@@ -388,21 +444,22 @@ class Muxer:
         ffmpeg: str | None = None,
         *,
         encode_for: str | None = None,
+        live: bool = False,
     ) -> None:
         """``encode_for`` (a video container's extension): write only the encoded dub to
         ``output`` (see :func:`encode_command`), not the whole output."""
         media.check_output(source, output)
-        self.output = output
+        self.output, self._plan, self._live = output, plan, live
         exe = media.ffmpeg_exe(ffmpeg)
         if encode_for is not None:
             self._make_cmd = lambda tmp: encode_command(exe, plan, encode_for, tmp)
         else:
             output_kind(output)
-            self._make_cmd = lambda tmp: mux_command(exe, source, info, plan, tmp)
+            self._make_cmd = lambda tmp: mux_command(exe, source, info, plan, tmp, live=live)
         self._stack = contextlib.ExitStack()
         self._cmd: list[str] = []
         self._child: tools.Child | None = None
-        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUE_BLOCKS)
+        self._queue: queue.Queue[tuple[int, np.ndarray | Cue] | None] = queue.Queue(self.QUEUE_BLOCKS)
         self._feeder: threading.Thread | None = None
         self._broken = threading.Event()
 
@@ -411,7 +468,8 @@ class Muxer:
             tmp = self._stack.enter_context(atomic_output(self.output))
             self._cmd = self._make_cmd(tmp)
             self._child = self._stack.enter_context(tools.Child(self._cmd))
-            self._feeder = threading.Thread(target=self._feed, name="dubkit-mux", daemon=True)
+            feed = self._feed_live if self._live else self._feed
+            self._feeder = threading.Thread(target=feed, name="dubkit-mux", daemon=True)
             self._feeder.start()
         except BaseException:  # Ctrl-C while starting: __exit__ will not run, clean up here
             self._stack.__exit__(*sys.exc_info())
@@ -422,20 +480,66 @@ class Muxer:
         assert self._child is not None and self._child.proc.stdin is not None
         stdin = self._child.proc.stdin
         try:
-            while (data := self._queue.get()) is not None:
-                stdin.write(data)
+            while (item := self._queue.get()) is not None:
+                block = item[1]
+                assert isinstance(block, np.ndarray)
+                stdin.write(np.ascontiguousarray(block.T, dtype="<f4").tobytes())
             stdin.close()
         except (BrokenPipeError, ValueError, OSError):  # ffmpeg died or was killed
             self._broken.set()
             while self._queue.get() is not None:  # let the producer finish or fail fast
                 pass
 
-    def write(self, block: np.ndarray) -> None:
+    def _feed_live(self) -> None:
+        import av
+
+        assert self._child is not None and self._child.proc.stdin is not None
+        stdin, plan = self._child.proc.stdin, self._plan
+        layout = {1: "mono", 2: "stereo"}.get(plan.channels) or plan.layout
+        try:
+            with av.open(stdin, "w", format="matroska") as out:
+                dubs = [
+                    out.add_stream("pcm_f32le", rate=plan.rate, layout=layout)
+                    for _ in plan.audio_dubs
+                ]
+                subs = [
+                    out.add_stream_from_template(_subrip_template())
+                    for _ in range(live_subtitles(plan, self.output.suffix))
+                ]
+                at = [0] * len(dubs)
+                while (item := self._queue.get()) is not None:
+                    k, data = item
+                    if isinstance(data, Cue):
+                        out.mux(_cue_packet(subs[k], data))
+                        continue
+                    assert isinstance(data, np.ndarray)
+                    packed = np.ascontiguousarray(data.T, dtype=np.float32).reshape(1, -1)
+                    frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=layout)
+                    frame.sample_rate, frame.pts = plan.rate, at[k]
+                    at[k] += data.shape[1]
+                    out.mux(dubs[k].encode(frame))
+                for d in dubs:
+                    out.mux(d.encode(None))
+            stdin.close()
+        except (BrokenPipeError, ValueError, OSError, av.FFmpegError):  # ffmpeg died or was killed
+            self._broken.set()
+            while self._queue.get() is not None:
+                pass
+
+    def write(self, block: np.ndarray, lane: int = 0) -> None:
+        """The next ``(channels, n)`` block of the mix (of the ``lane``-th dubbed language)."""
+        self._put((lane, block))
+
+    def cue(self, track: int, cue: Cue) -> None:
+        """A ``live`` output's next subtitle cue on its ``track``-th subtitle track."""
+        self._put((track, cue))
+
+    def _put(self, item: tuple[int, np.ndarray | Cue]) -> None:
         assert self._child is not None
         if self._broken.is_set():
             self._child.proc.wait()
             raise self._failure()
-        self._queue.put(np.ascontiguousarray(block.T, dtype="<f4").tobytes())
+        self._queue.put(item)
 
     def _failure(self) -> MediaToolError:
         assert self._child is not None
@@ -461,6 +565,25 @@ class Muxer:
             self._stack.__exit__(*sys.exc_info())  # removes the temporary file
             raise
         self._stack.__exit__(exc_type, exc, tb)  # renamed into place, or removed on error
+
+
+@functools.cache
+def _subrip_template() -> av.subtitles.stream.SubtitleStream:
+    """A SubRip stream to copy the parameters of (PyAV adds subtitle streams only so)."""
+    import av
+
+    srt = b"1\n00:00:00,000 --> 00:00:01,000\n-\n\n"
+    return av.open(io.BytesIO(srt), format="srt").streams.subtitles[0]
+
+
+def _cue_packet(stream: av.subtitles.stream.SubtitleStream, cue: Cue) -> av.Packet:
+    import av
+
+    packet = av.Packet("\n".join(cue.lines).encode())
+    packet.stream, packet.time_base = stream, Fraction(1, 1000)
+    packet.pts = packet.dts = cue.start_ms
+    packet.duration = cue.end_ms - cue.start_ms
+    return packet
 
 
 def mux(
@@ -494,5 +617,35 @@ def mux_file(
     media.check_output(source, output)
     with atomic_output(output) as tmp:
         cmd = mux_command(media.ffmpeg_exe(ffmpeg), source, info, plan, tmp, dub=dub)
+        media.run_ffmpeg(cmd, "ffmpeg failed writing the output", output)
+    return output
+
+
+def resubtitle(output: Path, info: MediaInfo, plan: MuxPlan, ffmpeg: str | None = None) -> Path:
+    """Write ``output``, which a ``live`` :class:`Muxer` made from ``info``'s input, again
+    (atomically) with the plan's subtitle files in place of the subtitle tracks it wrote (a
+    language without a file loses its track); every other stream copied, in order."""
+    container = CONTAINERS[output.suffix.lower()]
+    exe = media.ffmpeg_exe(ffmpeg)
+    files = [t.subtitles for t in plan.dubs]
+    with atomic_output(output) as tmp:
+        cmd = [exe, "-hide_banner", "-loglevel", "error", "-nostats", "-y"]
+        cmd += ["-i", media.local_path(output)]
+        for f in files:
+            cmd += ["-i", media.local_path(f)] if f is not None else []
+        inputs = list(itertools.accumulate(int(f is not None) for f in files))  # each file's input
+        at = 0
+        for i, o in enumerate(stream_map(info, plan, container, live=True)):
+            if not o.source.startswith("1:s:"):
+                cmd += ["-map", f"0:{i}", f"-c:{at}", "copy"]
+            elif (m := int(o.source.rsplit(":", 1)[1])) < len(files) and files[m] is not None:
+                cmd += _stream_args(at, dataclasses.replace(o, source=f"{inputs[m]}:s:0"))
+            else:
+                continue
+            at += 1
+        cmd += ["-map_metadata", "0", "-map_chapters", "0"]
+        if plan.faststart and container.muxer in ("mp4", "mov"):
+            cmd += ["-movflags", "+faststart"]
+        cmd += ["-f", container.muxer, media.local_path(tmp)]
         media.run_ffmpeg(cmd, "ffmpeg failed writing the output", output)
     return output

@@ -20,6 +20,7 @@ from dubkit import media
 from dubkit.fit import ms_to_samples
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Result
+from dubkit.subtitles import read_srt
 from dubkit.translate.cloud import CloudTranslator
 from tests.conftest import FIX, truth
 
@@ -278,3 +279,113 @@ def test_without_an_interpreter_to_start_the_speakers_are_measured_in_process(
     here = dubkit.dub(src, Options(target="es", out_dir=tmp_path / "here"), cloud)
     assert [e.speaker for e in here.timeline] == [e.speaker for e in apart.timeline]
     assert here.casting == apart.casting
+
+
+def _subtitle_track(path: Path) -> list[tuple[int, int, str]]:
+    """(start ms, end ms, text) of the first subtitle track's cues (MP4's empty gap samples
+    left out)."""
+    with av.open(str(path)) as c:
+        s = c.streams.subtitles[0]
+        assert s.time_base is not None
+        tb = s.time_base
+        out = []
+        for k in c.demux(s):
+            if not k.size or k.pts is None:
+                continue
+            data = bytes(k)
+            text = data[2:].decode() if s.codec_context.name == "mov_text" else data.decode()
+            if text:
+                start = round(k.pts * tb * 1000)
+                out.append((start, start + round(k.duration * tb * 1000), text))
+        return out
+
+
+def _cue_rows(cues: Any) -> list[tuple[int, int, str]]:
+    return [(c.start_ms, c.end_ms, "\n".join(c.lines)) for c in cues]
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_video_written_in_one_pass_with_its_subtitles(
+    tmp_path: Path, cloud: CloudTranslator, monkeypatch: pytest.MonkeyPatch, ext: str
+) -> None:
+    """The dub, the copied streams and the subtitle track go into the output in one ffmpeg
+    run: no stream-copy pass after it, and the track holds exactly the sidecar's cues."""
+    from dubkit import mux
+
+    def second_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a second pass over the output")
+
+    monkeypatch.setattr(mux, "resubtitle", second_pass)
+    monkeypatch.setattr(mux, "mux_file", second_pass)
+    src = tmp_path / f"talk.{ext}"
+    shutil.copy(FIX / f"speech.{ext}", src)
+    result = dubkit.dub(src, Options(target="es", mix=MixOptions(mode="duck")), cloud)
+    assert result.outputs.media is not None
+    assert len(result.cues) >= 4
+    assert _subtitle_track(result.outputs.media) == _cue_rows(result.cues)
+    assert _cue_rows(result.cues) == _cue_rows(read_srt(result.outputs.subtitles[0]))
+
+
+def test_cues_that_changed_after_they_were_written_are_written_again(
+    tmp_path: Path, cloud: CloudTranslator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a cue written during the pass differs from the whole timeline's (here bent on
+    purpose), the subtitle track is written again from the final cues, the rest copied."""
+    import dataclasses
+
+    from dubkit import mux
+    from dubkit.pipeline.subtitling import LiveCues
+
+    settled, rewrites = LiveCues.settled, []
+
+    def bent(self: LiveCues, timeline: Any, complete: bool) -> list[Any]:
+        new = settled(self, timeline, complete)
+        if new and len(self.sent) == len(new):  # the first cue handed on, a millisecond short
+            self.sent[0] = new[0] = dataclasses.replace(new[0], end_ms=new[0].end_ms - 1)
+        return new
+
+    resubtitle = mux.resubtitle
+    monkeypatch.setattr(LiveCues, "settled", bent)
+    monkeypatch.setattr(mux, "resubtitle", lambda *a: rewrites.append(1) or resubtitle(*a))
+    src = tmp_path / "talk.mp4"
+    shutil.copy(FIX / "speech.mp4", src)
+    result = dubkit.dub(src, Options(target="es", mix=MixOptions(mode="duck")), cloud)
+    out = result.outputs.media
+    assert out is not None and rewrites == [1]
+    assert _subtitle_track(out) == _cue_rows(result.cues)
+    kinds = [(s.kind, s.language) for s in media.probe(out).streams]
+    assert kinds == [("video", None), ("audio", "spa"), ("audio", None), ("subtitle", "spa")]
+
+    def packets(p: Path) -> list[bytes]:
+        with av.open(str(p)) as c:
+            return [bytes(k) for k in c.demux(c.streams.video[0]) if k.size]
+
+    assert packets(out) == packets(src)
+
+
+def test_faststart_puts_the_index_first_only_when_asked(
+    tmp_path: Path, cloud: CloudTranslator
+) -> None:
+    src = tmp_path / "talk.mp4"
+    shutil.copy(FIX / "speech.mp4", src)
+    for faststart in (False, True):
+        opts = Options(target="es", out_dir=tmp_path / str(faststart), faststart=faststart,
+                       mix=MixOptions(mode="duck"))  # fmt: skip
+        out = dubkit.dub(src, opts, cloud).outputs.media
+        assert out is not None
+        boxes = _top_level_boxes(out.read_bytes())
+        assert (boxes.index(b"moov") < boxes.index(b"mdat")) is faststart
+
+
+def _top_level_boxes(data: bytes) -> list[bytes]:
+    """An MP4's top-level box types, in file order."""
+    out, at = [], 0
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        if size == 1:  # a 64-bit size follows the type
+            size = int.from_bytes(data[at + 8 : at + 16], "big")
+        out.append(data[at + 4 : at + 8])
+        if size < 8:
+            break
+        at += size
+    return out

@@ -348,3 +348,29 @@ def test_clips_are_taken_from_their_iterable_only_when_the_mix_reaches_them() ->
     unordered = [clip_of(s, speech(100), []) for s in (5 * BLOCK, BLOCK)]
     with pytest.raises(InputError, match="after one at"):
         list(mix(blocks(music(n), [BLOCK]), RATE, 2, unordered, n, DUCK))
+
+
+def test_running_gain_refines_clip_by_clip_then_holds_the_two_minute_measure() -> None:
+    """Each clip is matched with the dub's speech so far (never later clips'); once the
+    budget of speech is in, the gain is what a measure of that speech at once gives."""
+    from dubkit.mix.loudness import RunningGain, _loudness
+    from dubkit.types import SERVICE_RATE
+
+    rate = SERVICE_RATE
+    original = speech(6 * rate, 0.3, 120)[np.newaxis]
+    target = _loudness(original, rate)
+    assert target is not None
+    levels = [0.05, 0.08, 0.04, 0.06, 0.07, 0.02]  # the service's clips vary a little
+    clips = [speech(rate * 3 // 2, lv, 210) for lv in levels]
+    budget = 4 * rate
+    g = RunningGain(target, 0.0, budget)
+    gains = [g.next(c) for c in clips]
+    again = RunningGain(target, 0.0, budget)
+    assert [again.next(c) for c in clips[:2]] == gains[:2]  # later clips change nothing before
+    head = np.concatenate(clips)[:budget]
+    assert gains[3] == gains[4] == gains[5]  # budget reached within the third clip
+    assert gains[2] == pytest.approx(loudness_gain_db(original, head, rate), abs=1e-6)
+    assert gains[0] == pytest.approx(loudness_gain_db(original, clips[0], rate), abs=0.2)
+    assert gains[0] != gains[1]
+    assert RunningGain(None, 0.0, budget).next(clips[0]) == 0.0  # nothing to match
+    assert RunningGain(target, 0.0, budget).next(clips[0][: rate // 4]) == 0.0  # < 400 ms

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -304,15 +305,24 @@ def test_redo_killed_and_resumed_gives_the_uninterrupted_outputs(
         def entries(k: int) -> Any:
             return lambda _: len(_cache_keys(cache)) >= k
 
-        def encoding(_: float) -> bool:
-            return any(p.stat().st_size > 0 for p in scratch.glob("dubkit-*/dub.*"))
+        def encoding() -> Any:  # this run's output, under its temporary name, being written
+            old = set(_part_files(work))
+
+            def fired(_: float) -> bool:
+                for p in set(_part_files(work)) - old:
+                    with contextlib.suppress(FileNotFoundError):
+                        if p.suffix == ".mp4" and p.stat().st_size > 0:
+                            return True
+                return False
+
+            return fired
 
         runs = []
         for label, trigger in [
-            ("startup", lambda t: t >= 0.8), ("translating", entries(n - 6)),
-            ("translating later", entries(n - 2)), ("muxing", encoding),
+            ("startup", lambda: lambda t: t >= 0.8), ("translating", lambda: entries(n - 6)),
+            ("translating later", lambda: entries(n - 2)), ("muxing", encoding),
         ]:  # fmt: skip
-            runs.append(_run(args, label, emu, cache, watcher, trigger, signal.SIGKILL))
+            runs.append(_run(args, label, emu, cache, watcher, trigger(), signal.SIGKILL))
             assert runs[-1].returncode == -signal.SIGKILL, (label, runs[-1].stderr)
             # the edited manifest stays until a redo completes
             assert (work / "talk.es.dubkit.json").read_text() == edited, label

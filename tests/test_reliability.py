@@ -194,6 +194,7 @@ def _manifest_core(path: Path) -> list[dict[str, object]]:
 #: Cut at every pause of the fixture: eight requests, so that kills land between them.
 EVERY_PAUSE = SegmentOptions(min_pause_ms=300)
 
+
 def _request_keys(src: Path, emu: Emulator, tmp: Path) -> dict[str, str]:
     """audio SHA-256 (what the emulator records) -> cache key (what the CLI stores)."""
     from dubkit.pipeline import Options, plan_job
@@ -252,22 +253,22 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(
         return lambda _: len(_cache_keys(cache)) >= k
 
     def encoding(min_bytes: int) -> Callable[[float], bool]:
-        """The dub this run encodes as it mixes (not a killed run's) holds ``min_bytes``: the
-        mix and the encoder are running, the outputs not yet replaced."""
-        old = set(scratch.glob("dubkit-*/dub.*"))
+        """The output this run writes as it mixes (under its temporary name; not a killed
+        run's) holds ``min_bytes``: the mix and the encoder are running, the outputs not yet
+        replaced."""
+        old = set(_part_files(work))
 
         def fired(_: float) -> bool:
-            for p in set(scratch.glob("dubkit-*/dub.*")) - old:
+            for p in set(_part_files(work)) - old:
                 with contextlib.suppress(FileNotFoundError):
-                    if p.stat().st_size >= min_bytes:
+                    if p.suffix == ".mp4" and p.stat().st_size >= min_bytes:
                         return True
             return False
 
         return fired
 
     def fitting() -> Callable[[float], bool]:
-        old = set(_part_files(work))
-        return lambda _: len(_cache_keys(cache)) == n and set(_part_files(work)) == old
+        return lambda _: len(_cache_keys(cache)) == n  # every answer in: fitting and mixing
 
     plan: list[tuple[str, Callable[[], Callable[[float], bool]], int]] = [
         ("startup", lambda: lambda t: t >= 0.8, signal.SIGKILL),

@@ -209,7 +209,7 @@ def test_split_pieces_keep_their_utterance_speaker(tmp_path: Path) -> None:
         [UtteranceResult(u, None, error="HTTP 500") for u in pieces],
     ])  # fmt: skip
     store = ClipStore(tmp_path / "clips.s16")
-    fitted = place_in_order(stream, utts, who, store, 6000, 48_000, FitOptions(), 1000)
+    fitted = place_in_order(stream, utts, who, store, 6000, 48_000, FitOptions())
     entries = [f.entry for f in fitted]
     store.close()
     assert [e.utterance for e in entries] == [utts[0], *pieces]

@@ -181,6 +181,12 @@ def _add_dub_options(g: argparse._ArgumentGroup) -> None:
         help="dubbed video's container; none given: the input's (MKV for AVI, FLV, others)",
     )
     g.add_argument(
+        "--faststart",
+        action="store_true",
+        help="MP4 and MOV: put the index before the data, for playback while downloading "
+        "(one more pass over the file)",
+    )
+    g.add_argument(
         "--no-review",
         action="store_true",
         help="do not write <stem>.<lang>.review.html (rebuild it later with `dubkit review`)",
@@ -257,6 +263,7 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
             "mix": MixOptions(mode=args.mix),
             "container": args.container,
             "audio_bitrate": args.audio_bitrate,
+            "faststart": args.faststart,
         }
     return Options(
         target=parse_targets(args.to)[0], source=args.source, out_dir=args.out_dir, formats=formats,

@@ -65,10 +65,11 @@ class MixOptions:
     bed_db: float = -1.0
     ramp_ms: int = 60
     true_peak_dbtp: float = -1.0
-    match_loudness: bool = True  # whether the caller should measure dub_gain_db
+    match_loudness: bool = True  # whether the dub's clips are matched to the original speech
     #: Speech the loudness match measures, of the original (spread over the file) and of
-    #: the dub (its first clips: a streamed mix starts once that much dub is in). Two
-    #: minutes pin an integrated loudness well within 0.5 LU.
+    #: the dub (its first clips; each clip is matched with the dub's speech so far, up to
+    #: this much, see :class:`~dubkit.mix.loudness.RunningGain`). Two minutes pin an
+    #: integrated loudness well within 0.5 LU.
     loudness_ms: int = 120_000
 
     def __post_init__(self) -> None:

@@ -4,6 +4,7 @@ original, encoded and muxed with the video copied.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -20,15 +21,15 @@ from dubkit import media, mux
 from dubkit.languages import Language, resolve
 from dubkit.media.scratch import FileAudio
 from dubkit.mix import NO_MODEL, MixOptions, PlacedClip, mix, prepared, separation_available
-from dubkit.mix.loudness import dub_gain
+from dubkit.mix.loudness import running_gain
 from dubkit.mix.prepared import Prepared
 from dubkit.mix.separate import chunks_over
 from dubkit.pipeline.given import Given
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs, shares_media
 from dubkit.pipeline.prepare import analyze, prepare, start_translations
-from dubkit.pipeline.subtitling import cues_of, write_subtitles
-from dubkit.pipeline.timeline import Entry, Fitted, loudness_head, place_in_order
+from dubkit.pipeline.subtitling import LiveCues, cues_of, write_subtitles
+from dubkit.pipeline.timeline import Entry, Fitted, place_in_order
 from dubkit.review.envelope import EnvelopeBuilder
 from dubkit.speakers import SpeakerInfo, Speakers, find_speakers
 from dubkit.speakers.process import SpeakerProcess
@@ -132,10 +133,10 @@ def dub(
         stack.enter_context(contextlib.closing(stream))
         if given is not None:
             results = [given.edit(r) for r in results]
-        timelines, cues = _render(
-            lanes, into, results, utterances, found.utterances, store, audio, src, info,
-            options, work, progress, ahead,
-        )  # fmt: skip
+        run = _Shared(
+            info, src, audio, utterances, found.utterances, store, options, work, ahead
+        )
+        timelines, cues = _render(run, lanes, into, results, progress)
     out = [
         lane.result(path, translator.name, timeline, lane_cues, info, options)
         for lane, timeline, lane_cues in zip(lanes, timelines, cues, strict=True)
@@ -285,6 +286,7 @@ def _lanes(
             original_language=original, subtitle_language=target.iso639_2,
             keep_original=options.keep_original, track=track.index, layout=fmt.layout,
             bitrate_kbps=options.audio_bitrate, source_bit_rate=track.bit_rate,
+            faststart=options.faststart,
         ), k < dubbed)
         for k, ((target, job), outs) in enumerate(zip(planned, outputs, strict=True))
     ]  # fmt: skip
@@ -292,32 +294,47 @@ def _lanes(
     return lanes, into
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Shared:
+    """What every lane of one dub shares: the input as analysed (its speech at 16 kHz in
+    ``audio``, its utterances and who says each), where the clips and the work go."""
+
+    info: MediaInfo
+    src: media.AudioSource
+    audio: FileAudio
+    utterances: Sequence[Utterance]
+    who: Sequence[SpeakerInfo]
+    store: ClipStore
+    options: Options
+    work: Path
+    ahead: Prepared | None = None  # the dialogue separated ahead of the mix
+
+
 def _render(
+    run: _Shared,
     lanes: Sequence[Lane],
     into: Sequence[Path],
     results: Sequence[Stream],
-    utterances: Sequence[Utterance],
-    who: Sequence[SpeakerInfo],
-    store: ClipStore,
-    audio: FileAudio,
-    src: media.AudioSource,
-    info: MediaInfo,
-    options: Options,
-    work: Path,
     progress: Progress | None,
-    ahead: Prepared | None = None,
 ) -> tuple[list[list[Entry]], list[list[Cue]]]:
     """Each lane's timeline and cues: the dubbed ones fitted, mixed and encoded as their
-    translations arrive (and muxed with the video, with every lane's subtitles), the
+    translations arrive (into a video, in one pass with every lane's subtitles), the
     text-only ones as they come."""
     dubbed = [k for k, lane in enumerate(lanes) if lane.dubbed]
-    fitted = [
-        _fitted(results[k], utterances, who, store, audio, src, info, options) for k in dubbed
-    ]
-    timelines, encoded = _mix_and_encode(
-        [f for f, _ in fitted], src, [g for _, g in fitted], options.mix, info,
-        [lanes[k].plan for k in dubbed], into, work, progress, ahead,
-    )  # fmt: skip
+    info, options, work = run.info, run.options, run.work
+    fitted = [_fitted(run, results[k]) for k in dubbed]
+    video = info.has_video and mux.output_kind(into[0]) == "video"
+    live = video and len(dubbed) == len(lanes)  # text-only lanes' cues come after the mix
+    feeds = [
+        _Feed(f, LiveCues(lanes[k].target.code, info.duration_ms, options.subtitles) if live
+              else None)
+        for f, k in zip(fitted, dubbed, strict=True)
+    ]  # fmt: skip
+    plans = [_joint_plan(lanes, None)] if live else [lanes[k].plan for k in dubbed]
+    encoded = _mix_and_encode(
+        feeds, run.src, options.mix, info, plans, into, work, progress, run.ahead
+    )
+    timelines = [f.timeline for f in feeds]
     timelines += [
         [Entry(r) for rs in results[k] for r in rs]
         for k, lane in enumerate(lanes)
@@ -327,51 +344,110 @@ def _render(
         cues_of(t, lane.target.code, info.duration_ms, options.subtitles)
         for lane, t in zip(lanes, timelines, strict=True)
     ]
-    if encoded:  # a video: mux the copied streams, the dubs and their cues
-        plan = _with_subtitles(lanes, cues, info.duration_ms, options, work)
+    if encoded:  # a video with text-only lanes: mux the copied streams, the dubs and cues
+        plan = _joint_plan(lanes, _subtitle_files(lanes, cues, info.duration_ms, options, work))
         mux.mux_file(info.path, info, plan, encoded, into[0])
+    elif live and any(f.sent != c or not c for f, c in zip(feeds, cues, strict=True)):
+        log.info("%s: the subtitle tracks are written again with the final cues", into[0])
+        plan = _joint_plan(lanes, _subtitle_files(lanes, cues, info.duration_ms, options, work))
+        mux.resubtitle(into[0], info, plan)
     return timelines, cues
 
 
-def _fitted(
-    lane: Stream,
-    utterances: Sequence[Utterance],
-    who: Sequence[SpeakerInfo],
-    store: ClipStore,
-    audio: FileAudio,
-    src: media.AudioSource,
-    info: MediaInfo,
-    options: Options,
-) -> tuple[Iterator[Fitted], float]:
-    """One language's timeline, fitted as its translations arrive, and the dub's gain, set
-    from its first minutes of speech (see :func:`~dubkit.pipeline.timeline.loudness_head`)."""
-    budget = options.mix.loudness_ms
-    fitted = place_in_order(
-        lane, utterances, who, store, info.duration_ms, src.fmt.rate, options.fit, budget
-    )
-    head, sample = loudness_head(fitted, budget)
-    gain = dub_gain(audio, utterances, sample, src, budget) if options.mix.match_loudness else 0.0
-    return itertools.chain(head, fitted), gain
+class _Feed:
+    """One dubbed language's fitted timeline, read as the mix reaches its clips; for a
+    one-pass video mux (``cues``), read further ahead where needed, so that every cue that
+    starts before the mix's position is settled and written before the audio there."""
+
+    def __init__(self, fitted: Iterator[Fitted], cues: LiveCues | None) -> None:
+        self._fitted, self._cues = fitted, cues
+        self.timeline: list[Entry] = []
+        self._clips: collections.deque[PlacedClip] = collections.deque()
+        self._done = False
+
+    def _pull(self) -> bool:
+        f = next(self._fitted, None)
+        if f is None:
+            self._done = True
+            return False
+        self.timeline.append(f.entry)
+        if f.placed is not None:
+            self._clips.append(f.placed)
+        return True
+
+    def clips(self) -> Iterator[PlacedClip]:
+        """The clips in timeline order, taken by the mix as it reaches them."""
+        while self._clips or (not self._done and self._pull()):
+            if self._clips:
+                yield self._clips.popleft()
+
+    def finish(self) -> None:
+        """Read the rest (the failed or empty entries after the last clip)."""
+        while not self._done:
+            self._pull()
+
+    def cues_before(self, ms: int) -> list[Cue]:
+        """The cues to write before the mix passes ``ms``: settled, not written yet."""
+        assert self._cues is not None
+        while not self._done:
+            start = self._cues.unsettled_from(self.timeline)
+            if start is not None and start >= ms:
+                break
+            self._pull()
+        return self._cues.settled(self.timeline, self._done)
+
+    @property
+    def live(self) -> bool:
+        """Whether the cues go into a one-pass video mux."""
+        return self._cues is not None
+
+    @property
+    def sent(self) -> list[Cue]:
+        return self._cues.sent if self._cues is not None else []
 
 
-def _with_subtitles(
+def _joint_plan(lanes: Sequence[Lane], subtitles: Sequence[Path | None] | None) -> mux.MuxPlan:
+    """One plan for every lane's track (with audio where it is dubbed), each with its
+    ``subtitles`` file (None: a one-pass mux writes the cues itself)."""
+    tracks = []
+    for k, lane in enumerate(lanes):
+        srt = subtitles[k] if subtitles is not None else None
+        track = dataclasses.replace(lane.plan.dubs[0], subtitles=srt)
+        tracks.append(dataclasses.replace(track, audio=lane.dubbed))
+    first = tracks[0]
+    return dataclasses.replace(lanes[0].plan, subtitles=first.subtitles, more=tuple(tracks[1:]))
+
+
+def _subtitle_files(
     lanes: Sequence[Lane],
     cues: Sequence[Sequence[Cue]],
     duration_ms: int,
     options: Options,
     work: Path,
-) -> mux.MuxPlan:
-    """One plan for every lane's track (with audio where it is dubbed), each with its cues
-    as an SRT file in ``work``."""
-    tracks = []
+) -> list[Path | None]:
+    """Each lane's cues as an SRT file in ``work`` (None: it has none)."""
+    paths: list[Path | None] = []
     for lane, lane_cues in zip(lanes, cues, strict=True):
         lang = lane.target.code
         srt = work / f"subs.{lang}.srt"
         write_subtitles(lane_cues, [srt], lang, duration_ms, options.subtitles)
-        track = dataclasses.replace(lane.plan.dubs[0], subtitles=srt if lane_cues else None)
-        tracks.append(dataclasses.replace(track, audio=lane.dubbed))
-    first = tracks[0]
-    return dataclasses.replace(lanes[0].plan, subtitles=first.subtitles, more=tuple(tracks[1:]))
+        paths.append(srt if lane_cues else None)
+    return paths
+
+
+def _fitted(run: _Shared, lane: Stream) -> Iterator[Fitted]:
+    """One language's timeline, fitted as its translations arrive, each clip at the gain
+    the dub's speech so far calls for (see :class:`~dubkit.mix.loudness.RunningGain`)."""
+    mix, utterances = run.options.mix, run.utterances
+    gain = (
+        running_gain(run.audio, utterances, run.src, mix.loudness_ms)
+        if mix.match_loudness
+        else None
+    )
+    return place_in_order(
+        lane, utterances, run.who, run.store, run.info.duration_ms, run.src.fmt.rate,
+        run.options.fit, gain,
+    )  # fmt: skip
 
 
 def _usable_mix(path: Path, options: Options) -> Options:
@@ -383,9 +459,8 @@ def _usable_mix(path: Path, options: Options) -> Options:
 
 
 def _mix_and_encode(
-    entries: Sequence[Iterator[Fitted]],
+    feeds: Sequence[_Feed],
     src: media.AudioSource,
-    gains: Sequence[float],
     options: MixOptions,
     info: MediaInfo,
     plans: Sequence[mux.MuxPlan],
@@ -393,32 +468,28 @@ def _mix_and_encode(
     work: Path,
     progress: Progress | None,
     ahead: Prepared | None = None,
-) -> tuple[list[list[Entry]], list[Path]]:
+) -> list[Path]:
     """Mix each language's clips over the original as they arrive and encode each mix as it
     comes: the original is decoded once, and the languages' mixes advance in step over it.
 
-    ``outputs``: one file per language, written whole (audio), or one video output: then
-    each language's dub is encoded alone into ``work`` and the paths are returned, since the
-    subtitles are known only once every translation is in. Returns each language's
-    entries, in timeline order, and the encoded dubs (none for audio outputs).
+    ``outputs``: one file per language, written whole (audio); or one video output, written
+    whole in one pass, the cues included, when ``plans`` is one plan for every language
+    (see :class:`_Feed`); else each language's dub is encoded alone into ``work`` and the
+    paths are returned, to be muxed once the text-only languages' subtitles are known.
     """
-    timelines: list[list[Entry]] = [[] for _ in entries]
-
-    def clips(k: int) -> Iterator[PlacedClip]:  # taken by the mix as it reaches them
-        for f in entries[k]:
-            timelines[k].append(f.entry)
-            if f.placed is not None:
-                yield f.placed
-
     fmt, total = src.fmt, round(info.duration_ms * src.fmt.rate / 1000)
-    originals = itertools.tee(src.blocks(), len(entries)) if len(entries) > 1 else [src.blocks()]
+    originals = itertools.tee(src.blocks(), len(feeds)) if len(feeds) > 1 else [src.blocks()]
     mixes = [
-        mix(o, fmt.rate, fmt.channels, clips(k), total, options, gains[k], src.layout, ahead)
-        for k, o in enumerate(originals)
+        mix(o, fmt.rate, fmt.channels, f.clips(), total, options, 0.0, src.layout, ahead)
+        for f, o in zip(feeds, originals, strict=True)
     ]
     first = outputs[0]
     encoded: list[Path] = []
-    if info.has_video and mux.output_kind(first) == "video":
+    video = info.has_video and mux.output_kind(first) == "video"
+    live = video and feeds[0].live
+    if live:
+        writers = [mux.Muxer(info.path, info, plans[0], first, live=True)]
+    elif video:
         name = Path(mux.encoded_name(first.suffix))
         encoded = [work / f"{name.stem}.{k}{name.suffix}" for k in range(len(plans))]
         writers = [
@@ -430,17 +501,27 @@ def _mix_and_encode(
     with contextlib.ExitStack() as stack:
         muxers = [stack.enter_context(w) for w in writers]
         blocks = [_counted(mixes[0], fmt.rate, info.duration_ms, progress), *mixes[1:]]
-        live = list(zip(blocks, muxers, strict=True))
-        while live:  # in step: the original's decoded blocks are held only briefly
-            for pair in list(live):
-                block = next(pair[0], None)
+        lanes = list(enumerate(blocks))
+        written = [0] * len(blocks)
+        subtitled = live and mux.live_subtitles(plans[0], first.suffix) > 0
+        while lanes:  # in step: the original's decoded blocks are held only briefly
+            for k, lane_blocks in list(lanes):
+                block = next(lane_blocks, None)
                 if block is None:
-                    live.remove(pair)
-                else:
-                    pair[1].write(block)
-    for k, f in enumerate(entries):  # after the last clip: failed or empty ones
-        timelines[k].extend(x.entry for x in f)
-    return timelines, encoded
+                    lanes.remove((k, lane_blocks))
+                    continue
+                written[k] += block.shape[-1]
+                muxer = muxers[0] if live else muxers[k]
+                if subtitled:
+                    for cue in feeds[k].cues_before(written[k] * 1000 // fmt.rate):
+                        muxer.cue(k, cue)
+                muxer.write(block, k if live else 0)
+        for k, f in enumerate(feeds):
+            f.finish()
+            if subtitled:
+                for cue in f.cues_before(info.duration_ms + 1):
+                    muxers[0].cue(k, cue)
+    return encoded
 
 
 def _counted(

@@ -145,6 +145,7 @@ def _options(info: MediaInfo, options: Options, dub_track: int, dub_tracks: int)
         "track": options.track,
         "visual": options.visual,
         "audio_bitrate": options.audio_bitrate,
+        "faststart": options.faststart,
         # where the review page finds the dub and the original among the dubbed file's
         # audio tracks
         "dub_track": dub_track,

@@ -41,6 +41,7 @@ class Options:
     track: str | None = None  # audio track to dub: its number among audio tracks, or a language
     container: str | None = None  # dubbed video's container (mp4, mkv, mov, ts); None: as input
     audio_bitrate: int | None = None  # dubbed track's kb/s; None: the source track's (capped)
+    faststart: bool = False  # MP4 and MOV: the index before the data (one more pass)
     segment: SegmentOptions = field(default_factory=SegmentOptions)
     subtitles: SubtitleOptions = field(default_factory=SubtitleOptions)
     fit: FitOptions = field(default_factory=FitOptions)

@@ -136,6 +136,7 @@ def _options(
             review=review is not None, track=opts.get("track"),
             container=container if container in ("mp4", "mkv", "mov", "ts") else None,
             audio_bitrate=opts.get("audio_bitrate"),
+            faststart=opts.get("faststart") is True,
             keep_original=bool(opts.get("keep_original", True)),
             fit=FitOptions(
                 max_ratio=float(opts.get("max_ratio", fit.max_ratio)),

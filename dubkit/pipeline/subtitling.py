@@ -1,5 +1,4 @@
-"""Subtitles only (:func:`subtitle`), and the cues and sidecars of every run.
-"""
+"""Subtitles only (:func:`subtitle`), and the cues and sidecars of every run."""
 
 from __future__ import annotations
 
@@ -39,6 +38,48 @@ def cues_of(
         _sources([e.result for e in timeline], [e.heard for e in timeline]), lang, duration_ms,
         opts,
     )  # fmt: skip
+
+
+class LiveCues:
+    """One language's cues, handed on while its timeline grows, so that a one-pass mux can
+    write them as it goes (see :class:`dubkit.mux.Muxer`).
+
+    A cue is handed on once the timeline holds :attr:`SETTLE` entries after the one it
+    belongs to: the timing rules move a cue only for its near neighbours, so it will not
+    change. The cues are laid out over the entries not yet handed on and a few before
+    them (their context), so the work does not grow with the timeline. Whatever the rules
+    did, :attr:`sent` is compared with the whole timeline's cues at the end.
+    """
+
+    SETTLE = 3
+
+    def __init__(self, lang: str, duration_ms: int, opts: SubtitleOptions) -> None:
+        self._lang, self._duration_ms, self._opts = lang, duration_ms, opts
+        self.sent: list[Cue] = []
+        self._done = 0  # entries whose cues have all been handed on
+
+    def settled(self, timeline: Sequence[Entry], complete: bool) -> list[Cue]:
+        """The cues not handed on yet that can no longer change (all of them once the
+        timeline is ``complete``)."""
+        upto = len(timeline) if complete else len(timeline) - self.SETTLE
+        if upto <= self._done:
+            return []
+        base = max(0, self._done - self.SETTLE)
+        window = timeline[base:]
+        index = {e.utterance: base + j for j, e in enumerate(window)}
+        cues = cues_of(window, self._lang, self._duration_ms, self._opts)
+        new = [
+            c for c in cues if c.utterance is not None and self._done <= index[c.utterance] < upto
+        ]
+        self._done = upto
+        self.sent += new
+        return new
+
+    def unsettled_from(self, timeline: Sequence[Entry]) -> int | None:
+        """Where the first entry whose cues may still change starts (ms); None while the
+        timeline is too short to settle any."""
+        first = len(timeline) - self.SETTLE
+        return timeline[first].utterance.start_ms if first >= 0 else None
 
 
 def write_subtitles(

@@ -14,7 +14,6 @@ error), fit where its dubbed clip goes and where it is heard. :class:`Entry` hol
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from dubkit.fit import (
     trimmed_ms,
 )
 from dubkit.mix import PlacedClip
+from dubkit.mix.loudness import RunningGain
 from dubkit.speakers import SpeakerInfo
 from dubkit.translate import UtteranceResult
 from dubkit.translate.clips import ClipStore
@@ -127,17 +127,10 @@ class Fitted:
     """One timeline entry as the streamed dub hands it on: with its clip for the mix."""
 
     entry: Entry
-    placed: PlacedClip | None  # the clip at the mix rate (None: nothing to play)
-    voiced: np.ndarray  # float32 trimmed speech, kept only for the loudness measure
-
-    def without_speech(self) -> Fitted:
-        """This, without the speech kept for the loudness measure."""
-        return dataclasses.replace(self, voiced=np.zeros(0, np.float32))
+    placed: PlacedClip | None  # the clip at the mix rate, at its gain (None: nothing to play)
 
 
-def _clip(
-    r: UtteranceResult, store: ClipStore, fit: FitOptions
-) -> tuple[_Clip | None, np.ndarray]:
+def _clip(r: UtteranceResult, store: ClipStore, fit: FitOptions) -> tuple[_Clip | None, np.ndarray]:
     """Trim the result's clip and note its pauses, reading it once; its voiced samples."""
     if r.clip is None:
         return None, np.zeros(0, np.int16)
@@ -158,57 +151,34 @@ def place_in_order(
     duration_ms: int,
     rate: int,
     fit: FitOptions,
-    loudness_ms: int,
+    gain: RunningGain | None = None,
 ) -> Iterator[Fitted]:
     """The timeline, entry by entry: each result placed as soon as it and every earlier one
     are in. ``speakers[i]`` says utterance ``i`` (and each piece of it, if it was split).
-
-    The first ``loudness_ms`` of dubbed speech ride along as ``voiced`` (for the loudness
-    measure); later entries carry none, so memory does not grow with the media.
+    Each clip plays at the ``gain`` its speech and the speech before it call for (none: 0 dB).
     """
     planner = Planner(duration_ms, fit)
-    budget = loudness_ms * SERVICE_RATE // 1000
     for i, results in enumerate(stream):
         after = utterances[i + 1].start_ms if i + 1 < len(utterances) else None
         for k, r in enumerate(results):  # the pieces of a split utterance, in order
             nxt = results[k + 1].utterance.start_ms if k + 1 < len(results) else after
-            clip, samples = _clip(r, store, fit)
-            voiced = samples[:budget].astype(np.float32) / 32768
-            budget -= len(voiced)
+            clip, voiced = _clip(r, store, fit)
+            db = gain.next(voiced) if gain is not None and len(voiced) else 0.0
             length = None if clip is None else trimmed_ms(clip.trim, SERVICE_RATE)
             p = planner.place(r.utterance, nxt, length)
             if clip is None or p is None:
-                yield Fitted(Entry(r, speakers[i], p), None, voiced)
+                yield Fitted(Entry(r, speakers[i], p), None)
                 continue
             entry = Entry(r, speakers[i], p, heard_spans(clip.spans, p))
-            yield Fitted(entry, _placed(clip, p, rate, fit), voiced)
+            yield Fitted(entry, _placed(clip, p, rate, fit, db))
 
 
-def _placed(clip: _Clip, p: Placement, rate: int, fit: FitOptions) -> PlacedClip:
+def _placed(clip: _Clip, p: Placement, rate: int, fit: FitOptions, gain_db: float) -> PlacedClip:
     start, length = sample_span(p, rate)
+    scale = np.float32(10.0 ** (gain_db / 20.0))
 
     def load() -> np.ndarray:
-        return render(clip.load(), SERVICE_RATE, clip.trim, p, rate, fit)
+        out = render(clip.load(), SERVICE_RATE, clip.trim, p, rate, fit)
+        return out if gain_db == 0.0 else out * scale
 
     return PlacedClip(start, length, load)
-
-
-def loudness_head(
-    fitted: Iterator[Fitted], loudness_ms: int
-) -> tuple[list[Fitted], np.ndarray]:
-    """The first results, up to ``loudness_ms`` of dubbed speech, and that speech.
-
-    The dub's gain is set from them before the mix starts, so that it never waits for the
-    last translation: the service speaks every clip at one level, so its first two minutes
-    (or all of it, when shorter) stand for the whole.
-    """
-    head: list[Fitted] = []
-    speech: list[np.ndarray] = []
-    need = loudness_ms * SERVICE_RATE // 1000
-    for f in fitted:
-        head.append(f.without_speech())
-        speech.append(f.voiced)
-        need -= len(f.voiced)
-        if need <= 0:
-            break
-    return head, np.concatenate(speech) if speech else np.zeros(0, np.float32)
