@@ -1,9 +1,12 @@
 """``--mix separate`` (issue 27): how much dialogue is left, how much music, how fast, how big.
 
     .venv/bin/python bench/bench_separate.py quality   # real speech over music, per sentence
+    .venv/bin/python bench/bench_separate.py quality --ahead   # the regions a dub separates
+    .venv/bin/python bench/bench_separate.py model     # the U-Nets: onnxruntime vs numpy
     .venv/bin/python bench/bench_separate.py speed     # separation through mix(), x real time
     .venv/bin/python bench/bench_separate.py dub 600   # a 10-min dub: separate vs duck
     .venv/bin/python bench/bench_separate.py dub 7200 --only separate   # memory on 2 hours
+    .venv/bin/python bench/bench_separate.py dub 600 --latency 1.5   # requests that take time
 
 quality: each development program (codec2 speech over the music bed, ``realspeech.stems``) is
 mixed with silent clips on its sentences, so what is left under a clip is the bed alone. Two
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import realspeech as rs  # noqa: E402
 
-from dubkit.mix import MixOptions, PlacedClip, mix  # noqa: E402
+from dubkit.mix import MixOptions, PlacedClip, mix, prepared  # noqa: E402
 from dubkit.mix import spleeter as sp  # noqa: E402
+from dubkit.mix.separate import chunks_over  # noqa: E402
 
 RATE = rs.RATE
 PROGRAMS = (("music12", 0), ("music12", 1), ("music18", 0))
@@ -63,14 +68,30 @@ def _masked(program: np.ndarray, parts: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def quality(name: str, seed: int, opts: MixOptions) -> np.ndarray:
+def _mixed(program: np.ndarray, sentences: list, opts: MixOptions, ahead: bool) -> np.ndarray:
+    """mix() with silent clips on ``sentences``: separated in step, or ``ahead`` over the
+    regions their starts give (as a dub's utterances do, :mod:`dubkit.mix.prepared`)."""
+    n = len(program)
+    clips = [_silent(s.start_ms * 16, s.end_ms * 16) for s in sentences]
+    if not ahead:
+        return np.concatenate(list(mix([program[None]], RATE, 1, clips, n, opts)), axis=1)[0]
+    ramp = opts.ramp_ms * RATE // 1000
+    starts = [s.start_ms for s in sentences]
+    cut = chunks_over(prepared.regions(starts, n, RATE, ramp, 400), RATE, n)
+    with tempfile.TemporaryDirectory() as tmp, prepared.Prepared(Path(tmp)) as early:
+        program.tofile(Path(tmp) / "program.f32")
+        early.start({"raw": f"{tmp}/program.f32", "rate": RATE, "channels": 1, "total": n}, cut)
+        blocks = mix([program[None]], RATE, 1, clips, n, opts, prepared=early)
+        return np.concatenate(list(blocks), axis=1)[0]
+
+
+def quality(name: str, seed: int, opts: MixOptions, ahead: bool = False) -> np.ndarray:
     """Per sentence: residue, music level, voice and music projections (dB), at ``bed_db``."""
     speech, bed, tone, sentences = rs.stems(name, seed)
     program = (speech + bed + tone).astype(np.float32)
-    n, g = len(program), 10 ** (opts.bed_db / 20)
+    g = 10 ** (opts.bed_db / 20)
     acc_s, acc_m = _masked(program, [speech, bed])
-    clips = [_silent(s.start_ms * 16, s.end_ms * 16) for s in sentences]
-    out = np.concatenate(list(mix([program[None]], RATE, 1, clips, n, opts)), axis=1)[0]
+    out = _mixed(program, sentences, opts, ahead)
     rows = []
     for s in sentences:
         sl = slice(s.start_ms * 16, s.end_ms * 16)
@@ -120,20 +141,72 @@ def speed(name: str = "music12", rate: int = 48_000) -> None:
           f"{speech_s / extra:.1f}x real time of the speech")  # fmt: skip
 
 
-def dub(seconds: int, modes: list[str]) -> None:
+def model_run(runtime: str, threads: int, out: str) -> None:
+    """One runtime's masks over a whole program (in a process of its own: OpenBLAS reads
+    its thread count at import), the time they took, saved to ``out``."""
+    import os
+
+    from dubkit.mix import spleeter_onnx
+
+    program = rs.program("music12").audio.astype(np.float32) / 32768
+    y = sp._resample(np.stack([program, 0.8 * program]), RATE, sp.SR)
+    mag = np.abs(sp.stft(y)[:, :, : sp.BINS])
+    paths = sp.checkpoint_paths()
+    if runtime == "onnx":
+        from dubkit.translate.cache import default_cache_dir
+
+        model: sp.MaskModel = spleeter_onnx.OnnxMask(paths, default_cache_dir(os.environ), threads)
+    else:
+        model = sp.NumpyMask(paths)
+    sp.vocal_mask(mag[:, : sp.SEGMENT], model)  # warm up
+    wall, cpu = time.perf_counter(), time.process_time()
+    mask = sp.vocal_mask(mag, model)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    seconds = y.shape[1] / sp.SR
+    print(f"{runtime} {threads} thread(s): {seconds:.1f} s of audio, wall {wall:.2f} s "
+          f"({seconds / wall:.1f}x real time), CPU {cpu:.2f} s ({seconds / cpu:.1f}x per CPU "
+          f"second)", flush=True)  # fmt: skip
+    np.save(out, mask)
+
+
+def model_compare() -> None:
+    """Each runtime with 1 and 2 threads on the same program; the masks against numpy's."""
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for runtime in ("numpy", "onnx"):
+            for threads in (1, 2):
+                env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads)}
+                out = f"{tmp}/{runtime}{threads}.npy"
+                cmd = [sys.executable, __file__, "model-run", runtime, str(threads), out]
+                subprocess.run(cmd, env=env, check=True)
+        ref = np.load(f"{tmp}/numpy1.npy")
+        for name in ("numpy2", "onnx1", "onnx2"):
+            d = np.abs(np.load(f"{tmp}/{name}.npy") - ref)
+            print(f"mask {name} vs numpy1: max |diff| {d.max():.2e}, mean {d.mean():.2e}")
+
+
+def dub(seconds: int, modes: list[str], latency_s: float = 0.0) -> None:
     import cases
     import inputs
     from harness import EmulatorProcess
 
     src = inputs.video(inputs.VideoSpec(seconds, 1280, 720, 25) if seconds <= 600
                        else inputs.VideoSpec(seconds, 160, 90, 5))  # fmt: skip
-    with EmulatorProcess(latency_s=0.0) as emu:
+    with EmulatorProcess(latency_s=latency_s) as emu:
         for mode in modes:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             with cases.scratch() as out:
                 cmd = [*cases.dub_cmd(src, emu.base_url, out), "--mix", mode]
                 t = cases.run_timed(cmd, env=cases.dub_env())
-            print(f"dub {seconds} s --mix {mode}: wall {t.wall_s:.1f} s, rc {t.returncode}, "
-                  f"dubkit RSS {t.maxrss_mb:.0f} MB, tree {t.tree_peak_mb:.0f} MB")  # fmt: skip
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            print(f"dub {seconds} s --mix {mode} (latency {latency_s:g} s): wall {t.wall_s:.1f} "
+                  f"s, CPU {cpu:.1f} s (the dub and its children), rc {t.returncode}, dubkit "
+                  f"RSS {t.maxrss_mb:.0f} MB, tree {t.tree_peak_mb:.0f} MB",
+                  flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -141,17 +214,24 @@ def main() -> None:
     if what == "quality":
         # Under a clip the bed is the accompaniment times the bed gain: every level moves
         # with it, so one pass at 0 dB gives the others.
-        rows = {p: quality(*p, MixOptions(bed_db=0.0)) for p in PROGRAMS}
+        ahead = "--ahead" in sys.argv  # separated from the sentences' starts, ahead
+        rows = {p: quality(*p, MixOptions(bed_db=0.0), ahead) for p in PROGRAMS}
         for bed_db in (0.0, -1.0, -2.0, -3.0):
             for (name, seed), r in rows.items():
                 q = summary(r, bed_db)
                 print(f"bed {bed_db:+.0f} dB {name} seed {seed}: " +
                       ", ".join(f"{k} {v:.2f}" for k, v in q.items()), flush=True)  # fmt: skip
+    elif what == "model":
+        model_compare()
+    elif what == "model-run":
+        model_run(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif what == "speed":
         speed()
     elif what == "dub":
-        modes = sys.argv[4:] if "--only" in sys.argv else ["duck", "separate"]
-        dub(int(sys.argv[2]), modes)
+        args = sys.argv[3:]
+        latency = float(args[args.index("--latency") + 1]) if "--latency" in args else 0.0
+        modes = [args[args.index("--only") + 1]] if "--only" in args else ["duck", "separate"]
+        dub(int(sys.argv[2]), modes, latency)
 
 
 if __name__ == "__main__":

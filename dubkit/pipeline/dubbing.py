@@ -20,8 +20,10 @@ import numpy as np
 from dubkit import media, mux
 from dubkit.languages import Language, resolve
 from dubkit.media.scratch import FileAudio
-from dubkit.mix import NO_MODEL, MixOptions, PlacedClip, mix, separation_available
+from dubkit.mix import NO_MODEL, MixOptions, PlacedClip, mix, prepared, separation_available
 from dubkit.mix.loudness import running_gain
+from dubkit.mix.prepared import Prepared
+from dubkit.mix.separate import chunks_over
 from dubkit.pipeline.given import Given
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs, shares_media
@@ -109,11 +111,14 @@ def dub(
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
         speakers = _start_speakers(stack)  # starts while we segment
+        ahead = _start_separation(stack, options, src, work)  # so does this
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
         audio, utterances = analyze(
             path, options.segment, work, progress, info.duration_ms, wave, track.index,
             given.utterances if given is not None else None,
         )  # fmt: skip
+        if ahead is not None:  # the dialogue separated while the requests run
+            _separate_ahead(ahead, src, utterances, info, options)
         measured = functools.partial(progress, "speakers") if progress else None
         found = (
             speakers.find(audio.path, utterances, measured, path)
@@ -128,7 +133,9 @@ def dub(
         stack.enter_context(contextlib.closing(stream))
         if given is not None:
             results = [given.edit(r) for r in results]
-        run = _Shared(info, src, audio, utterances, found.utterances, store, options, work)
+        run = _Shared(
+            info, src, audio, utterances, found.utterances, store, options, work, ahead
+        )
         timelines, cues = _render(run, lanes, into, results, progress)
     out = [
         lane.result(path, translator.name, timeline, lane_cues, info, options)
@@ -167,6 +174,38 @@ def _start_speakers(stack: contextlib.ExitStack) -> SpeakerProcess | None:
         return stack.enter_context(SpeakerProcess())
     except OSError:
         return None
+
+
+def _start_separation(
+    stack: contextlib.ExitStack, options: Options, src: media.AudioSource, work: Path
+) -> Prepared | None:
+    """The child that separates the dialogue ahead of the mix (``--mix separate`` on mono or
+    stereo; a surround layout drops its centre channel), started now so that its weights
+    load while we segment; None otherwise, or where no interpreter can be started (the mix
+    then separates in step)."""
+    if options.mix.mode != "separate" or not np.all(src.layout.speech_gains() == 1.0):
+        return None
+    try:
+        return stack.enter_context(Prepared(work))
+    except OSError:
+        return None
+
+
+def _separate_ahead(
+    ahead: Prepared,
+    src: media.AudioSource,
+    utterances: Sequence[Utterance],
+    info: MediaInfo,
+    options: Options,
+) -> None:
+    """Tell ``ahead`` where the clips can play: from each utterance's start less the
+    fitting's borrow to the next one's start, each widened by the mix's ramps."""
+    rate = src.fmt.rate
+    total = round(info.duration_ms * rate / 1000)
+    ramp = options.mix.ramp_ms * rate // 1000
+    starts = sorted(u.start_ms for u in utterances)
+    spans = prepared.regions(starts, total, rate, ramp, options.fit.borrow_ms)
+    ahead.start(prepared.media_source(src, total), chunks_over(spans, rate, total))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -268,6 +307,7 @@ class _Shared:
     store: ClipStore
     options: Options
     work: Path
+    ahead: Prepared | None = None  # the dialogue separated ahead of the mix
 
 
 def _render(
@@ -291,7 +331,9 @@ def _render(
         for f, k in zip(fitted, dubbed, strict=True)
     ]  # fmt: skip
     plans = [_joint_plan(lanes, None)] if live else [lanes[k].plan for k in dubbed]
-    encoded = _mix_and_encode(feeds, run.src, options.mix, info, plans, into, work, progress)
+    encoded = _mix_and_encode(
+        feeds, run.src, options.mix, info, plans, into, work, progress, run.ahead
+    )
     timelines = [f.timeline for f in feeds]
     timelines += [
         [Entry(r) for rs in results[k] for r in rs]
@@ -425,6 +467,7 @@ def _mix_and_encode(
     outputs: Sequence[Path],
     work: Path,
     progress: Progress | None,
+    ahead: Prepared | None = None,
 ) -> list[Path]:
     """Mix each language's clips over the original as they arrive and encode each mix as it
     comes: the original is decoded once, and the languages' mixes advance in step over it.
@@ -437,7 +480,7 @@ def _mix_and_encode(
     fmt, total = src.fmt, round(info.duration_ms * src.fmt.rate / 1000)
     originals = itertools.tee(src.blocks(), len(feeds)) if len(feeds) > 1 else [src.blocks()]
     mixes = [
-        mix(o, fmt.rate, fmt.channels, f.clips(), total, options, 0.0, src.layout)
+        mix(o, fmt.rate, fmt.channels, f.clips(), total, options, 0.0, src.layout, ahead)
         for f, o in zip(feeds, originals, strict=True)
     ]
     first = outputs[0]
