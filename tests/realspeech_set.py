@@ -18,6 +18,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 def _load(name: str = "dubkit_realspeech", file: str = "realspeech.py") -> ModuleType:
+    if str(FIXTURES) not in sys.path:  # realspeech imports its sibling wordtruth
+        sys.path.append(str(FIXTURES))
     spec = importlib.util.spec_from_file_location(name, FIXTURES / file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

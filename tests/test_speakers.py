@@ -281,7 +281,29 @@ def test_the_speaker_process_finds_what_the_analysis_finds_in_process(tmp_path: 
         got = child.find(raw, utts, lambda done, total: seen.append((done, total)))
     assert got == find_speakers(FileAudio(raw), utts)  # the floats come back exactly
     assert [s.gender for s in got.speakers] == ["male", "female"]
-    assert seen == [(n, len(utts)) for n in range(1, len(utts) + 1)]
+    assert seen[-1] == (len(utts), len(utts))
+
+
+def test_the_speaker_process_measures_utterances_as_the_file_grows(tmp_path: Path) -> None:
+    """As a dub feeds it: each utterance sent once its samples are written, the rest of
+    the file written after; the same speakers as the whole file's in this process."""
+    from dubkit.media.scratch import FileAudio
+    from dubkit.speakers.process import SpeakerProcess
+
+    whole, utts = _raw_people(tmp_path)
+    data = whole.read_bytes()
+    raw = tmp_path / "growing.s16"
+    with SpeakerProcess() as child, raw.open("wb") as f:
+        child.begin(raw)
+        for i, u in enumerate(utts):
+            f.write(data[u.start_ms * 32 if i else 0 : (u.end_ms + 500) * 32])
+            f.flush()
+            child.feed([u])
+        f.write(data[(utts[-1].end_ms + 500) * 32 :])
+        f.flush()
+        got = child.finish()
+    assert got == find_speakers(FileAudio(whole), utts)
+    assert [u.speaker for u in got.utterances] == ["S1", "S2", "S1", "S2", "S1"]
 
 
 def test_a_failing_speaker_process_is_one_error_naming_the_input(tmp_path: Path) -> None:
