@@ -4,7 +4,8 @@ Each program (``fixtures/realspeech.py``'s conditions and seeds, and ``fixtures/
 turn programs of each half) is cut by dubkit's segmenter with its defaults, every utterance
 measured by :func:`dubkit.speakers.analyze` (pitch and embedding, as the dub does) and
 matched to the truth sentence it overlaps most. The measurements are cached under
-``bench/.cache/voices/`` (keyed by the audio's hash), so that trying a rule costs nothing.
+``bench/.cache/voices/`` (keyed by the audio and the measuring code: the segmenter's and
+the speaker features'), so that trying a rule costs nothing.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Measured:
 
 def _measure(name: str, prog: object) -> Measured:
     audio = prog.audio  # type: ignore[attr-defined]
-    key = hashlib.sha256(audio.tobytes()).hexdigest()[:16]
+    key = hashlib.sha256(audio.tobytes() + _code()).hexdigest()[:16]
     path = CACHE / f"{name}-{key}.json"
     if path.exists():
         d = json.loads(path.read_text())
@@ -62,6 +63,14 @@ def _measure(name: str, prog: object) -> Measured:
     d = {"feats": [_asdict(f) for f in feats], "truth": truth, "spans": spans}
     path.write_text(json.dumps(d))
     return Measured(name, feats, tuple(truth), tuple((a, b) for a, b in spans))
+
+
+def _code() -> bytes:
+    """The source of what measures an utterance (the segmenter and the speaker features),
+    part of the cache key: a change there measures again."""
+    files = sorted((ROOT / "dubkit" / "segment").glob("*.py"))
+    files += [ROOT / "dubkit" / "speakers" / name for name in ("__init__.py", "embed.py")]
+    return b"".join(f.read_bytes() for f in files)
 
 
 def _asdict(f: VoiceFeatures) -> dict[str, object]:
