@@ -23,8 +23,9 @@ file is never held in memory):
 The background, threshold, pitch weight and short length were chosen on the "tune" half of
 the real-speech people only (``fixtures/turns.py``; dubkit's own utterances, every
 condition pooled) and measured on the other half (``bench/bench_voices.py``, BENCHMARKS.md,
-issue 26). Whole-file clustering beat labelling each utterance as it is heard there, so the
-labels wait for the whole file.
+issue 26). The labels wait for the whole file: labelling each utterance as it is heard
+(``bench/bench_online_voices.py``) tied with it on the tune half and did a little worse on the
+other, and sending requests before the segmentation ends is not built.
 """
 
 from __future__ import annotations
