@@ -66,11 +66,18 @@ def _measure(name: str, prog: object) -> Measured:
 
 
 def _code() -> bytes:
-    """The source of what measures an utterance (the segmenter and the speaker features),
-    part of the cache key: a change there measures again."""
+    """The source of what measures an utterance (the segmenter, the speaker features and the
+    encoder), part of the cache key: a change there measures again; a change to the
+    clustering does not."""
+    import inspect
+
+    import dubkit.speakers as sp
+
     files = sorted((ROOT / "dubkit" / "segment").glob("*.py"))
-    files += [ROOT / "dubkit" / "speakers" / name for name in ("__init__.py", "embed.py")]
-    return b"".join(f.read_bytes() for f in files)
+    files.append(ROOT / "dubkit" / "speakers" / "embed.py")
+    measuring = (sp.at_8k, sp._pitch, sp._loud_at, sp.voice_features, sp.analyze)
+    code = "".join(inspect.getsource(f) for f in measuring)
+    return b"".join(f.read_bytes() for f in files) + code.encode()
 
 
 def _asdict(f: VoiceFeatures) -> dict[str, object]:
