@@ -9,14 +9,14 @@ file is never held in memory):
   median, 10th and 90th percentiles of the voiced frames within :data:`PITCH_GATE_DB` of
   its loud frames) for the gender: the embedding carries no gender label.
 * :func:`cluster` groups the whole file's utterances into speakers: average-linkage
-  agglomerative clustering (scipy) on the cosine of the embeddings less the development
-  people's mean embedding (:mod:`dubkit.speakers.background`: the encoder's outputs are
-  non-negative, so any two people sit near cosine 0.5 before), plus :data:`PITCH_WEIGHT`
-  per octave between two utterances' median F0, cut where the average falls under
-  :data:`SAME_ABOVE`. Only utterances of at least :data:`SHORT_MS` found speakers; a
-  shorter one joins the speaker whose centroid is closest, and a cluster with less than
-  :data:`MIN_SPEAKER_MS` of speech joins the nearest big one. Labels ``S1, S2, ...`` follow
-  the order of first appearance.
+  agglomerative clustering (scipy) on the mean cosine between two utterances' partial
+  windows (each window's d-vector less the development people's mean embedding,
+  :mod:`dubkit.speakers.background`: the encoder's outputs are non-negative, so any two
+  people sit near cosine 0.5 before), less :data:`PITCH_WEIGHT` per octave between their
+  median F0, cut where the average falls under :data:`SAME_ABOVE`. Only utterances of at
+  least :data:`SHORT_MS` found speakers; a shorter one joins the speaker whose centroid is
+  closest, and a cluster with less than :data:`MIN_SPEAKER_MS` of speech joins the nearest
+  big one. Labels ``S1, S2, ...`` follow the order of first appearance.
 * Gender is decided per *speaker*, from the speech-weighted median F0 of all of its
   utterances, so a short or odd phrase never flips a person's gender.
 
@@ -47,13 +47,14 @@ if TYPE_CHECKING:
 GENDER_SPLIT_HZ = 160.0
 PITCH_FLOOR_HZ = 60.0
 PITCH_CEILING_HZ = 400.0
-#: Two groups of utterances whose average cosine (the background mean taken off each
-#: embedding), less :data:`PITCH_WEIGHT` per octave between their pitches, is at least this
-#: are one person. Chosen with the two below on the tune half (issue 26, BENCHMARKS.md).
-SAME_ABOVE = 0.30
+#: Two groups of utterances whose average similarity (the mean cosine between their partial
+#: windows, the background mean taken off each), less :data:`PITCH_WEIGHT` per octave between
+#: their pitches, is at least this are one person. Chosen with the weight on the tune half
+#: (issue 26, BENCHMARKS.md).
+SAME_ABOVE = 0.225
 #: Taken off the cosine per octave between two utterances' median F0: a man and a woman,
 #: about an octave apart, stay apart where the channel makes their embeddings alike.
-PITCH_WEIGHT = 0.4
+PITCH_WEIGHT = 0.3
 #: Utterances shorter than this (ms) never found a speaker: they join the closest one.
 SHORT_MS = 1500
 #: A cluster with less speech than this (ms) is a fragment: it joins the nearest big one.
@@ -85,6 +86,10 @@ class VoiceFeatures:
     voiced_ms: int  # how much of it is voiced (0 when no loud frame is)
     speech_ms: int  # how long it is
     embedding: tuple[float, ...]  # unit-length d-vector; () when not measured
+    #: The mean of its partial windows' d-vectors, each less the background mean and unit
+    #: length: two utterances' dot product is the mean cosine between their windows (lower
+    #: where an utterance's windows disagree); () when not measured.
+    window_mean: tuple[float, ...] = ()
 
     @property
     def voiced(self) -> bool:
@@ -165,8 +170,12 @@ def voice_features(
     else:
         p10 = p50 = p90 = 0.0
     embedding: tuple[float, ...] = ()
+    window_mean: tuple[float, ...] = ()
     if encoder is not None and rate == VAD_RATE and pcm.size:
-        embedding = tuple(float(v) for v in encoder.embed(pcm))
+        parts = encoder.partials(pcm)
+        mean = parts.mean(axis=0)
+        embedding = tuple(float(v) for v in mean / max(float(np.linalg.norm(mean)), 1e-12))
+        window_mean = tuple(float(v) for v in centred(parts.astype(np.float64)).mean(axis=0))
     return VoiceFeatures(
         f0_hz=p50,
         f0_p10_hz=p10,
@@ -174,6 +183,7 @@ def voice_features(
         voiced_ms=voiced * PITCH_STEP_MS if f0.size else 0,
         speech_ms=pcm.size * 1000 // rate,
         embedding=embedding,
+        window_mean=window_mean,
     )
 
 
@@ -245,18 +255,31 @@ def centred(embeddings: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def _window_means(feats: Sequence[VoiceFeatures]) -> npt.NDArray[np.float64]:
+    """Each utterance's :attr:`VoiceFeatures.window_mean`; where it was not measured, its
+    embedding less the background mean, unit length (as if it had one window)."""
+    if all(f.window_mean for f in feats):
+        return np.array([f.window_mean for f in feats], dtype=np.float64)
+    return np.array(
+        [f.window_mean or tuple(centred(np.array([f.embedding]))[0]) for f in feats],
+        dtype=np.float64,
+    )
+
+
 def _linked(
     embeddings: npt.NDArray[np.float64], octaves: npt.NDArray[np.float64], same_above: float
 ) -> npt.NDArray[np.int64]:
-    """Average-linkage cluster ids: cosine distance plus :data:`PITCH_WEIGHT` per octave,
-    cut at ``1 - same_above``."""
+    """Average-linkage cluster ids: one less the dot product of two rows (for window
+    means, their mean cosine), plus :data:`PITCH_WEIGHT` per octave, cut at
+    ``1 - same_above``."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import pdist
 
     if len(embeddings) == 1:
         return np.zeros(1, dtype=np.int64)
-    # condensed (one float per pair): some 10 MB each at 1,560 utterances, not 20 per square
-    dist = pdist(embeddings, "cosine")
+    n = len(embeddings)
+    upper = np.triu_indices(n, 1)  # condensed order: one float per pair
+    dist = 1 - (embeddings @ embeddings.T)[upper]
     dist += PITCH_WEIGHT * pdist(octaves[:, None], "cityblock")
     np.clip(dist, 0.0, None, out=dist)
     tree = linkage(dist, method="average")
@@ -270,11 +293,11 @@ def group(
     same_above: float = SAME_ABOVE,
     min_ms: float = MIN_SPEAKER_MS,
 ) -> npt.NDArray[np.int64]:
-    """Whole-file cluster ids (from 0, in order of first appearance) of unit-length
-    ``embeddings`` (:func:`cluster` passes them :func:`centred`) with median F0 ``f0_hz``
+    """Whole-file cluster ids (from 0, in order of first appearance) of ``embeddings``
+    (:func:`cluster` passes each utterance's window mean) with median F0 ``f0_hz``
     (all > 0): the utterances of at least :data:`SHORT_MS` (all, when none is) clustered by
     :func:`_linked`; each shorter one joins the cluster whose speech-weighted centroid is
-    closest in cosine; then a cluster with less than ``min_ms`` of speech joins the big
+    closest; then a cluster with less than ``min_ms`` of speech joins the big
     cluster (the longest, when none is big) whose centroid is closest."""
     long = np.flatnonzero(speech_ms >= SHORT_MS)
     long = long if len(long) else np.arange(len(embeddings))
@@ -324,10 +347,9 @@ def cluster(feats: Sequence[VoiceFeatures], same_above: float = SAME_ABOVE) -> S
     if not known:
         lone = Speaker("S1", "female", 0.0, 0, ())
         return Speakers(tuple(SpeakerInfo("S1", "female", 0.0) for _ in feats), (lone,))
-    vectors = np.array([feats[i].embedding for i in known], dtype=np.float64)
     ms = np.array([feats[i].speech_ms for i in known], dtype=np.float64)
     f0 = np.array([feats[i].f0_hz for i in known], dtype=np.float64)
-    ids = group(centred(vectors), ms, f0, same_above)
+    ids = group(_window_means([feats[i] for i in known]), ms, f0, same_above)
     owner = np.full(len(feats), -1, dtype=np.int64)
     owner[known] = ids
     for i in range(len(feats)):  # the others: the previous known one's speaker
