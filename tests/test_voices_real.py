@@ -111,7 +111,7 @@ def test_chinese_gives_more_men_their_own_voice() -> None:
 #: BENCHMARKS.md, issue 26): each person's utterances under their majority label, voices of
 #: the person's gender, same-gender pairs under two labels (of 52 and 44). The rule was
 #: chosen on "tune"; "report" holds people it never heard, where the 95% target is missed.
-TURN_BOUNDS = {"tune": (0.94, 0.96, 49), "report": (0.80, 0.78, 31)}
+TURN_BOUNDS = {"tune": (0.96, 0.96, 51), "report": (0.84, 0.80, 29)}
 
 
 @pytest.mark.slow

@@ -24,8 +24,8 @@ The background, threshold, pitch weight and short length were chosen on the "tun
 the real-speech people only (``fixtures/turns.py``; dubkit's own utterances, every
 condition pooled) and measured on the other half (``bench/bench_voices.py``, BENCHMARKS.md,
 issue 26). The labels wait for the whole file: labelling each utterance as it is heard
-(``bench/bench_online_voices.py``) tied with it on the tune half and did a little worse on the
-other, and sending requests before the segmentation ends is not built.
+(``bench/bench_online_voices.py``) tied with it on the tune half and was mixed on the other,
+and sending requests before the segmentation ends is not built.
 """
 
 from __future__ import annotations
