@@ -49,9 +49,13 @@ def _measure(name: str, prog: object) -> Measured:
     if path.exists():
         d = json.loads(path.read_text())
         feats = tuple(
-            VoiceFeatures(**{
-                **f, "embedding": tuple(f["embedding"]), "window_mean": tuple(f["window_mean"]),
-            })
+            VoiceFeatures(
+                **{
+                    **f,
+                    "embedding": tuple(f["embedding"]),
+                    "window_mean": tuple(f["window_mean"]),
+                }
+            )
             for f in d["feats"]
         )
         return Measured(name, feats, tuple(d["truth"]), tuple(map(tuple, d["spans"])))
