@@ -52,6 +52,8 @@ print(json.dumps({"seconds": dt, "rss_before_kb": before, "rss_peak_kb": peak,
 
 
 def _realspeech():  # type: ignore[no-untyped-def]
+    if str(ROOT / "fixtures") not in sys.path:  # realspeech imports its sibling wordtruth
+        sys.path.append(str(ROOT / "fixtures"))
     spec = importlib.util.spec_from_file_location("rs", ROOT / "fixtures" / "realspeech.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -459,7 +459,9 @@ class Muxer:
         self._stack = contextlib.ExitStack()
         self._cmd: list[str] = []
         self._child: tools.Child | None = None
-        self._queue: queue.Queue[tuple[int, np.ndarray | Cue] | None] = queue.Queue(self.QUEUE_BLOCKS)
+        self._queue: queue.Queue[tuple[int, np.ndarray | Cue] | None] = queue.Queue(
+            self.QUEUE_BLOCKS
+        )
         self._feeder: threading.Thread | None = None
         self._broken = threading.Event()
 

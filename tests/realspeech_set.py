@@ -17,10 +17,10 @@ import pytest
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-def _load() -> ModuleType:
+def _load(name: str = "dubkit_realspeech", file: str = "realspeech.py") -> ModuleType:
     if str(FIXTURES) not in sys.path:  # realspeech imports its sibling wordtruth
         sys.path.append(str(FIXTURES))
-    spec = importlib.util.spec_from_file_location("dubkit_realspeech", FIXTURES / "realspeech.py")
+    spec = importlib.util.spec_from_file_location(name, FIXTURES / file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -29,6 +29,8 @@ def _load() -> ModuleType:
 
 
 rs = sys.modules.get("dubkit_realspeech") or _load()
+#: ``fixtures/turns.py``: programs where 3 to 5 people of one half take turns.
+turns = sys.modules.get("dubkit_turns") or _load("dubkit_turns", "turns.py")
 
 if not rs.available():
     if os.environ.get("CI"):

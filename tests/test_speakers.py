@@ -10,6 +10,9 @@ import pytest
 from dubkit.errors import ConfigError
 from dubkit.languages import resolve
 from dubkit.speakers import (
+    PITCH_WEIGHT,
+    SAME_ABOVE,
+    SHORT_MS,
     Speaker,
     SpeakerInfo,
     Speakers,
@@ -20,6 +23,7 @@ from dubkit.speakers import (
     pitch_track,
     voice_features,
 )
+from dubkit.speakers.background import MEAN
 from dubkit.speakers.voices import (
     VoiceChoice,
     cast,
@@ -43,11 +47,13 @@ def _harmonic(f0: float, seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def _embedding(timbre: float) -> tuple[float, ...]:
-    """A unit d-vector-like embedding: a shared part plus a bump at ``timbre`` on a line of
-    dimensions, so the cosine falls as timbres part (about 0.94 at 0.2 apart, under 0.2 at
-    1.0 apart; different people's ReLU d-vectors sit near 0.5, not 0)."""
-    grid = np.arange(255) / 4
-    e = np.r_[1.0, 2.0 * np.exp(-((grid - timbre) ** 2) / (2 * 0.3**2))]
+    """A unit d-vector-like embedding: the background mean (what every voice shares) plus
+    a bump at ``timbre`` on a line of dimensions, so the cosine, once the background is
+    taken off, falls as timbres part (about 0.94 at 0.2 apart, under 0.2 at 1.0 apart;
+    raw, different people sit high, as real ReLU d-vectors do, never near 0)."""
+    grid = np.arange(256) / 4
+    bump = np.exp(-((grid - timbre) ** 2) / (2 * 0.3**2))
+    e = np.asarray(MEAN) + 0.3 * bump / np.linalg.norm(bump)
     return tuple(e / np.linalg.norm(e))
 
 
@@ -110,6 +116,31 @@ def test_a_fragment_joins_the_nearest_speaker_of_its_side() -> None:
     feats = [_feats(100, 0.0), _feats(100, 0.1), _feats(112, 2.5, voiced_ms=300), _feats(210, 9.0)]
     found = cluster(feats)
     assert [u.speaker for u in found.utterances] == ["S1", "S1", "S1", "S2"]
+
+
+def test_short_utterances_never_found_a_speaker() -> None:
+    # two 1.2 s phrases alike, nearer the man than the woman but not his (2.4 s together,
+    # more than a fragment): each joins the closest person instead of making a third
+    assert SHORT_MS > 1200
+    man, woman = _feats(100, 0.0), _feats(210, 9.0)
+    odd = [_feats(104, 1.2, voiced_ms=1200), _feats(104, 1.25, voiced_ms=1200)]
+    found = cluster([man, woman, *odd, man, woman])
+    assert [u.speaker for u in found.utterances] == ["S1", "S2", "S1", "S1", "S1", "S2"]
+    # at SHORT_MS they are heard as a person of their own
+    long = [_feats(104, 1.2, voiced_ms=SHORT_MS), _feats(104, 1.25, voiced_ms=SHORT_MS)]
+    found = cluster([man, woman, *long, man, woman])
+    assert [u.speaker for u in found.utterances] == ["S1", "S2", "S3", "S3", "S1", "S2"]
+
+
+def test_an_octave_between_two_alike_voices_keeps_them_apart() -> None:
+    # embeddings 0.7 apart (centred cosine about 0.42, above SAME_ABOVE): one person at
+    # the same pitch, two when an octave apart (PITCH_WEIGHT)
+    assert SAME_ABOVE < 0.42 < SAME_ABOVE + PITCH_WEIGHT
+    same = cluster([_feats(120, 0.0), _feats(125, 0.7), _feats(120, 0.0), _feats(125, 0.7)])
+    assert {u.speaker for u in same.utterances} == {"S1"}
+    octave = cluster([_feats(120, 0.0), _feats(240, 0.7), _feats(120, 0.0), _feats(240, 0.7)])
+    assert [u.speaker for u in octave.utterances] == ["S1", "S2", "S1", "S2"]
+    assert [s.gender for s in octave.speakers] == ["male", "female"]
 
 
 def test_unvoiced_utterances_follow_their_neighbour() -> None:
@@ -250,7 +281,29 @@ def test_the_speaker_process_finds_what_the_analysis_finds_in_process(tmp_path: 
         got = child.find(raw, utts, lambda done, total: seen.append((done, total)))
     assert got == find_speakers(FileAudio(raw), utts)  # the floats come back exactly
     assert [s.gender for s in got.speakers] == ["male", "female"]
-    assert seen == [(n, len(utts)) for n in range(1, len(utts) + 1)]
+    assert seen[-1] == (len(utts), len(utts))
+
+
+def test_the_speaker_process_measures_utterances_as_the_file_grows(tmp_path: Path) -> None:
+    """As a dub feeds it: each utterance sent once its samples are written, the rest of
+    the file written after; the same speakers as the whole file's in this process."""
+    from dubkit.media.scratch import FileAudio
+    from dubkit.speakers.process import SpeakerProcess
+
+    whole, utts = _raw_people(tmp_path)
+    data = whole.read_bytes()
+    raw = tmp_path / "growing.s16"
+    with SpeakerProcess() as child, raw.open("wb") as f:
+        child.begin(raw)
+        for i, u in enumerate(utts):
+            f.write(data[u.start_ms * 32 if i else 0 : (u.end_ms + 500) * 32])
+            f.flush()
+            child.feed([u])
+        f.write(data[(utts[-1].end_ms + 500) * 32 :])
+        f.flush()
+        got = child.finish()
+    assert got == find_speakers(FileAudio(whole), utts)
+    assert [u.speaker for u in got.utterances] == ["S1", "S2", "S1", "S2", "S1"]
 
 
 def test_a_failing_speaker_process_is_one_error_naming_the_input(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from dubkit.mix.separate import chunks_over
 from dubkit.pipeline.given import Given
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs, shares_media
-from dubkit.pipeline.prepare import analyze, prepare, start_translations
+from dubkit.pipeline.prepare import analyze, prepare, raw_path, start_translations
 from dubkit.pipeline.subtitling import LiveCues, cues_of, write_subtitles
 from dubkit.pipeline.timeline import Entry, Fitted, place_in_order
 from dubkit.review.envelope import EnvelopeBuilder
@@ -112,16 +112,19 @@ def dub(
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
         speakers = _start_speakers(stack)  # starts while we segment
         ahead = _start_separation(stack, options, src, work)  # so does this
+        if speakers is not None:
+            speakers.begin(raw_path(work))
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
         audio, utterances = analyze(
             path, options.segment, work, progress, info.duration_ms, wave, track.index,
             given.utterances if given is not None else None,
+            speakers.feed if speakers is not None else None,
         )  # fmt: skip
         if ahead is not None:  # the dialogue separated while the requests run
             _separate_ahead(ahead, src, utterances, info, options)
         measured = functools.partial(progress, "speakers") if progress else None
         found = (
-            speakers.find(audio.path, utterances, measured, path)
+            speakers.finish(measured, path)
             if speakers is not None
             else find_speakers(audio, utterances, measured)
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 from dubkit import media
@@ -24,6 +24,11 @@ from dubkit.translate.protocol import Job, Translator
 from dubkit.types import VAD_RATE, MediaInfo, StreamInfo, Utterance
 
 
+def raw_path(workdir: Path) -> Path:
+    """Where :func:`analyze` keeps the decoded 16 kHz samples of a job."""
+    return workdir / "source.s16"
+
+
 def analyze(
     path: Path,
     options: SegmentOptions,
@@ -33,13 +38,17 @@ def analyze(
     envelope: EnvelopeBuilder | None = None,
     stream: int | None = None,
     given: Sequence[Utterance] | None = None,
+    found: Callable[[Sequence[Utterance]], None] | None = None,
 ) -> tuple[FileAudio, list[Utterance]]:
     """Decode once at 16 kHz: segment as the audio streams in, keep it on disk for requests.
 
     ``envelope``, when given, is fed the same audio (the review page's waveform);
     ``given`` utterances (a subtitle file's, an edited manifest's) replace the segmentation.
+    ``found``, when given, is called with each batch of utterances as soon as they are
+    found and their samples are on disk (the given ones once the file is written), so
+    that the speaker analysis can measure them while the segmentation goes on.
     """
-    raw = workdir / "source.s16"
+    raw = raw_path(workdir)
     segmenter = Segmenter(options) if given is None else None
     utterances: list[Utterance] = []
     done = 0
@@ -47,13 +56,20 @@ def analyze(
         for chunk in media.prefetch(media.iter_pcm16(path, VAD_RATE, stream)):
             f.write(chunk.astype("<i2").tobytes())
             if segmenter is not None:
-                utterances += segmenter.feed(chunk)
+                new = segmenter.feed(chunk)
+                if new and found is not None:
+                    f.flush()
+                    found(new)
+                utterances += new
             if envelope is not None:
                 envelope.feed(chunk)
             done += len(chunk)
             if progress:
                 progress("segment", done * 1000 // VAD_RATE, duration_ms)
-    utterances = utterances + segmenter.finish() if segmenter is not None else list(given or ())
+    last = segmenter.finish() if segmenter is not None else list(given or ())
+    if found is not None and last:
+        found(last)
+    utterances += last
     if progress:
         progress("segment", duration_ms, duration_ms)
     return FileAudio(raw), utterances

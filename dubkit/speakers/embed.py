@@ -353,6 +353,11 @@ class SpeakerEncoder:
         mel = mel_spectrogram(wav)
         return np.stack([mel[s] for s in slices])
 
+    def partials(self, pcm: npt.ArrayLike, normalize: bool = True) -> F32:
+        """The L2-normed embedding of each partial window of one utterance (windows, 256):
+        :meth:`embed` is their normalised mean."""
+        return self.embed_windows(self.windows(pcm, normalize))
+
     def embed(self, pcm: npt.ArrayLike, normalize: bool = True) -> F32:
         """The utterance's embedding (256 floats, unit length, non-negative; all zeros when
         the network finds nothing in it, as for digital silence)."""
