@@ -160,6 +160,9 @@ class OnnxMask:
     """The vocals' mask of ``(2, T, F)`` magnitudes, by one onnxruntime session."""
 
     def __init__(self, checkpoints: tuple[Path, Path], cache: Path | None, threads: int) -> None:
+        # onnxruntime's Linux wheels start Microsoft's 1DS telemetry at import (it writes a
+        # session file, $TMPDIR/.ses, and would report usage); off unless the user set it.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
