@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dubkit import onnxrt
 from dubkit.errors import ConfigError
 from dubkit.speakers import embed
 from tests.realspeech_set import rs
@@ -85,3 +86,30 @@ def test_one_person_is_closer_to_themself_than_to_anyone_else() -> None:
                   if k != name and g == gender for o in (o1, o2)]  # fmt: skip
         assert same > max(others), (name, same, max(others))
         assert float(np.linalg.norm(a)) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.skipif(not onnxrt.available(), reason="onnxruntime not installed")
+def test_onnxruntime_embeds_real_speech_as_numpy_does() -> None:
+    """The LSTM in onnxruntime gives numpy's embeddings on real speech (every codec2 person's
+    first 4 s: 1-5 windows each), and an encoder chooses it by itself where it is installed."""
+    weights = embed.load_weights()
+    fast, slow = embed.SpeakerEncoder(weights), embed.SpeakerEncoder(weights, runtime="numpy")
+    assert (fast.runtime, slow.runtime) == ("onnx", "numpy")
+    clips = [np.round(rs.load(r.path)[: 4 * embed.RATE] * 32767).astype(np.int16)
+             for r in rs.RECORDINGS]  # fmt: skip
+    a, b = fast.embed_many(clips), slow.embed_many(clips)
+    assert np.abs(a - b).max() < 1e-4
+    assert float(np.min(np.sum(a * b, axis=1))) > 0.99999
+    # a different weight moves the result: the graph really carries these weights
+    bent = dict(weights, **{"lstm.weight_hh_l2": weights["lstm.weight_hh_l2"] * 1.1})
+    assert np.abs(embed.SpeakerEncoder(bent).embed_many(clips[:2]) - a[:2]).max() > 1e-3
+
+
+def test_without_onnxruntime_numpy_embeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(onnxrt, "available", lambda: False)
+    enc = embed.SpeakerEncoder()
+    assert enc.runtime == "numpy"
+    e = enc.embed(np.round(rs.load(rs.RECORDINGS[0].path)[:16000] * 32767).astype(np.int16))
+    assert float(np.linalg.norm(e)) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="unknown runtime"):
+        embed.SpeakerEncoder(runtime="torch")

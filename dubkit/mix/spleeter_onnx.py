@@ -18,7 +18,6 @@ Nothing is fetched: both packages and the weights are installed ones.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dubkit import onnxrt
 from dubkit.errors import OutputError
 from dubkit.files import write_bytes_atomic
 
@@ -43,7 +43,7 @@ _IR_VERSION = 8  # onnxruntime 1.17 and later read it
 
 def available() -> bool:
     """Whether onnxruntime and onnx are installed (neither is imported here)."""
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+    return onnxrt.available()
 
 
 def _net(s: dict[str, F32], p: str, nodes: list[Any], weights: dict[str, F32]) -> str:
@@ -160,27 +160,13 @@ class OnnxMask:
     """The vocals' mask of ``(2, T, F)`` magnitudes, by one onnxruntime session."""
 
     def __init__(self, checkpoints: tuple[Path, Path], cache: Path | None, threads: int) -> None:
-        # onnxruntime's Linux wheels start Microsoft's 1DS telemetry at import (it writes a
-        # session file, $TMPDIR/.ses, and would report usage); off unless the user set it.
-        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        # No busy-waiting between kernels: on shared cores spinning threads burn the CPU
-        # that the dub (or another job) needs, and gain nothing measurable here.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
         try:
-            data = model_source(checkpoints, cache)
-            self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            self._session = onnxrt.session(model_source(checkpoints, cache), threads)
         except Exception as e:  # onnxruntime's errors have no public base class
             if cache is None:
                 raise
             log.debug("separation: the cached ONNX graph did not load (%s); building it", e)
-            data = model_source(checkpoints, cache, fresh=True)
-            self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            self._session = onnxrt.session(model_source(checkpoints, cache, fresh=True), threads)
 
     def __call__(self, mag: F32, power: float = 2.0) -> F32:
         """``mag``: (2, T, F), T and F multiples of 64 -> the mask, the same shape."""

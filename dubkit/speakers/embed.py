@@ -1,4 +1,4 @@
-"""Speaker embeddings (d-vectors) with Resemblyzer's pretrained encoder, in numpy only.
+"""Speaker embeddings (d-vectors) with Resemblyzer's pretrained encoder, without torch.
 
 The weights are the ``pretrained.pt`` that ships inside the ``resemblyzer`` wheel (Apache-2.0,
 GE2E-trained 3-layer LSTM, 40 mel channels at 16 kHz). The package is installed only for that
@@ -17,6 +17,8 @@ its webrtcvad silence trimming (dubkit's utterances are already cut by a VAD):
   power mel spectrogram (25 ms Hann window, 10 ms hop, 400-point FFT, 40 Slaney mels, centred
   frames with zero padding as librosa 0.10+), 1.6 s partial windows at 1.3 per second, the
   LSTM's last hidden state -> linear -> ReLU -> L2 norm per window, windows averaged, L2 norm.
+  The LSTM and the linear layer run in onnxruntime (:func:`lstm_graph`) where it and ``onnx``
+  are installed (the ``local`` extra), else in numpy.
 """
 
 from __future__ import annotations
@@ -289,11 +291,68 @@ def normalize_volume(wav: F32, target_dbfs: float = TARGET_DBFS) -> F32:
 # ---------------------------------------------------------------- the encoder
 
 
-class SpeakerEncoder:
-    """Resemblyzer's d-vector encoder in numpy (float32; BLAS matmuls, one tanh per step)."""
+def lstm_graph(weights: dict[str, npt.NDArray[np.float32]]) -> bytes:
+    """The encoder as one serialized ONNX graph: input ``mels`` (frames, batch, 40) float32,
+    output ``e`` (batch, 256), each window's ReLU'd projection (not yet L2-normed). Three
+    ONNX ``LSTM`` nodes, their gates reordered from PyTorch's (i, f, g, o) to ONNX's
+    (i, o, f, c), then the linear layer. Built in memory at each load (about 5 MB)."""
+    from onnx import TensorProto, helper, numpy_helper
 
-    def __init__(self, weights: dict[str, npt.NDArray[np.float32]] | None = None) -> None:
+    def onnx_order(m: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        i, f, g, o = np.split(m, 4, axis=0)
+        return np.concatenate([i, o, f, g], axis=0)
+
+    arrays: dict[str, npt.NDArray[Any]] = {"ax0": np.array([0], np.int64),
+                                           "ax1": np.array([1], np.int64)}  # fmt: skip
+    nodes, x = [], "mels"
+    for k in range(LAYERS):
+        arrays[f"W{k}"] = onnx_order(weights[f"lstm.weight_ih_l{k}"])[None]
+        arrays[f"R{k}"] = onnx_order(weights[f"lstm.weight_hh_l{k}"])[None]
+        biases = (onnx_order(weights[f"lstm.bias_{n}_l{k}"]) for n in ("ih", "hh"))
+        arrays[f"B{k}"] = np.concatenate(list(biases))[None]
+        nodes.append(helper.make_node("LSTM", [x, f"W{k}", f"R{k}", f"B{k}"],
+                                      [f"y{k}", f"h{k}"], hidden_size=HIDDEN))  # fmt: skip
+        nodes.append(helper.make_node("Squeeze", [f"y{k}", "ax1"], [f"s{k}"]))  # one direction
+        x = f"s{k}"
+    arrays["LW"] = np.ascontiguousarray(weights["linear.weight"].T)
+    arrays["LB"] = weights["linear.bias"]
+    nodes += [
+        helper.make_node("Squeeze", [f"h{LAYERS - 1}", "ax0"], ["last"]),
+        helper.make_node("MatMul", ["last", "LW"], ["proj"]),
+        helper.make_node("Add", ["proj", "LB"], ["biased"]),
+        helper.make_node("Relu", ["biased"], ["e"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "resemblyzer_encoder",
+        [helper.make_tensor_value_info("mels", TensorProto.FLOAT, [PARTIAL_FRAMES, "B", N_MELS])],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, ["B", EMBEDDING])],
+        [numpy_helper.from_array(np.ascontiguousarray(a), n) for n, a in arrays.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # onnxruntime 1.17 and later read it
+    return bytes(model.SerializeToString())
+
+
+class SpeakerEncoder:
+    """Resemblyzer's d-vector encoder: its LSTM in onnxruntime where installed (about 1.9x
+    less CPU than numpy, the same embeddings within 1e-5), else in numpy (float32; BLAS
+    matmuls, one tanh per step). ``runtime``: "auto", "onnx" or "numpy"."""
+
+    def __init__(
+        self, weights: dict[str, npt.NDArray[np.float32]] | None = None, runtime: str = "auto"
+    ) -> None:
+        from dubkit import onnxrt
+
         w = weights if weights is not None else load_weights()
+        if runtime == "auto":
+            runtime = "onnx" if onnxrt.available() else "numpy"
+        if runtime not in ("onnx", "numpy"):
+            raise ValueError(f"unknown runtime {runtime!r}")
+        #: "onnx" or "numpy": which one embeds.
+        self.runtime = runtime
+        # one thread: the encoder runs beside the segmentation (or the dub) on shared cores
+        self._session = onnxrt.session(lstm_graph(w), threads=1) if runtime == "onnx" else None
         # sigmoid(x) = (1 + tanh(x/2)) / 2: the i, f, o gate rows are halved once here, so
         # each step needs a single tanh over all four gates (PyTorch order i, f, g, o).
         half = np.ones(4 * HIDDEN, dtype=np.float32)
@@ -305,6 +364,14 @@ class SpeakerEncoder:
             bias = (w[f"lstm.bias_ih_l{k}"] + w[f"lstm.bias_hh_l{k}"]) * half
             self._layers.append((np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), bias))
         self._linear = (np.ascontiguousarray(w["linear.weight"].T), w["linear.bias"])
+
+    def _projected(self, mels: F32) -> F32:
+        """Each window's ReLU'd projection of the LSTM's last state (batch, EMBEDDING)."""
+        if self._session is not None:
+            seq = np.ascontiguousarray(mels.transpose(1, 0, 2), np.float32)
+            return np.asarray(self._session.run(["e"], {"mels": seq})[0], np.float32)
+        w, b = self._linear
+        return np.maximum(self._lstm_last(mels) @ w + b, 0.0)
 
     def _lstm_last(self, mels: F32) -> F32:
         """The last layer's final hidden state for a batch of windows (batch, frames, mels)."""
@@ -338,8 +405,7 @@ class SpeakerEncoder:
         """L2-normed embedding of each partial window (batch, PARTIAL_FRAMES, N_MELS)."""
         out = []
         for a in range(0, len(mels), BATCH):
-            w, b = self._linear
-            e = np.maximum(self._lstm_last(mels[a : a + BATCH]) @ w + b, 0.0)
+            e = self._projected(mels[a : a + BATCH])
             out.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
         return np.concatenate(out) if out else np.zeros((0, EMBEDDING), np.float32)
 
