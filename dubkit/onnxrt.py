@@ -14,7 +14,10 @@ from typing import Any
 
 
 def available() -> bool:
-    """Whether onnxruntime and onnx are installed (neither is imported here)."""
+    """Whether onnxruntime and onnx are installed (neither is imported here) and not turned
+    off with ``DUBKIT_ONNX=0`` (the numpy paths then run, slower, to the same result)."""
+    if os.environ.get("DUBKIT_ONNX", "").strip() == "0":
+        return False
     return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
 
 

@@ -113,3 +113,9 @@ def test_without_onnxruntime_numpy_embeds(monkeypatch: pytest.MonkeyPatch) -> No
     assert float(np.linalg.norm(e)) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="unknown runtime"):
         embed.SpeakerEncoder(runtime="torch")
+
+
+def test_dubkit_onnx_0_turns_onnxruntime_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUBKIT_ONNX", "0")
+    assert not onnxrt.available()
+    assert embed.SpeakerEncoder().runtime == "numpy"
