@@ -12,6 +12,10 @@ import importlib.util
 import os
 from typing import Any
 
+#: The ONNX opset and IR version the graphs are built with (onnxruntime 1.17 and later read them).
+OPSET = 17
+IR_VERSION = 8
+
 
 def available() -> bool:
     """Whether onnxruntime and onnx are installed (neither is imported here) and not turned

@@ -37,8 +37,6 @@ F32 = npt.NDArray[np.float32]
 
 #: Changes whenever the graph built here changes (it is part of the cache key).
 GRAPH_VERSION = 1
-_OPSET = 17
-_IR_VERSION = 8  # onnxruntime 1.17 and later read it
 
 
 def available() -> bool:
@@ -115,8 +113,8 @@ def build(checkpoints: tuple[Path, Path]) -> bytes:
         [helper.make_tensor_value_info("mask", TensorProto.FLOAT, shape)],
         [numpy_helper.from_array(x, name) for name, x in weights.items()],
     )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
-    model.ir_version = _IR_VERSION
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", onnxrt.OPSET)])
+    model.ir_version = onnxrt.IR_VERSION
     return bytes(model.SerializeToString())
 
 

@@ -298,6 +298,8 @@ def lstm_graph(weights: dict[str, npt.NDArray[np.float32]]) -> bytes:
     (i, o, f, c), then the linear layer. Built in memory at each load (about 5 MB)."""
     from onnx import TensorProto, helper, numpy_helper
 
+    from dubkit import onnxrt
+
     def onnx_order(m: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         i, f, g, o = np.split(m, 4, axis=0)
         return np.concatenate([i, o, f, g], axis=0)
@@ -329,14 +331,14 @@ def lstm_graph(weights: dict[str, npt.NDArray[np.float32]]) -> bytes:
         [helper.make_tensor_value_info("e", TensorProto.FLOAT, ["B", EMBEDDING])],
         [numpy_helper.from_array(np.ascontiguousarray(a), n) for n, a in arrays.items()],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # onnxruntime 1.17 and later read it
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", onnxrt.OPSET)])
+    model.ir_version = onnxrt.IR_VERSION
     return bytes(model.SerializeToString())
 
 
 class SpeakerEncoder:
     """Resemblyzer's d-vector encoder: its LSTM in onnxruntime where installed (about 1.9x
-    less CPU than numpy, the same embeddings within 1e-5), else in numpy (float32; BLAS
+    less CPU than numpy, the same embeddings within 1e-4), else in numpy (float32; BLAS
     matmuls, one tanh per step). ``runtime``: "auto", "onnx" or "numpy"."""
 
     def __init__(
@@ -353,17 +355,18 @@ class SpeakerEncoder:
         self.runtime = runtime
         # one thread: the encoder runs beside the segmentation (or the dub) on shared cores
         self._session = onnxrt.session(lstm_graph(w), threads=1) if runtime == "onnx" else None
-        # sigmoid(x) = (1 + tanh(x/2)) / 2: the i, f, o gate rows are halved once here, so
-        # each step needs a single tanh over all four gates (PyTorch order i, f, g, o).
+        # numpy's weights, prepared only where numpy embeds. sigmoid(x) = (1 + tanh(x/2)) / 2:
+        # the i, f, o gate rows are halved once here, so each step needs a single tanh over
+        # all four gates (PyTorch order i, f, g, o).
+        self._layers: list[tuple[F32, F32, F32]] = []
+        self._linear = (np.ascontiguousarray(w["linear.weight"].T), w["linear.bias"])
         half = np.ones(4 * HIDDEN, dtype=np.float32)
         half[: 2 * HIDDEN] = half[3 * HIDDEN :] = 0.5
-        self._layers: list[tuple[F32, F32, F32]] = []
-        for k in range(LAYERS):
+        for k in range(LAYERS) if self._session is None else ():
             w_ih = w[f"lstm.weight_ih_l{k}"] * half[:, None]
             w_hh = w[f"lstm.weight_hh_l{k}"] * half[:, None]
             bias = (w[f"lstm.bias_ih_l{k}"] + w[f"lstm.bias_hh_l{k}"]) * half
             self._layers.append((np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), bias))
-        self._linear = (np.ascontiguousarray(w["linear.weight"].T), w["linear.bias"])
 
     def _projected(self, mels: F32) -> F32:
         """Each window's ReLU'd projection of the LSTM's last state (batch, EMBEDDING)."""
