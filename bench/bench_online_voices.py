@@ -1,26 +1,23 @@
-"""What deciding voices as the speech is heard would cost (issue 26 item 3; not the product).
+"""Speakers decided as the speech is heard against the whole file (issue 26 item 3).
 
-Run: ``.venv/bin/python bench/bench_online_voices.py [--head]``. A dub's requests wait for
-the segmentation and speaker analysis of the whole file, because each request names its
-voice and a speaker's voice is cast from all of their speech (``dubkit.speakers.cluster``).
-Starting requests as the segmentation goes needs each utterance's speaker, and that
-speaker's gender, decided from what has been heard by then and never changed afterwards (a
-request already sent keeps its voice).
+Run: ``.venv/bin/python bench/bench_online_voices.py [--head]``. A dub sends each request
+naming its voice, and a speaker's voice follows their gender: with ``speakers="heard"`` (the
+default) each utterance's speaker is decided from what has been heard by then and never
+changed afterwards (a request already sent keeps its voice), so that the requests start
+while the segmentation goes on; ``speakers="whole"`` waits for the whole file.
 
-The rule measured here (:func:`as_heard`): utterance ``i`` is labelled once every utterance
-that ends within ``lookahead_ms`` after it is known (the segmenter has passed that point).
-At that moment the product's own whole-file rule (:func:`dubkit.speakers.cluster`) is run
-on everything heard so far; each of its clusters is matched to the labels already sent
-(greedily, by how many of their utterances it holds), and ``i`` takes its cluster's label,
-or a new one. A new label's gender is its cluster's at that moment, and stays.
+The rule measured is the product's (:class:`dubkit.speakers.heard.AsHeard`, through
+:func:`~dubkit.speakers.heard.labels_of`): utterance ``i`` is labelled once an utterance
+starting ``lookahead_ms`` after its end has been heard (or the input has ended); the
+whole-file rule is run on everything heard by then, its clusters matched to the labels
+already given, and ``i`` takes its cluster's label or a new one, whose gender stays.
 
 Figures on the programs of ``bench/voicedata.py`` (each half's turn programs, and the
 real-speech programs with only that half's people), as ``bench/bench_voices.py`` scores
 them, whole file against as heard, for several look-aheads (chosen on the tune half).
 ``--head`` also times, on bench case 6's 10-minute input, how soon the first utterance
-could be labelled: decode and segmentation streamed as ``pipeline.prepare.analyze`` does
-them, each utterance embedded as it is found (in this process, one BLAS thread), against
-the whole file's segmentation plus its speaker analysis.
+could be labelled in one process (decode, segmentation and embedding streamed), against
+the whole file's segmentation plus its speaker analysis; the dub's own head is bench case 6.
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,53 +39,16 @@ import numpy as np  # noqa: E402
 from bench_voices import HEADER, Tally, tally  # noqa: E402
 from voicedata import HALVES, Measured, half_real_programs, turn_programs  # noqa: E402
 
-from dubkit.speakers import SpeakerInfo, Speakers, VoiceFeatures, cluster  # noqa: E402
+from dubkit.speakers import cluster  # noqa: E402
+from dubkit.speakers.heard import labels_of  # noqa: E402
 
 LOOKAHEADS_MS = (0, 5_000, 10_000, 20_000)
-
-
-def _match(ids: Sequence[str], sent: Sequence[str]) -> dict[str, str]:
-    """Each cluster of ``ids`` (over the heard utterances) that holds utterances already
-    labelled (``sent``, a prefix of them) -> the sent label it holds most of, one cluster per
-    label, the largest overlaps first."""
-    votes = Counter(zip(ids, sent, strict=False))
-    out: dict[str, str] = {}
-    taken: set[str] = set()
-    for (cid, label), _ in sorted(votes.items(), key=lambda kv: -kv[1]):
-        if cid not in out and label not in taken:
-            out[cid] = label
-            taken.add(label)
-    return out
-
-
-def as_heard(
-    feats: Sequence[VoiceFeatures], spans: Sequence[tuple[int, int]], lookahead_ms: int
-) -> Speakers:
-    """Each utterance's speaker, decided once every utterance ending within
-    ``lookahead_ms`` after it is known, never changed (see the module doc)."""
-    sent: list[str] = []
-    gender: dict[str, str] = {}
-    known = 0
-    for i, (_, end) in enumerate(spans):
-        while known < len(spans) and spans[known][1] <= end + lookahead_ms:
-            known += 1
-        found = cluster(feats[:known])
-        ids = [u.speaker for u in found.utterances]
-        label = _match(ids, sent).get(ids[i])
-        if label is None:
-            label = f"S{len(gender) + 1}"
-            gender[label] = found.speaker(ids[i]).gender
-        sent.append(label)
-    infos = tuple(
-        SpeakerInfo(label, gender[label], f.f0_hz) for label, f in zip(sent, feats, strict=True)
-    )
-    return Speakers(infos, ())
 
 
 def _tally_online(progs: Sequence[Measured], people: set[str], ms: int) -> Tally:
     t = Tally()
     for m in progs:
-        t.add(m, as_heard(m.feats, m.spans, ms), people)
+        t.add(m, labels_of(m.feats, m.spans, ms), people)
     return t
 
 
@@ -139,7 +98,7 @@ def head(lookahead_ms: int) -> list[str]:
                 feats.append(voice_features(pcm[u.start_ms * 16 : u.end_ms * 16], encoder=encoder))
             utts += new
             if fed * 1000 // VAD_RATE >= utts[0].end_ms + lookahead_ms + 2000:
-                as_heard(feats, [(u.start_ms, u.end_ms) for u in utts], lookahead_ms)
+                labels_of(feats, [(u.start_ms, u.end_ms) for u in utts], lookahead_ms)
                 first_at = time.monotonic() - t0
         else:
             utts += new

@@ -464,6 +464,7 @@ class Muxer:
         )
         self._feeder: threading.Thread | None = None
         self._broken = threading.Event()
+        self._ended = False  # the producer's end (None) taken from the queue
 
     def __enter__(self) -> Muxer:
         try:  # the temporary file exists only once entered, so nothing is left if never entered
@@ -478,19 +479,30 @@ class Muxer:
             raise
         return self
 
+    def _next(self) -> tuple[int, np.ndarray | Cue] | None:
+        """The producer's next item; None (remembered) at its end."""
+        item = self._queue.get()
+        self._ended = self._ended or item is None
+        return item
+
+    def _drain(self) -> None:
+        """Once ffmpeg has died or been killed: take what the producer still puts, until its
+        end (unless the end was taken already: an error while closing), so it never blocks."""
+        while not self._ended and self._next() is not None:
+            pass
+
     def _feed(self) -> None:
         assert self._child is not None and self._child.proc.stdin is not None
         stdin = self._child.proc.stdin
         try:
-            while (item := self._queue.get()) is not None:
+            while (item := self._next()) is not None:
                 block = item[1]
                 assert isinstance(block, np.ndarray)
                 stdin.write(np.ascontiguousarray(block.T, dtype="<f4").tobytes())
             stdin.close()
         except (BrokenPipeError, ValueError, OSError):  # ffmpeg died or was killed
             self._broken.set()
-            while self._queue.get() is not None:  # let the producer finish or fail fast
-                pass
+            self._drain()
 
     def _feed_live(self) -> None:
         import av
@@ -509,7 +521,7 @@ class Muxer:
                     for _ in range(live_subtitles(plan, self.output.suffix))
                 ]
                 at = [0] * len(dubs)
-                while (item := self._queue.get()) is not None:
+                while (item := self._next()) is not None:
                     k, data = item
                     if isinstance(data, Cue):
                         out.mux(_cue_packet(subs[k], data))
@@ -525,8 +537,7 @@ class Muxer:
             stdin.close()
         except (BrokenPipeError, ValueError, OSError, av.FFmpegError):  # ffmpeg died or was killed
             self._broken.set()
-            while self._queue.get() is not None:
-                pass
+            self._drain()
 
     def write(self, block: np.ndarray, lane: int = 0) -> None:
         """The next ``(channels, n)`` block of the mix (of the ``lane``-th dubbed language)."""

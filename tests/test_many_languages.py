@@ -290,7 +290,7 @@ def test_mkv_and_mov_hold_the_tracks_too(tmp_path: Path, emulator: Emulator, ext
 def test_deal_gives_each_lane_its_items_in_order_whatever_the_lanes_are_taken_in(
     k: int, n: int, order: list[int]
 ) -> None:
-    lanes = deal(iter(range(k * n)), k, n)
+    lanes = deal(iter(range(k * n)), k)
     got: list[list[int]] = [[] for _ in range(k)]
     for j in [x % k for x in order] + [j for j in range(k) for _ in range(n)]:
         item = next(lanes[j], None)

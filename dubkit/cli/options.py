@@ -144,6 +144,14 @@ def _add_dub_options(g: argparse._ArgumentGroup) -> None:
         "`dubkit segments`); the others follow --voice",
     )
     g.add_argument(
+        "--speakers",
+        choices=("heard", "whole"),
+        default="heard",
+        help="heard: each utterance's speaker decided as the speech is heard, so requests "
+        "start within a second or two; whole: from the whole file first (the requests wait "
+        "for it)",
+    )
+    g.add_argument(
         "--subs-only",
         default="",
         metavar="LANG[,LANG...]",
@@ -254,6 +262,7 @@ def job_options(args: argparse.Namespace, env: Environment, *, dubbing: bool) ->
         kw = {
             "voice": args.voice,
             "voices": parse_voice_map(args.voices),
+            "speakers": args.speakers,
             "keep_original": not args.no_original,
             "review": not args.no_review,
             "fit": FitOptions(

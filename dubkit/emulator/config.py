@@ -100,6 +100,7 @@ class RequestRecord:
     request_id: str = ""
     error_code: str | None = None
     input_ms: int = 0
+    voice: str | None = None  # the voice asked for (None: text only, or not parsed)
     output_ms: int = 0
     finish_reason: str | None = None
     prompt_tokens: int = 0

@@ -54,6 +54,7 @@ class _Exchange:
     model: str | None = None
     error_code: str | None = None
     input_ms: int = 0
+    voice: str | None = None
     answer: Answer | None = None
     done: RequestRecord | None = None  # set when the exchange ends; the answer is then dropped
 
@@ -72,7 +73,7 @@ class _Exchange:
             time=self.time, status=self.status, fault=self.fault, concurrency=self.concurrency,
             audio_sha256=self.sha256, target_lang=self.target, modalities=self.modalities,
             ok=self.ok, path=self.path, model=self.model, request_id=self.request_id,
-            error_code=self.error_code, input_ms=self.input_ms,
+            error_code=self.error_code, input_ms=self.input_ms, voice=self.voice,
             output_ms=self.answer.output_ms if self.answer else 0,
             finish_reason=self.answer.finish_reason if self.answer else None,
             prompt_tokens=usage.get("prompt_tokens", 0),
@@ -155,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         req = parse_request(body, emu.config.models)
         if req.voice in emu.config.unknown_voices:
             raise bad(f"audio.voice {req.voice!r} is not a supported voice.", "audio.voice")
-        ex.target, ex.modalities = req.target.code, req.modalities
+        ex.target, ex.modalities, ex.voice = req.target.code, req.modalities, req.voice
         decoded = decode_media(req.media, req.kind)
         ex.sha256, ex.input_ms = decoded.sha256, decoded.duration_ms
         if decoded.prompt_tokens > MAX_INPUT_TOKENS:

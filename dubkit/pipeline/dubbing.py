@@ -25,6 +25,8 @@ from dubkit.mix.loudness import running_gain
 from dubkit.mix.prepared import Prepared
 from dubkit.mix.separate import chunks_over
 from dubkit.pipeline.given import Given
+from dubkit.pipeline.growing import Growing
+from dubkit.pipeline.heard import AsHeard
 from dubkit.pipeline.options import Options, Outputs, Progress, Result
 from dubkit.pipeline.outputs import checked_outputs, shares_media
 from dubkit.pipeline.prepare import analyze, prepare, raw_path, start_translations
@@ -33,7 +35,7 @@ from dubkit.pipeline.timeline import Entry, Fitted, place_in_order
 from dubkit.review.envelope import EnvelopeBuilder
 from dubkit.speakers import SpeakerInfo, Speakers, find_speakers
 from dubkit.speakers.process import SpeakerProcess
-from dubkit.speakers.voices import Casting, VoiceChoice, cast, check_choice
+from dubkit.speakers.voices import Casting, LiveCasting, VoiceChoice, cast, check_choice
 from dubkit.translate import Stream
 from dubkit.translate.clips import ClipStore
 from dubkit.translate.protocol import Job, Translator
@@ -112,34 +114,59 @@ def dub(
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dubkit-")))
         speakers = _start_speakers(stack)  # starts while we segment
         ahead = _start_separation(stack, options, src, work)  # so does this
-        if speakers is not None:
-            speakers.begin(raw_path(work))
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
-        audio, utterances = analyze(
-            path, options.segment, work, progress, info.duration_ms, wave, track.index,
-            given.utterances if given is not None else None,
-            speakers.feed if speakers is not None else None,
-        )  # fmt: skip
-        if ahead is not None:  # the dialogue separated while the requests run
-            _separate_ahead(ahead, src, utterances, info, options)
-        measured = functools.partial(progress, "speakers") if progress else None
-        found = (
-            speakers.finish(measured, path)
-            if speakers is not None
-            else find_speakers(audio, utterances, measured)
-        )
-        lanes, jobs = _cast(lanes, found, options, given)
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
-        stream, results = start_translations(
-            path, translator, audio, utterances, jobs, options, progress, store
-        )
-        stack.enter_context(contextlib.closing(stream))
-        if given is not None:
-            results = [given.edit(r) for r in results]
-        run = _Shared(
-            info, src, audio, utterances, found.utterances, store, options, work, ahead
-        )
-        timelines, cues = _render(run, lanes, into, results, progress)
+        if speakers is not None and given is None and options.speakers == "heard":
+            heard = AsHeard(
+                stack, path, options, work, speakers, progress=progress,
+                duration_ms=info.duration_ms, envelope=wave, stream=track.index,
+            )  # fmt: skip
+            castings = [lane.live_casting(options) for lane in lanes]
+            audio = FileAudio(raw_path(work))
+            stream, results = start_translations(
+                path, translator, audio, [], [[lane.job] for lane in lanes], options, progress,
+                store, items=heard.items([lane.job for lane in lanes], castings),
+            )  # fmt: skip
+            stack.enter_context(contextlib.closing(stream))
+            if ahead is not None:  # where the clips can play: once every utterance is known
+                _separate_ahead(ahead, src, heard.utterances.all(), info, options)
+            run = _Shared(
+                info, src, audio, heard.utterances, heard.who, store, options, work, ahead
+            )
+            timelines, cues = _render(run, lanes, into, results, progress)
+            speakers.finish(source=path)  # the child's own failure, if it had one
+            lanes = [
+                dataclasses.replace(lane, casting=c.casting()) if c is not None else lane
+                for lane, c in zip(lanes, castings, strict=True)
+            ]
+        else:
+            if speakers is not None:
+                speakers.begin(raw_path(work))
+            audio, utterances = analyze(
+                path, options.segment, work, progress, info.duration_ms, wave, track.index,
+                given.utterances if given is not None else None,
+                speakers.feed if speakers is not None else None,
+            )  # fmt: skip
+            if ahead is not None:  # the dialogue separated while the requests run
+                _separate_ahead(ahead, src, utterances, info, options)
+            measured = functools.partial(progress, "speakers") if progress else None
+            found = (
+                speakers.finish(measured, path)
+                if speakers is not None
+                else find_speakers(audio, utterances, measured)
+            )
+            lanes, jobs = _cast(lanes, found, options, given)
+            stream, results = start_translations(
+                path, translator, audio, utterances, jobs, options, progress, store
+            )
+            stack.enter_context(contextlib.closing(stream))
+            if given is not None:
+                results = [given.edit(r) for r in results]
+            run = _Shared(
+                info, src, audio, Growing.of(utterances), Growing.of(found.utterances), store,
+                options, work, ahead,
+            )  # fmt: skip
+            timelines, cues = _render(run, lanes, into, results, progress)
     out = [
         lane.result(path, translator.name, timeline, lane_cues, info, options)
         for lane, timeline, lane_cues in zip(lanes, timelines, cues, strict=True)
@@ -231,6 +258,13 @@ class Lane:
         casting = cast(speakers, self.target, check_choice(choice, self.target))
         return dataclasses.replace(self, casting=casting)
 
+    def live_casting(self, options: Options) -> LiveCasting | None:
+        """The casting of speakers met one at a time, when this lane is dubbed."""
+        if not self.dubbed:
+            return None
+        choice = check_choice(VoiceChoice(options.voice, options.voices), self.target)
+        return LiveCasting(self.target, choice)
+
     def jobs(self, who: Sequence[SpeakerInfo]) -> list[Job]:
         """One request per utterance of ``who``: in its speaker's voice, when dubbed."""
         if self.casting is None:
@@ -305,8 +339,8 @@ class _Shared:
     info: MediaInfo
     src: media.AudioSource
     audio: FileAudio
-    utterances: Sequence[Utterance]
-    who: Sequence[SpeakerInfo]
+    utterances: Growing[Utterance]  # complete, or still growing (speakers as heard)
+    who: Growing[SpeakerInfo]
     store: ClipStore
     options: Options
     work: Path
@@ -443,7 +477,7 @@ def _fitted(run: _Shared, lane: Stream) -> Iterator[Fitted]:
     the dub's speech so far calls for (see :class:`~dubkit.mix.loudness.RunningGain`)."""
     mix, utterances = run.options.mix, run.utterances
     gain = (
-        running_gain(run.audio, utterances, run.src, mix.loudness_ms)
+        running_gain(run.audio, _speech_for_loudness(run), run.src, mix.loudness_ms)
         if mix.match_loudness
         else None
     )
@@ -451,6 +485,14 @@ def _fitted(run: _Shared, lane: Stream) -> Iterator[Fitted]:
         lane, utterances, run.who, run.store, run.info.duration_ms, run.src.fmt.rate,
         run.options.fit, gain,
     )  # fmt: skip
+
+
+def _speech_for_loudness(run: _Shared) -> list[Utterance]:
+    """The utterances the original's speech level is measured over: all of them where the
+    segmentation is over; while it goes on, the first ``loudness_ms`` of speech (waiting only
+    until the segmentation has found that much), so the mix never waits for the whole file."""
+    budget = run.options.mix.loudness_ms
+    return run.utterances.until(lambda us: sum(u.duration_ms for u in us) >= budget)
 
 
 def _usable_mix(path: Path, options: Options) -> Options:

@@ -23,6 +23,10 @@ Progress = Callable[[str, int, int], None]
 SUBTITLE_FORMATS = ("srt", "vtt")
 
 
+#: When each utterance's speaker is decided (:attr:`Options.speakers`).
+SPEAKER_MODES = ("heard", "whole")
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """Everything one run needs besides the input and the engine."""
@@ -42,6 +46,9 @@ class Options:
     container: str | None = None  # dubbed video's container (mp4, mkv, mov, ts); None: as input
     audio_bitrate: int | None = None  # dubbed track's kb/s; None: the source track's (capped)
     faststart: bool = False  # MP4 and MOV: the index before the data (one more pass)
+    #: "heard": each utterance's speaker decided as the speech is heard, so the requests
+    #: start before the segmentation ends; "whole": from the whole file (the requests wait).
+    speakers: str = "heard"
     segment: SegmentOptions = field(default_factory=SegmentOptions)
     subtitles: SubtitleOptions = field(default_factory=SubtitleOptions)
     fit: FitOptions = field(default_factory=FitOptions)
@@ -53,6 +60,8 @@ class Options:
             raise ConfigError(f"unknown subtitle format {bad}; choose from srt, vtt")
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
+        if self.speakers not in SPEAKER_MODES:
+            raise ConfigError(f"unknown speakers mode {self.speakers!r}; choose heard or whole")
 
 
 @dataclass(frozen=True, slots=True)

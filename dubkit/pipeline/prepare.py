@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 
 from dubkit import media
@@ -157,9 +157,12 @@ def start_translations(
     opts: Options,
     progress: Progress | None,
     store: ClipStore | None = None,
+    items: Iterator[tuple[Utterance, Sequence[Job]]] | None = None,
 ) -> tuple[Generator[list[UtteranceResult], None, None], list[Stream]]:
     """Each language's results (``jobs[k][i]``: utterance ``i`` into language ``k``), in
-    timeline order, as they arrive; close the first stream returned to cancel them all."""
+    timeline order, as they arrive; close the first stream returned to cancel them all.
+    ``items``, when given, replaces ``utterances`` and ``jobs``: each utterance and its jobs
+    as they become known (see :func:`~dubkit.translate.translate_languages`)."""
     from dubkit.translate.cache import TranslationCache
 
     cache = TranslationCache(opts.cache_dir) if opts.cache_dir is not None else None
@@ -177,5 +180,5 @@ def start_translations(
     return translate_languages(
         translator, audio, utterances, jobs,
         concurrency=opts.concurrency, cache=cache, on_progress=on_progress, video=video,
-        store=store,
+        store=store, items=items,
     )  # fmt: skip

@@ -33,6 +33,7 @@ from dubkit.fit import (
 )
 from dubkit.mix import PlacedClip
 from dubkit.mix.loudness import RunningGain
+from dubkit.pipeline.growing import Growing
 from dubkit.speakers import SpeakerInfo
 from dubkit.translate import UtteranceResult
 from dubkit.translate.clips import ClipStore
@@ -145,8 +146,8 @@ def _clip(r: UtteranceResult, store: ClipStore, fit: FitOptions) -> tuple[_Clip 
 
 def place_in_order(
     stream: Iterator[list[UtteranceResult]],
-    utterances: Sequence[Utterance],
-    speakers: Sequence[SpeakerInfo],
+    utterances: Sequence[Utterance] | Growing[Utterance],
+    speakers: Sequence[SpeakerInfo] | Growing[SpeakerInfo],
     store: ClipStore,
     duration_ms: int,
     rate: int,
@@ -156,10 +157,15 @@ def place_in_order(
     """The timeline, entry by entry: each result placed as soon as it and every earlier one
     are in. ``speakers[i]`` says utterance ``i`` (and each piece of it, if it was split).
     Each clip plays at the ``gain`` its speech and the speech before it call for (none: 0 dB).
+    ``utterances`` and ``speakers`` may still be growing (the next utterance is waited for).
     """
     planner = Planner(duration_ms, fit)
+    utterances = utterances if isinstance(utterances, Growing) else Growing.of(utterances)
+    speakers = speakers if isinstance(speakers, Growing) else Growing.of(speakers)
     for i, results in enumerate(stream):
-        after = utterances[i + 1].start_ms if i + 1 < len(utterances) else None
+        nxt_utt = utterances.get(i + 1)
+        after = nxt_utt.start_ms if nxt_utt is not None else None
+        who = speakers.get(i)
         for k, r in enumerate(results):  # the pieces of a split utterance, in order
             nxt = results[k + 1].utterance.start_ms if k + 1 < len(results) else after
             clip, voiced = _clip(r, store, fit)
@@ -167,9 +173,9 @@ def place_in_order(
             length = None if clip is None else trimmed_ms(clip.trim, SERVICE_RATE)
             p = planner.place(r.utterance, nxt, length)
             if clip is None or p is None:
-                yield Fitted(Entry(r, speakers[i], p), None)
+                yield Fitted(Entry(r, who, p), None)
                 continue
-            entry = Entry(r, speakers[i], p, heard_spans(clip.spans, p))
+            entry = Entry(r, who, p, heard_spans(clip.spans, p))
             yield Fitted(entry, _placed(clip, p, rate, fit, db))
 
 

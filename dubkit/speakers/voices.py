@@ -123,6 +123,56 @@ def cast(speakers: Speakers, target: Language, choice: VoiceChoice) -> Casting:
     return Casting(tuple((lab, given[lab]) for lab in order), tuple(shared))
 
 
+class LiveCasting:
+    """:func:`cast` for speakers met one at a time (labels decided as the speech is heard):
+    each speaker's voice is chosen when they first speak and never changes, since their
+    first request names it. With ``auto``, a newcomer gets the first voice of their gender
+    that no one has yet, else shares the voice of the already-voiced speaker of that gender
+    whose pitch is closest; ``--voices`` overrides as in :func:`cast`."""
+
+    def __init__(self, target: Language, choice: VoiceChoice) -> None:
+        self.target, self.choice = target, choice  # choice already checked
+        self._auto: dict[str, str] = {}  # what auto (or the forced voice) gives each speaker
+        self._f0: dict[str, float] = {}
+        self._shared: list[tuple[str, str, str]] = []
+        self._mapped = dict(choice.speakers)
+
+    def voice_of(self, who: SpeakerInfo) -> str:
+        """``who``'s speaker's voice, chosen now if they are new."""
+        label = who.speaker
+        if label not in self._auto:
+            self._auto[label] = self._choose(who)
+            self._f0[label] = who.f0_hz
+        return self._mapped.get(label, self._auto[label])
+
+    def _choose(self, who: SpeakerInfo) -> str:
+        if not self.choice.is_auto:
+            return self.choice.voice
+        voices = _voices_for(self.target, who.gender)
+        taken = set(self._auto.values())
+        free = [v for v in voices if v not in taken]
+        if free:
+            return free[0]
+        peers = [lab for lab, v in self._auto.items() if v in voices]
+        like = min(peers, key=lambda lab: abs(self._f0[lab] - who.f0_hz)) if peers else ""
+        voice = self._auto[like] if like else voices[0]
+        self._shared.append((who.speaker, voice, like))
+        return voice
+
+    def casting(self) -> Casting:
+        """Every speaker met so far and their voice, as :func:`cast` reports it."""
+        if unknown := [lab for lab in self._mapped if lab not in self._auto]:
+            log.warning(
+                "--voices names %s, but no such speaker was found (found: %s); %s dub "
+                "ignores it", ", ".join(unknown), ", ".join(self._auto) or "none",
+                self.target.name,
+            )  # fmt: skip
+        mapped = self._mapped
+        shared = [x for x in self._shared if x[0] not in mapped and x[2] not in mapped]
+        voices = tuple((lab, mapped.get(lab, v)) for lab, v in self._auto.items())
+        return Casting(voices, tuple(shared))
+
+
 def _voices_for(target: Language, gender: str) -> list[str]:
     own = [v for v in target.voices if VOICE_GENDER.get(v) == gender]
     return own or list(target.voices)

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
@@ -45,6 +45,8 @@ ResultFn = Callable[[int, list["UtteranceResult"]], None]
 VideoSource = Callable[[Utterance], bytes]
 
 SPLIT_FRAME_MS = 20
+
+T = TypeVar("T")
 
 
 class AudioSource(Protocol):
@@ -219,6 +221,7 @@ async def translate_all(
     store: ClipStore | None = None,
     jobs: Sequence[Job] | None = None,
     on_result: ResultFn | None = None,
+    source: AsyncIterator[tuple[Utterance, Job]] | None = None,
 ) -> list[UtteranceResult]:
     """Translate ``utterances`` (see the module doc); results in timeline order.
 
@@ -226,7 +229,9 @@ async def translate_all(
     (each request, its cache key and the halves of a split use it) and its language (one
     run's utterances into several languages: see :func:`translate_languages`).
     ``on_result(i, results)`` is called as soon as utterance ``i``'s results are known
-    (in completion order, not timeline order).
+    (in completion order, not timeline order). ``source``, when given, replaces
+    ``utterances`` and ``jobs``: each utterance and its job as they become known (each
+    request starts as soon as its item comes).
 
     A split utterance contributes several results; an utterance shorter than
     ``2 * min_split_ms`` is never split. With ``video``, each request carries that
@@ -238,30 +243,96 @@ async def translate_all(
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     jobs = [job] * len(utterances) if jobs is None else jobs
-    if len(jobs) != len(utterances):
+    if source is None and len(jobs) != len(utterances):
         raise ValueError(f"{len(jobs)} jobs for {len(utterances)} utterances")
     run = _Run(
         translator, audio, job, concurrency=concurrency, cache=cache,
         max_split_depth=max_split_depth, min_split_ms=min_split_ms, video=video, store=store,
     )  # fmt: skip
-    total = len(utterances)
+    items = source if source is not None else _listed(list(zip(utterances, jobs, strict=True)))
+    return [r for rs in await _as_fed(run, items, on_result, on_progress) for r in rs]
+
+
+async def _listed(items: Sequence[tuple[Utterance, Job]]) -> AsyncIterator[tuple[Utterance, Job]]:
+    for item in items:
+        yield item
+
+
+async def _pumped(items: Iterator[T]) -> AsyncIterator[T]:
+    """``items`` (a blocking iterator, such as utterances labelled as the segmentation
+    finds them) read on a thread of its own, as this loop's async iterator. The thread is
+    not waited for: a cancelled run leaves it blocked until its producer ends."""
+    loop = asyncio.get_running_loop()
+    got: asyncio.Queue[tuple[T] | BaseException | None] = asyncio.Queue()
+
+    def put(x: tuple[T] | BaseException | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(got.put_nowait, x)
+        except RuntimeError:  # the loop has ended: nobody reads any more
+            return False
+        return True
+
+    def pump() -> None:
+        try:
+            for item in items:
+                if not put((item,)):
+                    return
+        except BaseException as e:  # handed to the loop
+            put(e)
+        else:
+            put(None)
+
+    threading.Thread(target=pump, name="dubkit-pump", daemon=True).start()
+    while (x := await got.get()) is not None:
+        if isinstance(x, BaseException):
+            raise x
+        yield x[0]
+
+
+async def _as_fed(
+    run: _Run,
+    items: AsyncIterator[tuple[Utterance, Job]],
+    on_result: ResultFn | None,
+    on_progress: ProgressFn | None,
+) -> list[list[UtteranceResult]]:
+    """Each item's results, in order: its request started as soon as it comes; the first
+    error (the source's, or a request's fatal one) raised at once, everything else then
+    cancelled and awaited."""
+    tasks: list[asyncio.Future[list[UtteranceResult]]] = []
+    failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
     done = 0
 
     async def task(i: int, utt: Utterance, job: Job) -> list[UtteranceResult]:
         nonlocal done
-        results = await run.one(utt, 0, job)
+        try:
+            results = await run.one(utt, 0, job)
+        except Exception as e:
+            if not failed.done():
+                failed.set_result(e)
+            raise
         if on_result is not None:
             on_result(i, results)
         done += 1
         if on_progress is not None:
-            on_progress(done, total)
+            on_progress(done, len(tasks))
         return results
 
-    tasks = [
-        asyncio.ensure_future(task(i, u, j))
-        for i, (u, j) in enumerate(zip(utterances, jobs, strict=True))
-    ]
-    return [r for rs in await _all_or_first_error(tasks) for r in rs]
+    async def feed() -> None:
+        async for utt, job in items:
+            tasks.append(asyncio.ensure_future(task(len(tasks), utt, job)))
+
+    feeder = asyncio.ensure_future(feed())
+    first: list[asyncio.Future[Any]] = [feeder, failed]
+    try:
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        if failed.done():
+            raise failed.result()
+        feeder.result()  # the source's own error, if any
+        return await _all_or_first_error(tasks)
+    finally:
+        for t in [*first[:1], *tasks]:
+            t.cancel()
+        await asyncio.gather(feeder, *tasks, return_exceptions=True)
 
 
 async def _all_or_first_error(tasks: Sequence[asyncio.Future[T]]) -> list[T]:
@@ -287,17 +358,39 @@ def translate_in_order(
     audio: AudioSource,
     utterances: Sequence[Utterance],
     job: Job,
+    *,
+    items: Iterator[tuple[Utterance, Job]] | None = None,
     **options: Any,
 ) -> Generator[list[UtteranceResult], None, None]:
     """:func:`translate_all` from synchronous code, streamed: each utterance's results in
     timeline order, as soon as they and every earlier utterance's are known, while later
     requests are still in flight.
 
+    ``items``, when given, replaces ``utterances``: each utterance and its job, as a
+    blocking iterator read on a thread of its own (the utterances of a segmentation still
+    going on); each request starts as soon as its item comes.
+
     The requests run in an event loop on a worker thread; the translator is closed
     (``aclose``) when the loop ends. Closing the iterator early (an error or Ctrl-C in the
     consumer) cancels the requests in flight and waits for them. A fatal error
-    (:class:`AuthError`, :class:`ConfigError`) is raised here, in the consumer.
+    (:class:`AuthError`, :class:`ConfigError`, or the ``items``' own) is raised here, in
+    the consumer.
     """
+    stream = _in_order(translator, audio, utterances, job, items, options)
+    next(stream)  # the requests start now, not when the consumer first asks for a result
+    return stream
+
+
+def _in_order(
+    translator: Translator,
+    audio: AudioSource,
+    utterances: Sequence[Utterance],
+    job: Job,
+    items: Iterator[tuple[Utterance, Job]] | None,
+    options: dict[str, Any],
+) -> Generator[list[UtteranceResult], None, None]:
+    """:func:`translate_in_order`'s stream; its first item is an empty marker, given once
+    the worker has started (so that closing the stream always cancels it)."""
     events: queue.Queue[tuple[int, list[UtteranceResult]] | BaseException | None] = queue.Queue()
     started = threading.Event()
     running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = []
@@ -310,7 +403,8 @@ def translate_in_order(
         try:
             await translate_all(
                 translator, audio, utterances, job,
-                on_result=lambda i, rs: events.put((i, rs)), **options,
+                on_result=lambda i, rs: events.put((i, rs)),
+                source=_pumped(items) if items is not None else None, **options,
             )  # fmt: skip
         finally:
             await translator.aclose()
@@ -329,17 +423,21 @@ def translate_in_order(
     started.wait()
     ready: dict[int, list[UtteranceResult]] = {}
     try:
-        for i in range(len(utterances)):
-            while i not in ready:
-                event = events.get()
-                if isinstance(event, BaseException):
-                    raise event
-                if event is None:
-                    raise RuntimeError("translation ended before every utterance was done")
-                ready[event[0]] = event[1]
-            yield ready.pop(i)
-        if isinstance(event := events.get(), BaseException):  # the end of the loop (aclose)
-            raise event
+        yield []  # the marker: started
+        i = 0
+        while True:
+            if i in ready:
+                yield ready.pop(i)
+                i += 1
+                continue
+            event = events.get()
+            if isinstance(event, BaseException):
+                raise event
+            if event is None:  # every request done, the translator closed
+                break
+            ready[event[0]] = event[1]
+        if ready:
+            raise RuntimeError("translation ended before every utterance was done")
     finally:
         if worker.is_alive() and running:  # stopped early: cancel the requests in flight
             loop, task = running[0]
@@ -375,11 +473,17 @@ def translate_languages(
     audio: AudioSource,
     utterances: Sequence[Utterance],
     jobs: Sequence[Sequence[Job]],
+    *,
+    items: Iterator[tuple[Utterance, Sequence[Job]]] | None = None,
     **options: Any,
 ) -> tuple[Generator[list[UtteranceResult], None, None], list[Stream]]:
     """One run's utterances into several languages: ``jobs[k][i]`` is utterance ``i``'s job
     in language ``k``. Returns the shared stream (close it to cancel every request in
     flight) and one stream per language, each like :func:`translate_in_order`'s.
+
+    ``items``, when given, replaces ``utterances`` and ``jobs``: each utterance with its
+    job in every language, as they become known (see :func:`translate_in_order`); ``jobs``
+    then only says how many languages there are.
 
     Every language's requests go through one event loop, one ``concurrency`` limit, one
     cache and the translator's one rate limiter, in the order utterance 0 in every
@@ -387,35 +491,41 @@ def translate_languages(
     takes them in step (one mix per language, all fed the same decoded original) waits
     for none of them long and buffers little.
     """
-    n = len(utterances)
-    if not jobs or any(len(js) != n for js in jobs):
-        raise ValueError(f"jobs must give {n} jobs per language, for at least one language")
     k = len(jobs)
-    flat_utterances = [u for u in utterances for _ in range(k)]
-    flat_jobs = [jobs[lang][i] for i in range(n) for lang in range(k)]
-    shared = translate_in_order(
-        translator, audio, flat_utterances, jobs[0][0] if n else Job(""),
-        jobs=flat_jobs, **options,
-    )  # fmt: skip
-    return shared, deal(shared, k, n)
+    if items is None:
+        n = len(utterances)
+        if not jobs or any(len(js) != n for js in jobs):
+            raise ValueError(f"jobs must give {n} jobs per language, for at least one language")
+        items = iter([(u, [js[i] for js in jobs]) for i, u in enumerate(utterances)])
+    elif not jobs:
+        raise ValueError("jobs must name at least one language")
+    flat = ((u, j) for u, js in items for j in _exactly(js, k))
+    shared = translate_in_order(translator, audio, (), Job(""), items=flat, **options)
+    return shared, deal(shared, k)
 
 
-T = TypeVar("T")
+def _exactly(jobs: Sequence[Job], k: int) -> Sequence[Job]:
+    if len(jobs) != k:
+        raise ValueError(f"{len(jobs)} jobs for an utterance of a run into {k} languages")
+    return jobs
 
 
-def deal(items: Iterator[T], k: int, n: int) -> list[Iterator[T]]:
-    """Split ``items`` (``n`` rounds of ``k``: item ``i * k + j`` is lane ``j``'s ``i``-th)
-    into ``k`` lanes, each in order. A lane pulls from ``items`` only when it has nothing
-    ready; what it pulls for the other lanes waits in theirs (little, when the lanes are
-    taken in step)."""
+def deal(items: Iterator[T], k: int) -> list[Iterator[T]]:
+    """Split ``items`` (rounds of ``k``: item ``i * k + j`` is lane ``j``'s ``i``-th) into
+    ``k`` lanes, each in order. A lane pulls from ``items`` only when it has nothing ready;
+    what it pulls for the other lanes waits in theirs (little, when the lanes are taken in
+    step)."""
     ready: list[collections.deque[T]] = [collections.deque() for _ in range(k)]
     taken = 0
 
     def lane(j: int) -> Iterator[T]:
         nonlocal taken
-        for _ in range(n):
+        while True:
             while not ready[j]:
-                ready[taken % k].append(next(items))
+                item = next(items, None)
+                if item is None:
+                    return
+                ready[taken % k].append(item)
                 taken += 1
             yield ready[j].popleft()
 
