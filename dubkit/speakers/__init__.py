@@ -23,9 +23,9 @@ file is never held in memory):
 The background, threshold, pitch weight and short length were chosen on the "tune" half of
 the real-speech people only (``fixtures/turns.py``; dubkit's own utterances, every
 condition pooled) and measured on the other half (``bench/bench_voices.py``, BENCHMARKS.md,
-issue 26). The labels wait for the whole file: labelling each utterance as it is heard
-(``bench/bench_online_voices.py``) tied with it on the tune half and was mixed on the other,
-and sending requests before the segmentation ends is not built.
+issue 26). A dub runs this rule on what has been heard so far to label each utterance
+as soon as it may (:mod:`dubkit.speakers.heard`), so that its requests start before the
+segmentation ends; ``dubkit segments`` and ``speakers="whole"`` wait for the whole file.
 """
 
 from __future__ import annotations
