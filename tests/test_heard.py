@@ -206,6 +206,15 @@ def test_the_dub_translates_while_the_segmentation_goes_on_and_voices_hold(
         sha = hashlib.sha256(span.astype("<i2").tobytes()).hexdigest()
         assert asked[sha] == it["voice"] == manifest["voices"][it["speaker"]], it
     assert len(asked) == len(manifest["utterances"])
+    # `dubkit segments` shows the labels the dub used, the ones --voices names
+    from dubkit.cli.segments import speakers_of
+    from dubkit.segment import SegmentOptions
+
+    utts, who = speakers_of(src, SegmentOptions())
+    items = manifest["utterances"]
+    assert [(u.start_ms, w.speaker) for u, w in zip(utts, who, strict=True)] == [
+        (it["start_ms"], it["speaker"]) for it in items
+    ]
 
 
 def test_whole_file_speakers_still_cast_the_same_people(

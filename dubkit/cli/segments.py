@@ -8,12 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dubkit import media
+from dubkit import media, speakers
 from dubkit.cli import common
 from dubkit.cli.options import add_segment_options, segment_options
 from dubkit.pipeline import analyze
 from dubkit.segment import SegmentOptions
-from dubkit.speakers import SpeakerInfo, find_speakers
+from dubkit.speakers import SpeakerInfo
+from dubkit.speakers.heard import LOOKAHEAD_MS, labels_of
 from dubkit.types import Utterance
 
 EXAMPLES = """examples:
@@ -35,23 +36,35 @@ def register(sub: Any) -> None:
         action="store_true",
         help='a JSON list of {"start_ms", "end_ms", "speaker", "gender", "f0_hz"}',
     )
+    p.add_argument(
+        "--speakers",
+        choices=("heard", "whole"),
+        default="heard",
+        help="label the speakers as `dub` does by default (each as heard) or as `dub "
+        "--speakers whole` does (from the whole file)",
+    )
     p.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
     add_segment_options(p)
     p.set_defaults(run=run, quiet=False)
 
 
 def speakers_of(
-    path: Path, options: SegmentOptions
+    path: Path, options: SegmentOptions, mode: str = "heard"
 ) -> tuple[list[Utterance], tuple[SpeakerInfo, ...]]:
-    """The utterances of ``path`` and who speaks each (the audio kept on disk meanwhile)."""
+    """The utterances of ``path`` and who speaks each (the audio kept on disk meanwhile),
+    labelled as a dub with ``speakers=mode`` labels them."""
     info = media.require_audio(media.probe(path))
     with tempfile.TemporaryDirectory(prefix="dubkit-") as work:
         audio, utterances = analyze(path, options, Path(work), None, info.duration_ms)
-        return utterances, find_speakers(audio, utterances).utterances
+        feats = speakers.analyze(audio, utterances)
+    if mode == "whole":
+        return utterances, speakers.cluster(feats).utterances
+    spans = [(u.start_ms, u.end_ms) for u in utterances]
+    return utterances, labels_of(feats, spans, LOOKAHEAD_MS).utterances
 
 
 def run(args: argparse.Namespace) -> int:
-    utterances, who = speakers_of(args.input, segment_options(args))
+    utterances, who = speakers_of(args.input, segment_options(args), args.speakers)
     if args.json:
         rows = [
             {"start_ms": u.start_ms, "end_ms": u.end_ms, "speaker": w.speaker,
