@@ -39,3 +39,15 @@ if not rs.available():
         "codec2-examples is not installed (bash scripts/setup.sh installs it)",
         allow_module_level=True,
     )
+
+
+def write_wav(audio: object, path: Path) -> Path:
+    """A program's mono 16 kHz int16 ``audio`` as a WAV file at ``path``."""
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rs.RATE)
+        w.writeframes(audio.tobytes())  # type: ignore[attr-defined]
+    return path

@@ -8,7 +8,6 @@ import hashlib
 import json
 import threading
 import time
-import wave
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from dubkit.translate import ArrayAudio, translate_in_order
 from dubkit.translate.protocol import Job
 from dubkit.types import Utterance
 from tests.conftest import KEY, translator_for
-from tests.realspeech_set import rs
+from tests.realspeech_set import rs, write_wav
 
 # ------------------------------------------------------------------ the growing list
 
@@ -164,13 +163,7 @@ def test_an_items_error_reaches_the_consumer(emulator: object) -> None:
 @pytest.fixture(scope="module")
 def turns_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     prog = rs.program("turns", 0)
-    path = tmp_path_factory.mktemp("heard") / "turns.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rs.RATE)
-        w.writeframes(prog.audio.tobytes())
-    return path, prog
+    return write_wav(prog.audio, tmp_path_factory.mktemp("heard") / "turns.wav"), prog
 
 
 @pytest.mark.slow

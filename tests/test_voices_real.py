@@ -28,7 +28,7 @@ from dubkit.speakers import gender_of, pitch_track
 from dubkit.speakers.voices import VoiceChoice, cast_voices
 from dubkit.translate import ArrayAudio
 from dubkit.translate.cloud import CloudTranslator
-from tests.realspeech_set import rs, turns
+from tests.realspeech_set import rs, turns, write_wav
 
 SEEDS = (0, 1, 2, 3)
 
@@ -151,13 +151,7 @@ def test_people_taking_turns_keep_their_label_and_are_told_apart(half: str) -> N
 @pytest.fixture(scope="module")
 def turns_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     prog = rs.program("turns", 0)
-    path = tmp_path_factory.mktemp("turns") / "turns.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rs.RATE)
-        w.writeframes(prog.audio.tobytes())
-    return path, prog
+    return write_wav(prog.audio, tmp_path_factory.mktemp("turns") / "turns.wav"), prog
 
 
 def _f0_track(path: Path, start_ms: int, end_ms: int) -> np.ndarray:
