@@ -219,3 +219,25 @@ def test_whole_file_speakers_still_cast_the_same_people(
     manifest = json.loads(result.outputs.manifest.read_text())
     assert manifest["voices"] == {"S1": "Nofish", "S2": "Cherry", "S3": "Ethan"}
     assert not result.failed
+
+
+def test_an_unknown_speakers_mode_is_refused() -> None:
+    from dubkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="heard or whole"):
+        Options(target="es", speakers="later")
+
+
+def test_segments_labels_as_heard_or_from_the_whole_file(turns_wav: tuple[Path, object]) -> None:
+    from tests.conftest import run_cli
+
+    src, _ = turns_wav
+    runs = {m: run_cli("segments", src, "--json", "--speakers", m) for m in ("heard", "whole")}
+    assert all(r.returncode == 0 for r in runs.values()), {m: r.stderr for m, r in runs.items()}
+    heard, whole = (json.loads(runs[m].stdout) for m in ("heard", "whole"))
+    assert [(r["start_ms"], r["end_ms"]) for r in heard] == [
+        (r["start_ms"], r["end_ms"]) for r in whole
+    ]
+    assert len({r["speaker"] for r in heard}) == len({r["speaker"] for r in whole}) == 3
+    bad = run_cli("segments", src, "--speakers", "later")
+    assert bad.returncode == 2 and "--speakers" in bad.stderr
