@@ -317,3 +317,40 @@ def test_a_failing_speaker_process_is_one_error_naming_the_input(tmp_path: Path)
     unused = SpeakerProcess()
     unused.close()  # never asked: the child is stopped, not left waiting on its input
     assert unused._child.proc.poll() is not None
+
+
+def test_the_speaker_process_labels_as_heard_what_the_rule_gives_in_process(
+    tmp_path: Path,
+) -> None:
+    """As heard: the labels come through the child as they are decided, in order, and are
+    what :func:`~dubkit.speakers.heard.labels_of` gives for the same utterances."""
+    from dubkit.media.scratch import FileAudio
+    from dubkit.speakers import analyze
+    from dubkit.speakers.heard import LOOKAHEAD_MS, labels_of
+    from dubkit.speakers.process import SpeakerProcess
+
+    whole, utts = _raw_people(tmp_path)
+    with SpeakerProcess() as child:
+        child.begin(whole, as_heard=True)
+        child.feed(utts)
+        child.end()
+        got = list(child.labels())
+        found = child.finish()
+    spans = [(u.start_ms, u.end_ms) for u in utts]
+    expected = labels_of(analyze(FileAudio(whole), utts), spans, LOOKAHEAD_MS)
+    assert tuple(got) == found.utterances == expected.utterances
+    assert [s.label for s in found.speakers] == [s.label for s in expected.speakers]
+
+
+def test_a_speaker_process_failing_as_heard_is_one_error_naming_the_input(
+    tmp_path: Path,
+) -> None:
+    from dubkit.errors import MediaToolError
+    from dubkit.speakers.process import SpeakerProcess
+
+    with SpeakerProcess() as child:
+        child.begin(tmp_path / "missing.s16", as_heard=True, source=Path("talk.mp4"))
+        child.feed([Utterance(0, 1000)])
+        child.end()
+        with pytest.raises(MediaToolError, match=r"talk\.mp4: speaker analysis failed"):
+            list(child.labels())
