@@ -241,3 +241,21 @@ def test_segments_labels_as_heard_or_from_the_whole_file(turns_wav: tuple[Path, 
     assert len({r["speaker"] for r in heard}) == len({r["speaker"] for r in whole}) == 3
     bad = run_cli("segments", src, "--speakers", "later")
     assert bad.returncode == 2 and "--speakers" in bad.stderr
+
+
+def test_as_heard_the_original_level_is_read_on_the_same_speech_whenever_it_is_found() -> None:
+    """The first ``loudness_ms`` of speech, whatever the segmentation had found by the time
+    the mix asked: the dub's samples do not depend on the threads' timing."""
+    import dataclasses
+
+    from dubkit.pipeline.dubbing import _Shared, _speech_for_loudness
+
+    utts = [Utterance(i * 10_000, i * 10_000 + 4_000) for i in range(60)]  # 4 s each
+    opts = Options(target="es", mix=MixOptions(loudness_ms=10_000))
+    early: Growing[Utterance] = Growing()
+    early.extend(utts[:5])  # 20 s found so far, the segmentation still running
+    run = _Shared(None, None, None, early, Growing(), None, opts, Path("."), as_heard=True)  # type: ignore[arg-type]
+    done = dataclasses.replace(run, utterances=Growing.of(utts))
+    assert _speech_for_loudness(run) == _speech_for_loudness(done) == utts[:2]
+    whole = dataclasses.replace(done, as_heard=False)  # the whole file: every utterance
+    assert _speech_for_loudness(whole) == utts

@@ -131,8 +131,9 @@ def dub(
             if ahead is not None:  # where the clips can play: once every utterance is known
                 _separate_ahead(ahead, src, heard.utterances.all(), info, options)
             run = _Shared(
-                info, src, audio, heard.utterances, heard.who, store, options, work, ahead
-            )
+                info, src, audio, heard.utterances, heard.who, store, options, work, ahead,
+                as_heard=True,
+            )  # fmt: skip
             timelines, cues = _render(run, lanes, into, results, progress)
             speakers.finish(source=path)  # the child's own failure, if it had one
             lanes = [
@@ -345,6 +346,7 @@ class _Shared:
     options: Options
     work: Path
     ahead: Prepared | None = None  # the dialogue separated ahead of the mix
+    as_heard: bool = False  # the utterances still growing while the dub runs
 
 
 def _render(
@@ -488,11 +490,17 @@ def _fitted(run: _Shared, lane: Stream) -> Iterator[Fitted]:
 
 
 def _speech_for_loudness(run: _Shared) -> list[Utterance]:
-    """The utterances the original's speech level is measured over: all of them where the
-    segmentation is over; while it goes on, the first ``loudness_ms`` of speech (waiting only
-    until the segmentation has found that much), so the mix never waits for the whole file."""
+    """The utterances the original's speech level is measured over: with the whole file
+    segmented first, all of them (a ``loudness_ms`` sample spread over the file); as heard,
+    the longest run of first utterances within ``loudness_ms`` of speech (at least one),
+    waiting only until the segmentation has found more than that, so the mix never waits for
+    the whole file, and the level is the same whenever the segmentation gets there."""
+    if not run.as_heard:
+        return run.utterances.all()
     budget = run.options.mix.loudness_ms
-    return run.utterances.until(lambda us: sum(u.duration_ms for u in us) >= budget)
+    found = run.utterances.until(lambda us: sum(u.duration_ms for u in us) > budget)
+    fit = sum(1 for ms in itertools.accumulate(u.duration_ms for u in found) if ms <= budget)
+    return found[: max(fit, 1)]
 
 
 def _usable_mix(path: Path, options: Options) -> Options:
