@@ -12,6 +12,7 @@ from typing import Any
 from dubkit.fit import FitOptions
 from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, parse_targets
+from dubkit.pipeline.options import SPEAKER_MODES
 from dubkit.segment.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
 from dubkit.speakers.voices import parse_voice_map
 from dubkit.translate.config import Environment
@@ -145,7 +146,7 @@ def _add_dub_options(g: argparse._ArgumentGroup) -> None:
     )
     g.add_argument(
         "--speakers",
-        choices=("heard", "whole"),
+        choices=SPEAKER_MODES,
         default="heard",
         help="heard: each utterance's speaker decided as the speech is heard, so requests "
         "start within a second or two; whole: from the whole file first (the requests wait "

@@ -12,6 +12,7 @@ from dubkit import media, speakers
 from dubkit.cli import common
 from dubkit.cli.options import add_segment_options, segment_options
 from dubkit.pipeline import analyze
+from dubkit.pipeline.options import SPEAKER_MODES
 from dubkit.segment import SegmentOptions
 from dubkit.speakers import SpeakerInfo
 from dubkit.speakers.heard import LOOKAHEAD_MS, labels_of
@@ -38,7 +39,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--speakers",
-        choices=("heard", "whole"),
+        choices=SPEAKER_MODES,
         default="heard",
         help="label the speakers as `dub` does by default (each as heard) or as `dub "
         "--speakers whole` does (from the whole file)",

@@ -16,8 +16,8 @@ class Growing(Generic[T]):
     failed. Items are never changed once appended.
 
     >>> g = Growing.of([1, 2])
-    >>> g.get(1), g.get(2), g.closed
-    (2, None, True)
+    >>> g.get(1), g.get(2)
+    (2, None)
     """
 
     def __init__(self) -> None:
@@ -53,10 +53,6 @@ class Growing(Generic[T]):
         with self._changed:
             self._error, self._closed = error, True
             self._changed.notify_all()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def _raise(self) -> None:
         if self._error is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -57,7 +58,7 @@ class AsHeard:
         self.utterances: Growing[Utterance] = Growing()
         self.who: Growing[SpeakerInfo] = Growing()
         self._stop = threading.Event()
-        measured = (lambda done, total: progress("speakers", done, total)) if progress else None
+        measured = functools.partial(progress, "speakers") if progress else None
         speakers.begin(raw_path(work), as_heard=True, on_progress=measured, source=path)
 
         def segment_progress(stage: str, done: int, total: int) -> None:

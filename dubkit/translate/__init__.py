@@ -492,15 +492,21 @@ def translate_languages(
     for none of them long and buffers little.
     """
     k = len(jobs)
-    if items is None:
-        n = len(utterances)
-        if not jobs or any(len(js) != n for js in jobs):
-            raise ValueError(f"jobs must give {n} jobs per language, for at least one language")
-        items = iter([(u, [js[i] for js in jobs]) for i, u in enumerate(utterances)])
-    elif not jobs:
-        raise ValueError("jobs must name at least one language")
-    flat = ((u, j) for u, js in items for j in _exactly(js, k))
-    shared = translate_in_order(translator, audio, (), Job(""), items=flat, **options)
+    if items is not None:  # read on a thread as they come
+        if not jobs:
+            raise ValueError("jobs must name at least one language")
+        flat = ((u, j) for u, js in items for j in _exactly(js, k))
+        shared = translate_in_order(translator, audio, (), Job(""), items=flat, **options)
+        return shared, deal(shared, k)
+    n = len(utterances)
+    if not jobs or any(len(js) != n for js in jobs):
+        raise ValueError(f"jobs must give {n} jobs per language, for at least one language")
+    flat_utterances = [u for u in utterances for _ in range(k)]
+    flat_jobs = [jobs[lang][i] for i in range(n) for lang in range(k)]
+    shared = translate_in_order(
+        translator, audio, flat_utterances, jobs[0][0] if n else Job(""),
+        jobs=flat_jobs, **options,
+    )  # fmt: skip
     return shared, deal(shared, k)
 
 
