@@ -44,7 +44,7 @@ def test_separated_ahead_gives_the_in_step_mix(tmp_path: Path) -> None:
     # first chunk of the grid: the mix reads those from the child's file and separates the
     # first in step. The whole output equals the in-step mix's, and removes the voice.
     speech, bed, tone, sentences = realspeech.stems("music12")
-    n = 50 * RATE
+    n = 66 * RATE  # chunks 1 to 3 ahead: more than the child separates side by side
     speech, bed, tone = speech[:n], bed[:n], tone[:n]
     original = (speech + bed + tone).astype(np.float32)
     kept = [s for s in sentences if s.end_ms * 16 <= n]

@@ -18,6 +18,7 @@ The scratch file holds every listed chunk until the dub ends: float32 at the med
 
 from __future__ import annotations
 
+import collections
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -148,11 +149,20 @@ def _blocks(spec: dict[str, object]) -> Iterator[np.ndarray]:
 
 def child() -> None:
     """Read the spec (one JSON line, see :meth:`Prepared.start`), separate its chunks in
-    order into its ``out`` file, one line on stdout per chunk written."""
-    from dubkit.mix import BLOCK, spleeter
+    order into its ``out`` file, one line on stdout per chunk written.
+
+    Chunks are separated side by side, one per core (at most two), each by a one-thread
+    model run: on cores the dub's mix and encoder share, independent chunks keep both busy
+    where one chunk's two-thread run waits at every layer for its slower thread. The file
+    is still written in the chunks' order; each chunk's samples are the same either way.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from dubkit.mix import BLOCK, spleeter, spleeter_onnx
     from dubkit.mix.separate import _Ahead
 
-    spleeter.mask_model()  # the weights load while the dub segments
+    workers = spleeter_onnx.default_threads()
+    spleeter.mask_model(threads=1)  # the weights load while the dub segments
     line = sys.stdin.readline()
     if not line:
         return
@@ -160,16 +170,27 @@ def child() -> None:
     rate, total = int(spec["rate"]), int(spec["total"])
     ctx = round(CONTEXT_S * rate)
     ahead = _Ahead(_blocks(spec), BLOCK, total)
-    with open(spec["out"], "wb") as out:
+    Job = tuple[int, Chunk, Future[tuple[np.ndarray, np.ndarray]]]
+    pending: collections.deque[Job] = collections.deque()
+    with open(spec["out"], "wb") as out, ThreadPoolExecutor(workers) as pool:
+
+        def write_oldest() -> None:
+            k, c, job = pending.popleft()
+            acc = job.result()[1]
+            out.write(np.ascontiguousarray(acc[c.x - c.r0 : c.e - c.r0], np.float32).tobytes())
+            out.flush()
+            sys.stdout.write(f"{k}\n")
+            sys.stdout.flush()
+
         for k in spec["chunks"]:
             c = Chunk.of(int(k), rate, total)
             audio = np.ascontiguousarray(ahead.read(c.r0, c.r1 - c.r0).T, np.float32)
-            acc = spleeter.separate(audio, rate)[1]
-            out.write(np.ascontiguousarray(acc[c.x - c.r0 : c.e - c.r0], np.float32).tobytes())
-            out.flush()
             ahead.forget(c.e - ctx)  # where a later chunk's context can start
-            sys.stdout.write(f"{k}\n")
-            sys.stdout.flush()
+            pending.append((int(k), c, pool.submit(spleeter.separate, audio, rate)))
+            if len(pending) > workers:
+                write_oldest()
+        while pending:
+            write_oldest()
 
 
 if __name__ == "__main__":

@@ -275,10 +275,12 @@ class NumpyMask:
 _LOADED: dict[str, MaskModel] = {}
 
 
-def mask_model(runtime: str = "auto") -> MaskModel:
+def mask_model(runtime: str = "auto", threads: int | None = None) -> MaskModel:
     """The mask model, loaded once per process: ``"onnx"`` (onnxruntime, its graph kept in
     the cache folder, see :mod:`dubkit.mix.spleeter_onnx`), ``"numpy"``, or ``"auto"``: onnx
-    where onnxruntime and onnx are installed, else numpy."""
+    where onnxruntime and onnx are installed, else numpy. ``threads``: onnxruntime's threads
+    per call (default :func:`dubkit.mix.spleeter_onnx.default_threads`), fixed by the first
+    call that loads it."""
     from dubkit.mix import spleeter_onnx
 
     if runtime == "auto":
@@ -293,7 +295,9 @@ def mask_model(runtime: str = "auto") -> MaskModel:
             from dubkit.translate.cache import default_cache_dir
 
             _LOADED[runtime] = spleeter_onnx.OnnxMask(
-                checkpoints, default_cache_dir(os.environ), spleeter_onnx.default_threads()
+                checkpoints,
+                default_cache_dir(os.environ),
+                threads or spleeter_onnx.default_threads(),
             )
         else:
             _LOADED[runtime] = NumpyMask(checkpoints)
