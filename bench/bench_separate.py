@@ -80,7 +80,9 @@ def _mixed(program: np.ndarray, sentences: list, opts: MixOptions, ahead: bool) 
     cut = chunks_over(prepared.regions(starts, n, RATE, ramp, 400), RATE, n)
     with tempfile.TemporaryDirectory() as tmp, prepared.Prepared(Path(tmp)) as early:
         program.tofile(Path(tmp) / "program.f32")
-        early.start({"raw": f"{tmp}/program.f32", "rate": RATE, "channels": 1, "total": n}, cut)
+        early.start({"raw": f"{tmp}/program.f32", "rate": RATE, "channels": 1, "total": n})
+        early.add(cut)
+        early.close_list()
         blocks = mix([program[None]], RATE, 1, clips, n, opts, prepared=early)
         return np.concatenate(list(blocks), axis=1)[0]
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dubkit.emulator import Emulator
+from dubkit.errors import MediaToolError
 from dubkit.media.channels import ChannelLayout
 from dubkit.mix import MixOptions, PlacedClip, mix, prepared, separate, spleeter, spleeter_onnx
 from tests.conftest import FIX, run_cli
@@ -41,8 +44,9 @@ def _projection_db(out: np.ndarray, parts: list[np.ndarray]) -> list[float]:
 @pytest.mark.slow
 def test_separated_ahead_gives_the_in_step_mix(tmp_path: Path) -> None:
     # The chunks come from the sentences' starts (as from a dub's utterances), less the
-    # first chunk of the grid: the mix reads those from the child's file and separates the
-    # first in step. The whole output equals the in-step mix's, and removes the voice.
+    # first chunk of the grid, listed one by one while the mix runs: the mix reads those
+    # from the child's file (waiting until it knows whether a chunk is listed) and
+    # separates the first in step. The output equals the in-step mix's, and removes the voice.
     speech, bed, tone, sentences = realspeech.stems("music12")
     n = 66 * RATE  # chunks 1 to 3 ahead: more than the child separates side by side
     speech, bed, tone = speech[:n], bed[:n], tone[:n]
@@ -57,9 +61,19 @@ def test_separated_ahead_gives_the_in_step_mix(tmp_path: Path) -> None:
     assert spans[0][0] < separate.Chunk.of(1, RATE, n).x and cut  # chunk 0 in step
     clips = [_silent(a, b - a) for a, b in spans]
     with prepared.Prepared(tmp_path) as ahead:
-        ahead.start({"raw": str(raw), "rate": RATE, "channels": 1, "total": n}, cut)
+        ahead.start({"raw": str(raw), "rate": RATE, "channels": 1, "total": n})
+
+        def as_found() -> None:  # the chunks listed one by one while the mix reads
+            for k in cut:
+                time.sleep(0.2)
+                ahead.add([k])
+            ahead.close_list()
+
+        feeder = threading.Thread(target=as_found)
+        feeder.start()
         blocks = mix([original[None]], RATE, 1, clips, n, MixOptions(), prepared=ahead)
         out = np.concatenate(list(blocks), axis=1)[0]
+        feeder.join()
         assert ahead.done >= 1  # chunk 1 at least read from the child's file
     in_step = np.concatenate(list(mix([original[None]], RATE, 1, clips, n)), axis=1)[0]
     assert np.abs(out - in_step).max() <= 1e-6
@@ -120,6 +134,41 @@ def test_the_chunks_over_spans_hold_every_sample_and_no_more() -> None:
     ks = separate.chunks_over(spans, rate, total)
     assert ks == [0, 1, 5, 6, total // size]
     assert separate.chunks_over([(-50, 0), (total, total + 9)], rate, total) == []
+
+
+@needs_model
+def test_the_separation_ahead_failing_is_one_error_not_a_hang(tmp_path: Path) -> None:
+    with prepared.Prepared(tmp_path) as ahead:
+        ahead.start({"raw": str(tmp_path / "gone.f32"), "rate": RATE, "channels": 1,
+                     "total": 60 * RATE})  # fmt: skip
+        with pytest.raises(MediaToolError, match=prepared.ERROR):
+            ahead.add([1, 2])
+            ahead.close_list()
+            ahead.chunk(1)
+        assert ahead.chunk(0) is None  # below the first chunk listed: the mix separates it
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_reach_gives_as_heard_the_chunks_of_every_utterance(seed: int) -> None:
+    # The separation ahead is told the chunks as the segmentation finds the utterances:
+    # in increasing order, each once, and all together those of the whole list, whatever
+    # batches the utterances come in (long silences between some, clips at the very end).
+    rng = np.random.default_rng(seed)
+    rate, total_ms = 48_000, 400_000
+    gaps = rng.choice([300, 2_000, 15_000, 60_000], size=60, p=[0.5, 0.3, 0.15, 0.05])
+    starts = [int(s) for s in np.cumsum(gaps) if s < total_ms - 100]
+    total, ramp = total_ms * rate // 1000, 40 * rate // 1000
+    whole = separate.chunks_over(prepared.regions(starts, total, rate, ramp, 400), rate, total)
+    reach = prepared.Reach(total, rate, ramp, 400)
+    got, i = [], 0
+    while i < len(starts):
+        n = int(rng.integers(1, 6))
+        got += reach.heard(starts[i : i + n])
+        i += n
+    assert got == sorted(set(got))  # increasing, each once, before the end
+    got += reach.end()
+    assert got == whole and got == sorted(set(got))
+    assert prepared.Reach(total, rate, ramp, 400).end() == []  # no utterance, nothing
 
 
 def test_surround_drops_the_centre_under_a_clip_and_keeps_the_rest() -> None:

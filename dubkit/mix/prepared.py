@@ -5,7 +5,9 @@ clip starts at its utterance's start, or earlier by at most the fitting's borrow
 (:attr:`dubkit.fit.FitOptions.borrow_ms`), and ends by the next utterance's start (the last
 one, by the media's end); the mix's ramp widens each side. :func:`regions` gives those spans,
 and :func:`dubkit.mix.separate.chunks_over` the chunks of the separation's grid that hold
-them. :class:`Prepared` runs ``python -m dubkit.mix.prepared``, which decodes the original
+them; :class:`Reach` gives the same chunks one by one as the utterances' starts come from the
+segmentation, so that the separation starts with the first utterances, not after the last.
+:class:`Prepared` runs ``python -m dubkit.mix.prepared``, which decodes the original
 itself and separates those chunks as the mix would (the same chunk, the same context, the
 same model: the same samples), writing each chunk's accompaniment, float32
 ``(frames, channels)``, to a scratch file in the job's work folder, in order, one line on its
@@ -18,17 +20,19 @@ The scratch file holds every listed chunk until the dub ends: float32 at the med
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
 from dubkit import tools
-from dubkit.mix.separate import CONTEXT_S, Chunk
+from dubkit.mix.separate import CONTEXT_S, Chunk, chunks_over
 
 if TYPE_CHECKING:
     from dubkit.media import AudioSource
@@ -51,6 +55,39 @@ def regions(
     return out
 
 
+class Reach:
+    """The chunks over :func:`regions`, as the utterances' starts come in time order: an
+    utterance's region is known once the next one's start is (the last one's, at
+    :meth:`end`). Every chunk is given once, in increasing order, and all of them together
+    are ``chunks_over(regions(starts, ...))``."""
+
+    def __init__(self, total: int, rate: int, ramp: int, borrow_ms: int) -> None:
+        self._args = total, rate, ramp, borrow_ms
+        self._last: int | None = None  # the latest start heard, ms
+        self._given = -1  # the highest chunk given
+
+    def heard(self, starts_ms: Iterable[int]) -> list[int]:
+        """The chunks that the utterances starting at ``starts_ms`` settle."""
+        out: list[int] = []
+        for s in starts_ms:
+            if self._last is not None:
+                out += self._region(self._last, max(s, self._last))
+            self._last = s if self._last is None else max(s, self._last)
+        return out
+
+    def end(self) -> list[int]:
+        """The chunks the last utterance's region adds, once no other will come."""
+        return self._region(self._last, None) if self._last is not None else []
+
+    def _region(self, start: int, nxt: int | None) -> list[int]:
+        total, rate, ramp, borrow_ms = self._args
+        spans = regions([start, *([nxt] if nxt is not None else [])], total, rate, ramp, borrow_ms)
+        ks = [k for k in chunks_over(spans[:1], rate, total) if k > self._given]
+        if ks:
+            self._given = ks[-1]
+        return ks
+
+
 def media_source(src: AudioSource, total: int) -> dict[str, object]:
     """:meth:`Prepared.start`'s ``source`` for the track the mix decodes."""
     fmt = src.fmt
@@ -59,43 +96,80 @@ def media_source(src: AudioSource, total: int) -> dict[str, object]:
 
 
 class Prepared:
-    """The child separating ahead, and the mix's reader of what it wrote."""
+    """The child separating ahead, and the mix's reader of what it wrote.
+
+    :meth:`start` names the original; :meth:`add` lists chunks to separate (increasing, from
+    any thread, while the mix reads); :meth:`close_list` says no more will come. The mix's
+    :meth:`chunk` waits until it is known whether a chunk is listed.
+    """
 
     def __init__(self, work: Path) -> None:
         self._child = tools.Child([sys.executable, "-m", "dubkit.mix.prepared"], stdout=True)
         self.path = work / "accompaniment.f32"
         self._file: IO[bytes] | None = None
         self._order: dict[int, int] = {}  # chunk -> its place in the file
-        self._offsets = np.zeros(1, np.int64)  # frames before each chunk's, in the file
-        self._channels = 1
+        self._offsets = [0]  # frames before each chunk's, in the file
+        self._channels, self._rate, self._total = 1, 1, 0
+        self._listed = threading.Condition()
+        self._last = -1  # the highest chunk listed
+        self._closed = False
         self.done = 0  # chunks the child has reported written
 
-    def start(self, source: dict[str, object], chunks: Sequence[int]) -> None:
-        """Separate the grid's ``chunks`` (increasing) of ``source``: ``{"media", "stream",
-        "rate", "channels", "layout", "total"}`` (a media file's track, decoded as the mix
-        decodes it) or ``{"raw", "rate", "channels", "total"}`` (float32 frames)."""
-        spec = {**source, "chunks": list(chunks), "out": str(self.path)}
+    def start(self, source: dict[str, object]) -> None:
+        """Name the original: ``{"media", "stream", "rate", "channels", "layout", "total"}``
+        (a media file's track, decoded as the mix decodes it) or ``{"raw", "rate",
+        "channels", "total"}`` (float32 frames)."""
         self._channels = int(source["channels"])  # type: ignore[call-overload]
-        rate, total = int(source["rate"]), int(source["total"])  # type: ignore[call-overload]
-        self._order = {k: i for i, k in enumerate(chunks)}
-        sizes = [Chunk.of(k, rate, total) for k in chunks]
-        self._offsets = np.cumsum([0, *(c.e - c.x for c in sizes)]).astype(np.int64)
+        self._rate, self._total = int(source["rate"]), int(source["total"])  # type: ignore[call-overload]
+        self._send(json.dumps({**source, "out": str(self.path)}))
+
+    def add(self, chunks: Iterable[int]) -> None:
+        """List ``chunks`` (each above every chunk listed before) for the child."""
+        with self._listed:
+            ks = list(chunks)
+            for k in ks:
+                if k <= self._last:
+                    raise ValueError(f"chunk {k} listed after chunk {self._last}")
+                c = Chunk.of(k, self._rate, self._total)
+                self._order[k] = len(self._order)
+                self._offsets.append(self._offsets[-1] + c.e - c.x)
+                self._last = k
+            self._listed.notify_all()
+        if ks:
+            self._send("".join(f"{k}\n" for k in ks).rstrip("\n"))
+
+    def close_list(self) -> None:
+        """No more chunks: the child ends once it has written those listed."""
+        with self._listed:
+            if self._closed:
+                return
+            self._closed = True
+            self._listed.notify_all()
+        stdin = self._child.proc.stdin
+        assert stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # the child is gone: chunk() says so
+            stdin.close()
+
+    def _send(self, line: str) -> None:
         stdin = self._child.proc.stdin
         assert stdin is not None
         try:
-            stdin.write(json.dumps(spec).encode() + b"\n")
-            stdin.close()
-        except BrokenPipeError as e:
+            stdin.write(line.encode() + b"\n")
+            stdin.flush()
+        except (BrokenPipeError, ValueError) as e:  # ValueError: closed by close_list()
             raise self._child.failure(ERROR) from e
 
     def chunk(self, k: int) -> np.ndarray | None:
         """Chunk ``k``'s accompaniment ``(channels, frames)``, once the child has written it;
-        None if it is not one of the chunks it separates."""
-        i = self._order.get(k)
-        if i is None:
-            return None
+        None if it is not one of the chunks listed (known once a later one is, or the list
+        is closed)."""
+        with self._listed:
+            self._listed.wait_for(lambda: k <= self._last or self._closed)
+            i = self._order.get(k)
+            if i is None:
+                return None
+            at, end = self._offsets[i], self._offsets[i + 1]
         self._wait(i)
-        at, end = int(self._offsets[i]), int(self._offsets[i + 1])
         return self._frames(at, end - at)
 
     def _frames(self, at: int, count: int) -> np.ndarray:
@@ -117,6 +191,7 @@ class Prepared:
             self.done += 1
 
     def close(self) -> None:
+        self.close_list()
         if self._file is not None:
             self._file.close()
         self._child.close()
@@ -127,6 +202,26 @@ class Prepared:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ClipReach:
+    """Where the clips can play, told to the separation ahead as the utterances come (in
+    time order): from each utterance's start less the fitting's borrow to the next one's
+    start, each widened by the mix's ramps."""
+
+    ahead: Prepared
+    reach: Reach
+
+    def heard(self, starts_ms: Iterable[int]) -> None:
+        self.ahead.add(self.reach.heard(starts_ms))
+
+    def end(self, complete: bool = True) -> None:
+        """No more utterances: all of them were found (``complete``), or the segmentation
+        stopped (the list closes as it is; the mix separates in step what it lacks)."""
+        if complete:
+            self.ahead.add(self.reach.end())
+        self.ahead.close_list()
 
 
 # ------------------------------------------------------------------ the child process
@@ -148,14 +243,18 @@ def _blocks(spec: dict[str, object]) -> Iterator[np.ndarray]:
 
 
 def child() -> None:
-    """Read the spec (one JSON line, see :meth:`Prepared.start`), separate its chunks in
-    order into its ``out`` file, one line on stdout per chunk written.
+    """Read the spec (one JSON line, see :meth:`Prepared.start`), then chunk numbers, one a
+    line, until stdin closes; separate each into the spec's ``out`` file, in order, and
+    write one line on stdout per chunk written.
 
     Chunks are separated side by side, one per core (at most two), each by a one-thread
     model run: on cores the dub's mix and encoder share, independent chunks keep both busy
     where one chunk's two-thread run waits at every layer for its slower thread. The file
     is still written in the chunks' order; each chunk's samples are the same either way.
     """
+    import os
+    import queue
+    import traceback
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from dubkit.mix import BLOCK, spleeter, spleeter_onnx
@@ -170,27 +269,37 @@ def child() -> None:
     rate, total = int(spec["rate"]), int(spec["total"])
     ctx = round(CONTEXT_S * rate)
     ahead = _Ahead(_blocks(spec), BLOCK, total)
-    Job = tuple[int, Chunk, Future[tuple[np.ndarray, np.ndarray]]]
-    pending: collections.deque[Job] = collections.deque()
+    room = threading.Semaphore(workers + 1)  # chunks separated or waiting to be written
+    done: queue.Queue[tuple[Chunk, Future[tuple[np.ndarray, np.ndarray]]] | None] = queue.Queue()
+
+    def write(out: IO[bytes]) -> None:
+        try:
+            while (job := done.get()) is not None:
+                c, result = job
+                acc = result.result()[1]
+                out.write(np.ascontiguousarray(acc[c.x - c.r0 : c.e - c.r0], np.float32).tobytes())
+                out.flush()
+                sys.stdout.write(f"{c.k}\n")
+                sys.stdout.flush()
+                room.release()
+        except BaseException:  # the parent sees the child end early, with this on stderr
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(1)
+
     with open(spec["out"], "wb") as out, ThreadPoolExecutor(workers) as pool:
-
-        def write_oldest() -> None:
-            k, c, job = pending.popleft()
-            acc = job.result()[1]
-            out.write(np.ascontiguousarray(acc[c.x - c.r0 : c.e - c.r0], np.float32).tobytes())
-            out.flush()
-            sys.stdout.write(f"{k}\n")
-            sys.stdout.flush()
-
-        for k in spec["chunks"]:
-            c = Chunk.of(int(k), rate, total)
-            audio = np.ascontiguousarray(ahead.read(c.r0, c.r1 - c.r0).T, np.float32)
-            ahead.forget(c.e - ctx)  # where a later chunk's context can start
-            pending.append((int(k), c, pool.submit(spleeter.separate, audio, rate)))
-            if len(pending) > workers:
-                write_oldest()
-        while pending:
-            write_oldest()
+        writer = threading.Thread(target=write, args=(out,), name="writer", daemon=True)
+        writer.start()
+        try:
+            while line := sys.stdin.readline():
+                c = Chunk.of(int(line), rate, total)
+                audio = np.ascontiguousarray(ahead.read(c.r0, c.r1 - c.r0).T, np.float32)
+                ahead.forget(c.e - ctx)  # where a later chunk's context can start
+                room.acquire()
+                done.put((c, pool.submit(spleeter.separate, audio, rate)))
+        finally:
+            done.put(None)  # on an error too: what was separated is written, then we end
+        writer.join()
 
 
 if __name__ == "__main__":

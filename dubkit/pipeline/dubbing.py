@@ -23,7 +23,6 @@ from dubkit.media.scratch import FileAudio
 from dubkit.mix import NO_MODEL, MixOptions, PlacedClip, mix, prepared, separation_available
 from dubkit.mix.loudness import running_gain
 from dubkit.mix.prepared import Prepared
-from dubkit.mix.separate import chunks_over
 from dubkit.pipeline.given import Given
 from dubkit.pipeline.growing import Growing
 from dubkit.pipeline.heard import AsHeard
@@ -116,10 +115,11 @@ def dub(
         ahead = _start_separation(stack, options, src, work)  # so does this
         wave = EnvelopeBuilder(info.duration_ms, VAD_RATE)
         store = stack.enter_context(contextlib.closing(ClipStore(work / "clips.s16")))
+        reach = _separate_ahead(ahead, src, info, options)
         if speakers is not None and given is None and options.speakers == "heard":
             heard = AsHeard(
                 stack, path, options, work, speakers, progress=progress,
-                duration_ms=info.duration_ms, envelope=wave, stream=track.index,
+                duration_ms=info.duration_ms, envelope=wave, stream=track.index, reach=reach,
             )  # fmt: skip
             castings = [lane.live_casting(options) for lane in lanes]
             audio = FileAudio(raw_path(work))
@@ -128,8 +128,6 @@ def dub(
                 store, items=heard.items([lane.job for lane in lanes], castings),
             )  # fmt: skip
             stack.enter_context(contextlib.closing(stream))
-            if ahead is not None:  # where the clips can play: once every utterance is known
-                _separate_ahead(ahead, src, heard.utterances.all(), info, options)
             run = _Shared(
                 info, src, audio, heard.utterances, heard.who, store, options, work, ahead,
                 as_heard=True,
@@ -148,8 +146,9 @@ def dub(
                 given.utterances if given is not None else None,
                 speakers.feed if speakers is not None else None,
             )  # fmt: skip
-            if ahead is not None:  # the dialogue separated while the requests run
-                _separate_ahead(ahead, src, utterances, info, options)
+            if reach is not None:  # the dialogue separated while the requests run
+                reach.heard(sorted(u.start_ms for u in utterances))
+                reach.end()
             measured = functools.partial(progress, "speakers") if progress else None
             found = (
                 speakers.finish(measured, path)
@@ -223,20 +222,17 @@ def _start_separation(
 
 
 def _separate_ahead(
-    ahead: Prepared,
-    src: media.AudioSource,
-    utterances: Sequence[Utterance],
-    info: MediaInfo,
-    options: Options,
-) -> None:
-    """Tell ``ahead`` where the clips can play: from each utterance's start less the
-    fitting's borrow to the next one's start, each widened by the mix's ramps."""
+    ahead: Prepared | None, src: media.AudioSource, info: MediaInfo, options: Options
+) -> prepared.ClipReach | None:
+    """Start ``ahead`` on the original; the :class:`ClipReach` to give it the utterances as
+    they are found."""
+    if ahead is None:
+        return None
     rate = src.fmt.rate
     total = round(info.duration_ms * rate / 1000)
+    ahead.start(prepared.media_source(src, total))
     ramp = options.mix.ramp_ms * rate // 1000
-    starts = sorted(u.start_ms for u in utterances)
-    spans = prepared.regions(starts, total, rate, ramp, options.fit.borrow_ms)
-    ahead.start(prepared.media_source(src, total), chunks_over(spans, rate, total))
+    return prepared.ClipReach(ahead, prepared.Reach(total, rate, ramp, options.fit.borrow_ms))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

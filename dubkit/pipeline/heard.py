@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from dubkit.errors import DubkitError
+from dubkit.mix.prepared import ClipReach
 from dubkit.pipeline.growing import Growing
 from dubkit.pipeline.options import Options, Progress
 from dubkit.pipeline.prepare import analyze, raw_path
@@ -53,6 +55,7 @@ class AsHeard:
         duration_ms: int,
         envelope: EnvelopeBuilder,
         stream: int,
+        reach: ClipReach | None = None,
     ) -> None:
         self.speakers = speakers
         self.utterances: Growing[Utterance] = Growing()
@@ -70,19 +73,26 @@ class AsHeard:
         def found(new: Sequence[Utterance]) -> None:
             self.utterances.extend(new)  # before the child can label them
             speakers.feed(new)
+            if reach is not None:
+                reach.heard(u.start_ms for u in new)
 
         def run() -> None:
+            complete = False
             try:
                 analyze(
                     path, options.segment, work, segment_progress, duration_ms, envelope,
                     stream, None, found,
                 )  # fmt: skip
+                complete = True
             except BaseException as e:  # handed to the readers (the dub's thread)
                 self.utterances.fail(e)
             else:
                 self.utterances.close()
             finally:
                 speakers.end()
+                if reach is not None:
+                    with contextlib.suppress(DubkitError):  # the mix reports the child's end
+                        reach.end(complete)
 
         self._thread = threading.Thread(target=run, name="dubkit-segment", daemon=True)
         self._thread.start()
