@@ -261,6 +261,9 @@ def child() -> None:
     from dubkit.mix.separate import _Ahead
 
     workers = spleeter_onnx.default_threads()
+    # Below the dub's own work (the segmentation and the requests start sooner); the
+    # separation takes what CPU they leave, and all of it whenever the mix waits for it.
+    os.nice(10)
     spleeter.mask_model(threads=1)  # the weights load while the dub segments
     line = sys.stdin.readline()
     if not line:
