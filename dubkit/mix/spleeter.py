@@ -311,6 +311,11 @@ def _window() -> F32:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
 
 
+#: Frames transformed at once by :func:`stft` and :func:`istft`: their float32 temporaries
+#: stay a few MB instead of the whole chunk's (two chunks are separated side by side).
+FRAMES_AT_ONCE = 128
+
+
 def stft(x: F32) -> npt.NDArray[np.complex64]:
     """(C, n) -> (C, frames, 2049), centred with zero padding (torch.stft, center=True)."""
     from scipy import fft as sfft  # imported where the model runs, not to find the weights
@@ -318,7 +323,13 @@ def stft(x: F32) -> npt.NDArray[np.complex64]:
     xp = np.pad(x, ((0, 0), (N_FFT // 2, N_FFT // 2)))
     frames = 1 + (xp.shape[1] - N_FFT) // HOP
     view = np.lib.stride_tricks.sliding_window_view(xp, N_FFT, axis=-1)[:, ::HOP][:, :frames]
-    return sfft.rfft(view * _window(), axis=-1, workers=-1)
+    win = _window()
+    out = np.empty((x.shape[0], frames, N_FFT // 2 + 1), np.complex64)
+    for a in range(0, frames, FRAMES_AT_ONCE):
+        out[:, a : a + FRAMES_AT_ONCE] = sfft.rfft(
+            view[:, a : a + FRAMES_AT_ONCE] * win, axis=-1, workers=-1
+        )
+    return out
 
 
 def istft(spec: npt.NDArray[np.complex64], n: int) -> F32:
@@ -327,13 +338,16 @@ def istft(spec: npt.NDArray[np.complex64], n: int) -> F32:
 
     c, frames, _ = spec.shape
     win = _window()
-    frames_t = sfft.irfft(spec, n=N_FFT, axis=-1, workers=-1) * win
     length = N_FFT + HOP * (frames - 1)
     out = np.zeros((c, length), np.float32)
     norm = np.zeros(length, np.float32)
-    for k in range(frames):
-        out[:, k * HOP : k * HOP + N_FFT] += frames_t[:, k]
-        norm[k * HOP : k * HOP + N_FFT] += win * win
+    for a in range(0, frames, FRAMES_AT_ONCE):
+        frames_t = sfft.irfft(spec[:, a : a + FRAMES_AT_ONCE], n=N_FFT, axis=-1, workers=-1)
+        frames_t *= win
+        for j in range(frames_t.shape[1]):
+            k = a + j
+            out[:, k * HOP : k * HOP + N_FFT] += frames_t[:, j]
+            norm[k * HOP : k * HOP + N_FFT] += win * win
     out /= np.maximum(norm, 1e-8)
     return out[:, N_FFT // 2 : N_FFT // 2 + n]
 
