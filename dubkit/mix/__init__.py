@@ -220,21 +220,25 @@ def _duck_depth(active: Sequence[PlacedClip], b0: int, b1: int, ramp: int) -> np
 def _bed_block(
     bed: np.ndarray, b0: int, depth: np.ndarray, opts: MixOptions, sep: _Separation
 ) -> None:
-    """The original under the clips, ``depth`` (0..1) of the way to what the mode makes of it."""
-    ducked = depth > 0.0
-    if not ducked.any():
+    """The original under the clips, ``depth`` (0..1) of the way to what the mode makes of it.
+
+    Worked on the span from the first ducked sample to the last, as slices: a sample of
+    depth 0 inside it comes out as it went in (times 1, or plus 0), bit for bit.
+    """
+    ducked = np.flatnonzero(depth)
+    if not len(ducked):
         return
+    span = slice(int(ducked[0]), int(ducked[-1]) + 1)
+    d = depth[span]
     if opts.mode == "duck":
-        g = np.power(10.0, opts.duck_db * depth[ducked] / 20.0)
-        bed[:, ducked] = (bed[:, ducked] * g).astype(np.float32)
+        g = np.power(10.0, opts.duck_db * d / 20.0)
+        bed[:, span] = (bed[:, span] * g).astype(np.float32)
     elif sep.centre is not None:  # surround: the dialogue is the centre channel
-        bed[sep.centre, ducked] = (bed[sep.centre, ducked] * (1.0 - depth[ducked])).astype(
-            np.float32
-        )
+        bed[sep.centre, span] = (bed[sep.centre, span] * (1.0 - d)).astype(np.float32)
     elif sep.bed is not None:
-        acc = sep.bed.accompaniment(b0, ducked)[:, ducked] * np.float32(sep.gain)
-        d = depth[ducked].astype(np.float32)
-        bed[:, ducked] += (acc - bed[:, ducked]) * d
+        needed = depth > 0.0
+        acc = sep.bed.accompaniment(b0, needed)[:, span] * np.float32(sep.gain)
+        bed[:, span] += (acc - bed[:, span]) * d.astype(np.float32)
 
 
 @dataclass(slots=True)
