@@ -219,9 +219,11 @@ class ClipReach:
     def end(self, complete: bool = True) -> None:
         """No more utterances: all of them were found (``complete``), or the segmentation
         stopped (the list closes as it is; the mix separates in step what it lacks)."""
-        if complete:
-            self.ahead.add(self.reach.end())
-        self.ahead.close_list()
+        try:
+            if complete:
+                self.ahead.add(self.reach.end())
+        finally:  # the mix must never wait for a list that will not close
+            self.ahead.close_list()
 
 
 # ------------------------------------------------------------------ the child process
