@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import subprocess
 import tempfile
 import time
@@ -58,10 +59,12 @@ def failure(
     *,
     path: str | Path | None = None,
     error: type[E] = MediaToolError,  # type: ignore[assignment]
+    silent: str = "no message",
 ) -> E:
-    """The error for ``what`` failing: ``"<what> (<stderr's last line>)"``."""
+    """The error for ``what`` failing: ``"<what> (<stderr's last line>)"``, or
+    ``"<what> (<silent>)"`` where it wrote nothing."""
     tail = stderr_tail(stderr)
-    last = tail.splitlines()[-1].strip() if tail else "no message"
+    last = tail.splitlines()[-1].strip() if tail else silent
     make: _ToolErrorType = error  # type: ignore[assignment]
     return make(f"{what} ({last})", path=path, command=command, stderr_tail=tail)  # type: ignore[return-value]
 
@@ -144,9 +147,24 @@ class Child:
         path: str | Path | None = None,
         error: type[E] = MediaToolError,  # type: ignore[assignment]
     ) -> E:
-        """The error for this program having failed (see :func:`failure`)."""
+        """The error for this program having failed (see :func:`failure`); one killed by a
+        signal without a word (the kernel's out-of-memory killer, say) is named so."""
+        try:
+            code = self.proc.wait(timeout=2)  # its pipes broke: it is ending, or has ended
+        except subprocess.TimeoutExpired:
+            code = None
+        silent = "no message"
+        if code is not None and code < 0:
+            try:
+                silent = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                silent = f"killed by signal {-code}"
+            if -code == getattr(signal, "SIGKILL", None):
+                silent += ", perhaps for want of memory"
         self._stderr.seek(0)
-        return failure(what, self.command, self._stderr.read(), path=path, error=error)
+        return failure(
+            what, self.command, self._stderr.read(), path=path, error=error, silent=silent
+        )
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -205,6 +205,54 @@ def test_without_the_model_the_dub_ducks_with_one_notice(
     assert '"mix": "duck"' in manifest
 
 
+def _children_running(pid: int, marker: str) -> list[int]:
+    """Processes whose parent is ``pid`` and whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@needs_model
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_the_separation_child_killed_mid_dub_fails_the_dub_cleanly(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # As the kernel's OOM killer would: the separation child dies while the dub runs. The
+    # dub ends with one error line and its exit status, and leaves no output behind.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "DUBKIT_"))}
+    env.update({**cloud_env(emulator), "DUBKIT_CACHE_DIR": str(tmp_path / "c")})
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dubkit", "dub", str(FIX / "speech.mp4"), "--to", "es",
+         "--out-dir", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    killed = False
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and not killed and time.monotonic() < deadline:
+        for pid in _children_running(proc.pid, "dubkit.mix.prepared"):
+            os.kill(pid, 9)
+            killed = True
+        time.sleep(0.01)
+    _, stderr = proc.communicate(timeout=120)
+    assert killed, "the separation child was never seen"
+    assert proc.returncode == MediaToolError.exit_status, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "dialogue separation failed" in lines[0], stderr
+    assert "killed by SIGKILL" in lines[0], stderr
+    assert "Traceback" not in stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
 @needs_model
 def test_the_model_loads_and_runs_with_the_network_off(tmp_path: Path) -> None:
     # Twice with an empty cache folder: the first run builds the ONNX graph (where
