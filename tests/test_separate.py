@@ -136,6 +136,16 @@ def test_the_chunks_over_spans_hold_every_sample_and_no_more() -> None:
     assert separate.chunks_over([(-50, 0), (total, total + 9)], rate, total) == []
 
 
+def test_a_second_chunk_runs_beside_the_first_only_with_the_cores_and_memory_for_it() -> None:
+    gib = 1 << 30
+    assert prepared.side_by_side(2, 8 * gib) == (2, 1)
+    assert prepared.side_by_side(2, None) == (2, 1)  # not known: as before
+    assert prepared.side_by_side(2, gib) == (1, 2)  # a small machine: one run, both cores
+    assert prepared.side_by_side(1, 8 * gib) == (1, 1)
+    free = prepared._available_memory()
+    assert free is None or free > 0
+
+
 @needs_model
 def test_the_separation_ahead_failing_is_one_error_not_a_hang(tmp_path: Path) -> None:
     with prepared.Prepared(tmp_path) as ahead:

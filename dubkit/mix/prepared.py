@@ -244,6 +244,32 @@ def _blocks(spec: dict[str, object]) -> Iterator[np.ndarray]:
     return _fixed_blocks(source, channels, total)
 
 
+#: Memory free for a second chunk's run beside the first: each run's working set is some
+#: 300-350 MB (the child peaks near 1 GB with two, 650 MB with one).
+SECOND_RUN_BYTES = 2 << 30
+
+
+def side_by_side(cores: int, available: int | None) -> tuple[int, int]:
+    """(chunks separated at once, threads for each run): two one-thread runs where there
+    are two cores and :data:`SECOND_RUN_BYTES` of memory free (``available``; None: not
+    known, taken as enough), else one run on the cores."""
+    if cores >= 2 and (available is None or available >= SECOND_RUN_BYTES):
+        return 2, 1
+    return 1, cores
+
+
+def _available_memory() -> int | None:
+    """The kernel's estimate of the memory free for new work (``MemAvailable``), if known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def child() -> None:
     """Read the spec (one JSON line, see :meth:`Prepared.start`), then chunk numbers, one a
     line, until stdin closes; separate each into the spec's ``out`` file, in order, and
@@ -251,8 +277,10 @@ def child() -> None:
 
     Chunks are separated side by side, one per core (at most two), each by a one-thread
     model run: on cores the dub's mix and encoder share, independent chunks keep both busy
-    where one chunk's two-thread run waits at every layer for its slower thread. The file
-    is still written in the chunks' order; each chunk's samples are the same either way.
+    where one chunk's two-thread run waits at every layer for its slower thread. With one
+    core, or too little memory free for a second run (:func:`side_by_side`), one chunk at a
+    time. The file is still written in the chunks' order; each chunk's samples are the same
+    either way.
     """
     import os
     import queue
@@ -262,11 +290,12 @@ def child() -> None:
     from dubkit.mix import BLOCK, spleeter, spleeter_onnx
     from dubkit.mix.separate import _Ahead
 
-    workers = spleeter_onnx.default_threads()
+    cores = spleeter_onnx.default_threads()
+    workers, threads = side_by_side(cores, _available_memory())
     # Below the dub's own work (the segmentation and the requests start sooner); the
     # separation takes what CPU they leave, and all of it whenever the mix waits for it.
     os.nice(10)
-    spleeter.mask_model(threads=1)  # the weights load while the dub segments
+    spleeter.mask_model(threads=threads)  # the weights load while the dub segments
     line = sys.stdin.readline()
     if not line:
         return
