@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -494,3 +495,39 @@ def test_padding_never_crosses_the_middle_of_a_pause(
         after = min(a for a, b in runs if a >= v.start_ms)
         middle = (before + after) / 2
         assert u.end_ms <= middle + f / 2 and v.start_ms >= middle - f / 2, (u, v, runs)
+
+
+def _two_utterances(
+    pause_db: float, options: SegmentOptions, gap_ms: int = 1980
+) -> list[Utterance]:
+    """About two seconds of pause at ``pause_db``, two of speech at -20 dBFS (from 1980 ms),
+    two of pause again, two more of speech (from 5940 ms), one of pause: frame decisions
+    and energies as the VAD gives them."""
+    from dubkit.segment.spans import SpanTracker
+
+    f = options.frame_ms
+    parts = [(1980, False), (1980, True), (gap_ms, False), (1980, True), (990, False)]
+    voiced = np.concatenate([np.full(ms // f, v) for ms, v in parts])
+    energy = np.where(voiced, -20.0, pause_db)
+    tracker = SpanTracker(options)
+    return tracker.push(voiced, energy) + tracker.finish()
+
+
+def test_the_onset_padding_grows_where_the_pause_before_is_loud() -> None:
+    # Speech 40 dB over the pause: the fixed 90 ms lead. 12 dB over it (a loud bed masks a
+    # soft first consonant): 10 ms more per dB under 27 dB, at most half the 500 ms pause.
+    o = SegmentOptions()
+    clean = _two_utterances(-60.0, o)
+    noisy = _two_utterances(-32.0, o)
+    assert [u.start_ms for u in clean] == [1980 - 90, 5940 - 90]
+    assert [u.start_ms for u in noisy] == [1980 - 240, 5940 - 240]
+    assert noisy[0].end_ms <= noisy[1].start_ms  # never into the utterance before
+    fixed = _two_utterances(-32.0, dataclasses.replace(o, onset_ms_per_db=0.0))
+    assert [u.start_ms for u in fixed] == [1980 - 90, 5940 - 90]
+    # with a 300 ms minimum pause the lead stops at half of it
+    short = dataclasses.replace(o, min_pause_ms=300)
+    assert [u.start_ms for u in _two_utterances(-32.0, short)] == [1980 - 150, 5940 - 150]
+    # the shortest pause that parts two utterances (510 ms): neither side crosses its middle
+    first, second = _two_utterances(-32.0, o, gap_ms=510)
+    middle = (3960 + 4470) // 2
+    assert first.end_ms <= middle <= second.start_ms == 4470 - 240

@@ -72,6 +72,10 @@ class SegmentOptions:
             10 dB SNR the words end a median 225 ms after Silero lets go, in clean speech 50 ms).
             Still never past the middle of the pause.
         release_ms_per_db: see ``release_snr_db``; 0 gives a fixed ``pad_after_ms``.
+        onset_snr_db, onset_ms_per_db: the same for the start: an utterance whose level is
+            less than ``onset_snr_db`` above the pause before it (that pause's 25th
+            percentile) gets ``onset_ms_per_db`` more start padding per dB short, never past
+            the middle of that pause nor past half of ``min_pause_ms``.
         min_pause_ms: the shortest pause that separates two utterances; shorter pauses are
             bridged. 500 ms keeps a read sentence whole and still cuts between sentences and
             at most turn changes.
@@ -94,6 +98,8 @@ class SegmentOptions:
     pad_after_ms: int = 120
     release_snr_db: float = 27.0
     release_ms_per_db: float = 10.0
+    onset_snr_db: float = 27.0
+    onset_ms_per_db: float = 10.0
     min_pause_ms: int = 500
     min_utterance_ms: int = 400
     max_utterance_ms: int = 15_000
@@ -112,8 +118,8 @@ class SegmentOptions:
         for name in ("pad_before_ms", "pad_after_ms", "min_pause_ms", "smoothing_ms"):
             if getattr(self, name) < 0:
                 raise bad(f"{name} must not be negative")
-        if self.release_ms_per_db < 0:
-            raise bad("release_ms_per_db must not be negative")
+        if self.release_ms_per_db < 0 or self.onset_ms_per_db < 0:
+            raise bad("release_ms_per_db and onset_ms_per_db must not be negative")
         if self.min_utterance_ms < 1:
             raise bad("min_utterance_ms must be at least 1")
         if not 0.0 <= self.energy_gate_db < 100.0:
@@ -281,7 +287,12 @@ class SpanTracker:
         self._energy: list[float] = []
         self._voiced: list[bool] = []
         self._hist0 = 0  # frame index of _energy[0]
-        self._keep = options.window_frames + -(-options.pad_before_ms // options.frame_ms) + 2
+        moves = options.onset_ms_per_db > 0  # the start may move back by up to half a pause
+        lead = max(options.pad_before_ms, options.min_pause_ms // 2 if moves else 0)
+        self._keep = options.window_frames + -(-lead // options.frame_ms) + 2
+        self._onset_frame = 0  # the open utterance's detected onset
+        self._onset_floor: float | None = None  # the pause before it (dB), while it may move
+        self._onset_bound = 0  # its start never goes before this (ms)
 
     @property
     def buffered_frames(self) -> int:
@@ -359,8 +370,10 @@ class SpanTracker:
         if not self._open:
             self._open = True
             middle = (self._last_speech_end + start) * o.frame_ms // 2
-            lead = max(start * o.frame_ms - o.pad_before_ms, self._last_end_ms, 0)
-            self._start_ms = max(lead, middle) if self._last_speech_end else lead
+            bound = max(self._last_end_ms, middle if self._last_speech_end else 0, 0)
+            self._start_ms = max(start * o.frame_ms - o.pad_before_ms, bound)
+            self._onset_frame, self._onset_bound = start, bound
+            self._onset_floor = self._floor_before(start) if o.onset_ms_per_db else None
             # the history of an utterance closed by this onset is no longer needed
             self._trim(self._start_ms // o.frame_ms - self._keep)
         self._pending_end = None
@@ -383,9 +396,31 @@ class SpanTracker:
         end = self._pending_end * o.frame_ms + pad
         end = min(end, self._n * o.frame_ms if limit_ms is None else limit_ms)
         self._last_speech_end = self._pending_end
+        self._start_ms = min(self._start_ms, self._onset_ms())
         self._emit(self._start_ms, end, out)
         self._open = False
         self._pending_end = None
+
+    def _floor_before(self, start: int) -> float | None:
+        """The 25th percentile of the pause's frames held before frame ``start`` (dB)."""
+        o = self.options
+        lo = max(start - o.pause_frames, self._last_speech_end, self._hist0)
+        pause = self._energy[lo - self._hist0 : start - self._hist0]
+        return float(np.percentile(pause, 25)) if len(pause) >= 3 else None
+
+    def _onset_ms(self) -> int:
+        """The start the closing utterance's level allows (see ``onset_snr_db``)."""
+        o = self.options
+        if self._onset_floor is None:
+            return self._start_ms
+        assert self._pending_end is not None
+        e = self._energy[self._onset_frame - self._hist0 : self._pending_end - self._hist0]
+        if not e:
+            return self._start_ms
+        snr = float(np.percentile(e, 90)) - self._onset_floor
+        pad = o.pad_before_ms + int(o.onset_ms_per_db * max(0.0, o.onset_snr_db - snr))
+        pad = min(pad, max(o.pad_before_ms, o.pause_frames * o.frame_ms // 2))
+        return max(self._onset_frame * o.frame_ms - pad, self._onset_bound)
 
     def _release_ms(self) -> int:
         """The end padding: ``pad_after_ms``, more where the speech is little above the pause
@@ -435,6 +470,7 @@ class SpanTracker:
             out.append(Utterance(start, cut))
             self._last_end_ms = cut
             self._start_ms = cut
+            self._onset_floor = None  # its start is out: it no longer moves
             self._trim(cut // o.frame_ms - self._keep)
 
     def _trim(self, first_kept: int) -> None:
