@@ -516,13 +516,13 @@ def _two_utterances(
 def test_the_onset_padding_grows_where_the_pause_before_is_loud() -> None:
     # Speech 40 dB over the pause: the fixed 90 ms lead. 12 dB over it (a loud bed masks a
     # soft first consonant): 10 ms more per dB under 27 dB, at most half the 500 ms pause.
-    o = SegmentOptions()
+    o = SegmentOptions(onset_ms_per_db=10.0)  # off by default (see SegmentOptions)
     clean = _two_utterances(-60.0, o)
     noisy = _two_utterances(-32.0, o)
     assert [u.start_ms for u in clean] == [1980 - 90, 5940 - 90]
     assert [u.start_ms for u in noisy] == [1980 - 240, 5940 - 240]
     assert noisy[0].end_ms <= noisy[1].start_ms  # never into the utterance before
-    fixed = _two_utterances(-32.0, dataclasses.replace(o, onset_ms_per_db=0.0))
+    fixed = _two_utterances(-32.0, SegmentOptions())
     assert [u.start_ms for u in fixed] == [1980 - 90, 5940 - 90]
     # with a 300 ms minimum pause the lead stops at half of it
     short = dataclasses.replace(o, min_pause_ms=300)
