@@ -20,10 +20,16 @@ SERVICE_RATE = 24_000
 
 @dataclass(frozen=True, slots=True)
 class Utterance:
-    """A span of speech on the source timeline, ``[start_ms, end_ms)``."""
+    """A span of speech on the source timeline, ``[start_ms, end_ms)``.
+
+    ``lead_ms``: how much of its start is padding the segmentation added into a loud pause
+    (``SegmentOptions.onset_ms_per_db``): translated with the rest, left out of the speaker
+    analysis (:attr:`core_start_ms`). Not part of the span's identity (equality, repr).
+    """
 
     start_ms: int
     end_ms: int
+    lead_ms: int = field(default=0, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.start_ms < self.end_ms:
@@ -32,6 +38,12 @@ class Utterance:
     @property
     def duration_ms(self) -> int:
         return self.end_ms - self.start_ms
+
+    @property
+    def core_start_ms(self) -> int:
+        """The start without the lead: where the speaker analysis reads from."""
+        core = self.start_ms + self.lead_ms
+        return core if self.lead_ms > 0 and core < self.end_ms else self.start_ms
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,7 +111,10 @@ def test_chinese_gives_more_men_their_own_voice() -> None:
 #: BENCHMARKS.md, issue 26): each person's utterances under their majority label, voices of
 #: the person's gender, same-gender pairs under two labels (of 52 and 44). The rule was
 #: chosen on "tune"; "report" holds people it never heard, where the 95% target is missed.
-TURN_BOUNDS = {"tune": (0.96, 0.96, 51), "report": (0.84, 0.80, 29)}
+#: Its genders bound is 0.79 since the start padding grows under noise (2026-12-06): one
+#: 473 ms fragment under pink noise (seed 3) now overlaps a woman's sentence and is counted,
+#: with the label it had before: 209 of 262 right against 209 of 261.
+TURN_BOUNDS = {"tune": (0.96, 0.96, 51), "report": (0.84, 0.79, 29)}
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ never the media.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import types
@@ -300,7 +301,7 @@ def segment(
     found += seg.finish()
     if duration_ms is not None:
         found = [
-            Utterance(u.start_ms, min(u.end_ms, duration_ms))
+            dataclasses.replace(u, end_ms=min(u.end_ms, duration_ms))
             for u in found
             if min(u.end_ms, duration_ms) - u.start_ms >= options.min_utterance_ms
         ]

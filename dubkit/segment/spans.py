@@ -75,11 +75,11 @@ class SegmentOptions:
         onset_snr_db, onset_ms_per_db: the same for the start: an utterance whose level is
             less than ``onset_snr_db`` above the pause before it (that pause's 25th
             percentile) gets ``onset_ms_per_db`` more start padding per dB short, never past
-            the middle of that pause nor past half of ``min_pause_ms``. Off by default (0):
-            at 10 ms/dB it keeps more of the words under noise (pink noise at 10 dB: 98.2 and
-            98.4% of the words' time against 97.8 and 96.9%, BENCHMARKS.md) but the speaker
-            embeddings of the padded utterances tell people apart less well (people taking
-            turns: 94.8% of utterances keep their person's label against 96.7%).
+            the middle of that pause nor past half of ``min_pause_ms`` (pink noise at 10 dB:
+            98.2 and 98.4% of the words' time kept against 97.8 and 96.9%, BENCHMARKS.md).
+            That lead is marked on the utterance (:attr:`Utterance.lead_ms`) and left out of
+            the speaker analysis: with it in, people taking turns kept their label less often
+            (94.8% against 96.7%). 0 gives a fixed ``pad_before_ms``.
         min_pause_ms: the shortest pause that separates two utterances; shorter pauses are
             bridged. 500 ms keeps a read sentence whole and still cuts between sentences and
             at most turn changes.
@@ -103,7 +103,7 @@ class SegmentOptions:
     release_snr_db: float = 27.0
     release_ms_per_db: float = 10.0
     onset_snr_db: float = 27.0
-    onset_ms_per_db: float = 0.0
+    onset_ms_per_db: float = 10.0
     min_pause_ms: int = 500
     min_utterance_ms: int = 400
     max_utterance_ms: int = 15_000
@@ -400,8 +400,9 @@ class SpanTracker:
         end = self._pending_end * o.frame_ms + pad
         end = min(end, self._n * o.frame_ms if limit_ms is None else limit_ms)
         self._last_speech_end = self._pending_end
-        self._start_ms = min(self._start_ms, self._onset_ms())
-        self._emit(self._start_ms, end, out)
+        early = min(self._start_ms, self._onset_ms())
+        lead, self._start_ms = self._start_ms - early, early
+        self._emit(self._start_ms, end, out, lead)
         self._open = False
         self._pending_end = None
 
@@ -444,7 +445,8 @@ class SpanTracker:
         extra = o.release_ms_per_db * max(0.0, o.release_snr_db - snr)
         return o.pad_after_ms + int(extra)
 
-    def _emit(self, start: int, end: int, out: list[Utterance]) -> None:
+    def _emit(self, start: int, end: int, out: list[Utterance], lead: int = 0) -> None:
+        """``lead``: ms of the start that the onset rule added (see :class:`Utterance`)."""
         o = self.options
         if end - start < o.min_utterance_ms:
             log.debug("dropped a %d ms blip at %d ms", max(end - start, 0), start)
@@ -452,7 +454,7 @@ class SpanTracker:
         e = np.asarray(self._energy, dtype=np.float64)
         vv = np.asarray(self._voiced, dtype=bool)
         for a, b in split_span(start, end, e, vv, self._hist0, o):
-            out.append(Utterance(a, b))
+            out.append(Utterance(a, b, lead if a == start else 0))
         self._last_end_ms = end
 
     def _maybe_force_cut(self, out: list[Utterance]) -> None:

@@ -204,7 +204,7 @@ def analyze(
     enc = encoder if encoder is not None else SpeakerEncoder()
     out = []
     for u in utterances:
-        out.append(voice_features(audio.read(u.start_ms, u.end_ms), encoder=enc))
+        out.append(voice_features(audio.read(u.core_start_ms, u.end_ms), encoder=enc))
         if on_progress is not None:
             on_progress(len(out), len(utterances))
     return out

@@ -135,7 +135,7 @@ class SpeakerProcess:
     def feed(self, utterances: Sequence[Utterance]) -> None:
         """More utterances, in timeline order, whose samples are in the raw file."""
         for u in utterances:
-            self._send({"span": [u.start_ms, u.end_ms]})
+            self._send({"span": [u.core_start_ms, u.end_ms]})  # without the onset's lead
         self._sent += len(utterances)
 
     def finish(self, on_progress: ProgressFn | None = None, source: Path | None = None) -> Speakers:
