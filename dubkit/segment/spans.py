@@ -446,9 +446,10 @@ class SpanTracker:
         return o.pad_after_ms + int(extra)
 
     def _emit(self, start: int, end: int, out: list[Utterance], lead: int = 0) -> None:
-        """``lead``: ms of the start that the onset rule added (see :class:`Utterance`)."""
+        """``lead``: ms of the start that the onset rule added (see :class:`Utterance`); a
+        blip is judged without it, so the lead never turns one into an utterance."""
         o = self.options
-        if end - start < o.min_utterance_ms:
+        if end - start - lead < o.min_utterance_ms:
             log.debug("dropped a %d ms blip at %d ms", max(end - start, 0), start)
             return
         e = np.asarray(self._energy, dtype=np.float64)
