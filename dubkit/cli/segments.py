@@ -60,7 +60,7 @@ def speakers_of(
         feats = speakers.analyze(audio, utterances)
     if mode == "whole":
         return utterances, speakers.cluster(feats).utterances
-    spans = [(u.start_ms, u.end_ms) for u in utterances]
+    spans = [(u.core_start_ms, u.end_ms) for u in utterances]  # as the speaker child hears them
     return utterances, labels_of(feats, spans, LOOKAHEAD_MS).utterances
 
 
