@@ -198,6 +198,11 @@ def _write(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _write_labels(infos: Sequence[SpeakerInfo]) -> None:
+    for info in infos:
+        _write({"label": [info.speaker, info.gender, info.f0_hz]})
+
+
 def child() -> None:
     """The child of :class:`SpeakerProcess`: each span measured as its line arrives (and,
     as heard, labelled as soon as it may be)."""
@@ -220,11 +225,9 @@ def child() -> None:
         start, end = d["span"]
         feats.append(voice_features(audio.read(start, end), encoder=encoder))
         if heard is not None:
-            for info in heard.add(start, end, feats[-1]):
-                _write({"label": [info.speaker, info.gender, info.f0_hz]})
+            _write_labels(heard.add(start, end, feats[-1]))
     if heard is not None:
-        for info in heard.finish():
-            _write({"label": [info.speaker, info.gender, info.f0_hz]})
+        _write_labels(heard.finish())
     _write({"done": len(feats)})
     found = heard.speakers() if heard is not None else cluster(feats)
     _write({"speakers": dataclasses.asdict(found)})

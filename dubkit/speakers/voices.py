@@ -111,16 +111,26 @@ def cast(speakers: Speakers, target: Language, choice: VoiceChoice) -> Casting:
         for gender in ("male", "female"):
             group = [s for s in speakers.speakers if s.gender == gender]
             shared += _cast_group(group, _voices_for(target, gender), given, speakers)
-    mapped = dict(choice.speakers)
-    given.update((lab, v) for lab, v in mapped.items() if lab in given)
-    if unknown := [lab for lab in mapped if lab not in given]:
+    auto = {s.label: given[s.label] for s in speakers.speakers}  # in the speakers' order
+    return _mapped(auto, shared, dict(choice.speakers), target)
+
+
+def _mapped(
+    auto: dict[str, str],
+    shared: Sequence[tuple[str, str, str]],
+    mapped: dict[str, str],
+    target: Language,
+) -> Casting:
+    """The casting of ``auto`` (speaker -> voice, in order) with the per-speaker map
+    ``mapped`` applied over it; a mapped label no speaker has is warned about and ignored,
+    and a shared voice involving a mapped speaker is no longer shared."""
+    if unknown := [lab for lab in mapped if lab not in auto]:
         log.warning(
             "--voices names %s, but no such speaker was found (found: %s); %s dub ignores it",
-            ", ".join(unknown), ", ".join(given) or "none", target.name,
+            ", ".join(unknown), ", ".join(auto) or "none", target.name,
         )  # fmt: skip
-    shared = [x for x in shared if x[0] not in mapped and x[2] not in mapped]
-    order = [s.label for s in speakers.speakers]
-    return Casting(tuple((lab, given[lab]) for lab in order), tuple(shared))
+    kept = [x for x in shared if x[0] not in mapped and x[2] not in mapped]
+    return Casting(tuple((lab, mapped.get(lab, v)) for lab, v in auto.items()), tuple(kept))
 
 
 class LiveCasting:
@@ -161,16 +171,7 @@ class LiveCasting:
 
     def casting(self) -> Casting:
         """Every speaker met so far and their voice, as :func:`cast` reports it."""
-        if unknown := [lab for lab in self._mapped if lab not in self._auto]:
-            log.warning(
-                "--voices names %s, but no such speaker was found (found: %s); %s dub "
-                "ignores it", ", ".join(unknown), ", ".join(self._auto) or "none",
-                self.target.name,
-            )  # fmt: skip
-        mapped = self._mapped
-        shared = [x for x in self._shared if x[0] not in mapped and x[2] not in mapped]
-        voices = tuple((lab, mapped.get(lab, v)) for lab, v in self._auto.items())
-        return Casting(voices, tuple(shared))
+        return _mapped(self._auto, self._shared, self._mapped, self.target)
 
 
 def _voices_for(target: Language, gender: str) -> list[str]:
