@@ -94,11 +94,12 @@ def head(lookahead_ms: int) -> list[str]:
         new = segmenter.feed(chunk)
         if first_at is None and new:
             pcm = np.concatenate(chunks)
-            for u in new:
-                feats.append(voice_features(pcm[u.start_ms * 16 : u.end_ms * 16], encoder=encoder))
+            for u in new:  # as the speaker child reads them
+                core = pcm[u.core_start_ms * 16 : u.end_ms * 16]
+                feats.append(voice_features(core, encoder=encoder))
             utts += new
             if fed * 1000 // VAD_RATE >= utts[0].end_ms + lookahead_ms + 2000:
-                labels_of(feats, [(u.start_ms, u.end_ms) for u in utts], lookahead_ms)
+                labels_of(feats, [(u.core_start_ms, u.end_ms) for u in utts], lookahead_ms)
                 first_at = time.monotonic() - t0
         else:
             utts += new

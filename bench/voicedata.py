@@ -65,7 +65,7 @@ def _measure(name: str, prog: object) -> Measured:
     for u in utts:
         s = prog.sentence_at(u.start_ms, u.end_ms)  # type: ignore[attr-defined]
         truth.append(s.speaker if s is not None else "")
-    spans = [(u.start_ms, u.end_ms) for u in utts]
+    spans = [(u.core_start_ms, u.end_ms) for u in utts]  # as the speaker child hears them
     CACHE.mkdir(parents=True, exist_ok=True)
     d = {"feats": [_asdict(f) for f in feats], "truth": truth, "spans": spans}
     path.write_text(json.dumps(d))
