@@ -236,8 +236,7 @@ def _bed_block(
     elif sep.centre is not None:  # surround: the dialogue is the centre channel
         bed[sep.centre, span] = (bed[sep.centre, span] * (1.0 - d)).astype(np.float32)
     elif sep.bed is not None:
-        needed = depth > 0.0
-        acc = sep.bed.accompaniment(b0, needed)[:, span] * np.float32(sep.gain)
+        acc = sep.bed.accompaniment(b0 + span.start, span.stop - span.start) * np.float32(sep.gain)
         bed[:, span] += (acc - bed[:, span]) * d.astype(np.float32)
 
 

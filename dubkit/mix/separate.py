@@ -171,16 +171,11 @@ class SeparatedBed:
         """A copy of the original's samples ``[b0, b0 + n)``."""
         return self._ahead.read(b0, n)
 
-    def accompaniment(self, b0: int, needed: np.ndarray) -> np.ndarray:
-        """The accompaniment over ``[b0, b0 + len(needed))`` where ``needed`` (else zeros)."""
-        n = len(needed)
-        out = np.zeros((self._channels, n), np.float32)
-        at = np.flatnonzero(needed)
-        if not len(at):
-            return out
-        # A block is far shorter than a chunk: the chunks from the first needed sample's to
-        # the last one's each hold a needed sample.
-        for k in range((b0 + int(at[0])) // self._size, (b0 + int(at[-1])) // self._size + 1):
+    def accompaniment(self, b0: int, n: int) -> np.ndarray:
+        """The accompaniment of samples ``[b0, b0 + n)``, a span of one block (far shorter
+        than a chunk, so within two chunks)."""
+        out = np.empty((self._channels, n), np.float32)
+        for k in range(b0 // self._size, (b0 + n - 1) // self._size + 1):
             x, piece = k * self._size, self._piece(k)
             lo, hi = max(b0, x), min(b0 + n, x + piece.shape[1])
             out[:, lo - b0 : hi - b0] = piece[:, lo - x : hi - x]
