@@ -221,6 +221,32 @@ def test_whole_file_speakers_still_cast_the_same_people(
     assert not result.failed
 
 
+@pytest.mark.slow
+def test_segments_and_the_dub_label_alike_where_the_onset_rule_lengthens_starts(
+    tmp_path: Path, cloud: object
+) -> None:
+    """Under pink noise the onset rule starts utterances earlier than its 90 ms pad, so an
+    utterance's request span (from ``start_ms``) is longer than the speech the speakers are
+    read from (from ``core_start_ms``). `dubkit segments` and the dub must read the same
+    spans: on this program, features read from the padded starts label differently, so the
+    labels below part if either path reads the other's."""
+    from dubkit.cli.segments import speakers_of
+    from dubkit.segment import SegmentOptions
+    from tests.realspeech_set import turns
+
+    prog = turns.program(rs, turns.TUNE, "pink10", 2)
+    src = write_wav(prog.audio, tmp_path / "pink.wav")
+    utts, who = speakers_of(src, SegmentOptions())
+    assert max(u.lead_ms for u in utts) > SegmentOptions().pad_before_ms
+    assert len({w.speaker for w in who}) >= 2
+    opts = Options(target="es", out_dir=tmp_path, mix=MixOptions(mode="replace"))
+    result = dubkit.dub(src, opts, cloud)  # type: ignore[arg-type]
+    items = json.loads(result.outputs.manifest.read_text())["utterances"]
+    assert [(u.start_ms, u.end_ms, w.speaker) for u, w in zip(utts, who, strict=True)] == [
+        (it["start_ms"], it["end_ms"], it["speaker"]) for it in items
+    ]
+
+
 def test_an_unknown_speakers_mode_is_refused() -> None:
     from dubkit.errors import ConfigError
 
