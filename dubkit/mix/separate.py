@@ -3,9 +3,9 @@
 Only the spans the dub covers are separated, each widened by the mix's ramp, where the bed
 crossfades from the original to the separated accompaniment and back (linear, the duck's
 trapezoid): far from every clip the original passes bit for bit. The accompaniment is
-separated on a fixed grid: chunks of :data:`CHUNK_S` seconds from the media's start, each read
-with :data:`CONTEXT_S` seconds more on each side for the model, so that chunk and context make
-two of Spleeter's 512-frame segments. A chunk is separated when the mix first needs one of its
+separated on a fixed grid (:mod:`dubkit.mix.grid`): chunks of 21.75 s from the media's start,
+each read with 1 s more on each side for the model, so that chunk and context make two of
+Spleeter's 512-frame segments. A chunk is separated when the mix first needs one of its
 samples, and a sample's accompaniment depends on its chunk alone, not on which clips asked for
 it: separated in step here or ahead by :mod:`dubkit.mix.prepared`, it is the same. Memory is
 bounded by a chunk of the original and its accompaniment, whatever the media's length.
@@ -18,36 +18,32 @@ untouched).
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import struct
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
 from dubkit import tools
 from dubkit.errors import MediaToolError
+from dubkit.mix.grid import CHUNK_S, CONTEXT_S, Ahead, Chunk
 
 if TYPE_CHECKING:
     from dubkit.mix.prepared import Prepared
 
-#: Seconds of original the model sees on each side of a chunk (then discarded).
-CONTEXT_S = 1.0
-#: Seconds of the grid's chunks: with the context, 1023 frames at 44.1 kHz (two U-Net segments).
-CHUNK_S = 21.75
 _HEADER = struct.Struct("<qqq")
 log = logging.getLogger(__name__)
 
 
 def available() -> bool:
-    """Whether the separation model is installed (see :func:`dubkit.mix.spleeter.available`)."""
-    from dubkit.mix import spleeter
+    """Whether the separation model is installed (see
+    :func:`dubkit.mix.spleeter_weights.available`)."""
+    from dubkit.mix import spleeter_weights
 
-    return spleeter.available()
+    return spleeter_weights.available()
 
 
 class SeparatorProcess:
@@ -88,63 +84,6 @@ def _read_exactly(stream: IO[bytes], count: int) -> bytes:
     return b"".join(chunks)
 
 
-class _Ahead:
-    """The original's fixed blocks, readable a little before and ahead of the mix."""
-
-    def __init__(self, blocks: Iterator[np.ndarray], block: int, total: int) -> None:
-        self._blocks = blocks
-        self._block = block
-        self.total = total
-        self._kept: collections.deque[tuple[int, np.ndarray]] = collections.deque()
-        self._next = 0
-
-    def read(self, start: int, count: int) -> np.ndarray:
-        """``(channels, count)`` from ``start``; silence outside the media."""
-        while self._next < min(start + count, self.total):
-            b = next(self._blocks)
-            self._kept.append((self._next, b))
-            self._next += b.shape[1]
-        channels = self._kept[0][1].shape[0] if self._kept else 1
-        out = np.zeros((channels, count), np.float32)
-        for b0, b in self._kept:
-            lo, hi = max(start, b0), min(start + count, b0 + b.shape[1])
-            if lo < hi:
-                out[:, lo - start : hi - start] = b[:, lo - b0 : hi - b0]
-        return out
-
-    def forget(self, before: int) -> None:
-        while self._kept and self._kept[0][0] + self._kept[0][1].shape[1] <= before:
-            self._kept.popleft()
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """Chunk ``k`` of the grid: its samples ``[x, e)`` and the original it is separated
-    from, ``[r0, r1)`` (the context, clipped to the media)."""
-
-    k: int
-    x: int
-    e: int
-    r0: int
-    r1: int
-
-    @classmethod
-    def of(cls, k: int, rate: int, total: int) -> Chunk:
-        size, ctx = round(CHUNK_S * rate), round(CONTEXT_S * rate)
-        x, e = k * size, min((k + 1) * size, total)
-        return cls(k, x, e, max(0, x - ctx), min(e + ctx, total))
-
-
-def chunks_over(spans: Iterable[tuple[int, int]], rate: int, total: int) -> list[int]:
-    """The grid chunks holding a sample of ``spans`` (``[start, end)`` samples), in order."""
-    size, ks = round(CHUNK_S * rate), set[int]()
-    for a, b in spans:
-        a, b = max(0, a), min(b, total)
-        if a < b:
-            ks.update(range(a // size, (b - 1) // size + 1))
-    return sorted(ks)
-
-
 class SeparatedBed:
     """The original, with the dialogue removed under the clips: see the module docstring."""
 
@@ -158,7 +97,7 @@ class SeparatedBed:
         prepared: Prepared | None = None,
     ) -> None:
         self._channels, self._prepared = channels, prepared
-        self._ahead = _Ahead(blocks, block, total)
+        self._ahead = Ahead(blocks, block, total)
         self._rate, self._total = rate, total
         self._size, self._ctx = round(CHUNK_S * rate), round(CONTEXT_S * rate)
         self._pieces: dict[int, np.ndarray] = {}  # chunk -> its accompaniment

