@@ -73,16 +73,17 @@ def _measure(name: str, prog: object) -> Measured:
 
 
 def _code() -> bytes:
-    """The source of what measures an utterance (the segmenter, the speaker features and the
-    encoder), part of the cache key: a change there measures again; a change to the
-    clustering does not."""
+    """The source of what measures an utterance (the segmenter, the speaker features, the
+    encoder and the background mean the window means are centred on), part of the cache
+    key: a change there measures again; a change to the clustering does not."""
     import inspect
 
     import dubkit.speakers as sp
 
     files = sorted((ROOT / "dubkit" / "segment").glob("*.py"))
     files.append(ROOT / "dubkit" / "speakers" / "embed.py")
-    measuring = (sp.at_8k, sp._pitch, sp._loud_at, sp.voice_features, sp.analyze)
+    files.append(ROOT / "dubkit" / "speakers" / "background.py")  # the window means' centre
+    measuring = (sp.at_8k, sp._pitch, sp._loud_at, sp.voice_features, sp.centred, sp.analyze)
     code = "".join(inspect.getsource(f) for f in measuring)
     return b"".join(f.read_bytes() for f in files) + code.encode()
 
