@@ -455,3 +455,49 @@ def test_browser_edits_appear_in_the_saved_manifest(
     assert plan.given.items[1].voice == voice and plan.given.items[1].text == new
     assert [g.voice for k, g in enumerate(plan.given.items) if k != 1] == [None] * (len(items) - 1)
     assert plan.options.out_dir == folder
+
+
+def test_browser_splits_an_utterance_that_holds_two_people(
+    chromium: str, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Quick dialogue can put two people in one utterance (BENCHMARKS.md): the page splits it
+    where the second begins, that part in its own voice; `dubkit redo` of the saved manifest
+    requests the two parts (their spans are new) and nothing else."""
+    src = tmp_path / "talk.wav"
+    shutil.copy(FIX / "speech.wav", src)
+    cache = tmp_path / "cache"
+    first = dubkit.dub(src, Options(target="es", cache_dir=cache), translator_for(emulator))
+    page, path = first.outputs.review, first.outputs.manifest
+    assert page is not None
+    items = json.loads(path.read_text(encoding="utf-8"))["utterances"]
+    k = max(range(len(items)), key=lambda i: items[i]["end_ms"] - items[i]["start_ms"])
+    start, end = items[k]["start_ms"], items[k]["end_ms"]
+    assert end - start >= 1000
+    at = (start + end) // 20 * 10  # the middle, to the 10 ms the page's field keeps
+    voice = next(v for v in ("Ethan", "Cherry", "Nofish") if v != items[k]["voice"])
+    query = f"?edit={k}&split={at / 1000:.2f}&splitvoice={voice}&save"
+    dom = Dom(dump_dom(chromium, page, tmp_path / "profile", query))
+    assert "edited" in dom.find("div", id=f"u-{k}")[0]["attrs"]["class"].split()
+    saved = _saved(dom)
+    got = saved["utterances"]
+    assert len(got) == len(items) + 1
+    assert (got[k]["start_ms"], got[k]["end_ms"]) == (start, at)
+    assert got[k]["speaker"] == items[k]["speaker"] and "text" not in got[k]
+    assert got[k + 1] == {"start_ms": at, "end_ms": end, "voice": voice, "skip": False}
+    assert [(u["start_ms"], u["end_ms"]) for u in got[:k] + got[k + 2 :]] == [
+        (u["start_ms"], u["end_ms"]) for u in items[:k] + items[k + 1 :]
+    ]
+
+    # a split leaving a part under 300 ms is not saved
+    late = f"?edit={k}&split={end / 1000 - 0.1:.2f}&save"
+    dom = Dom(dump_dom(chromium, page, tmp_path / "profile2", late))
+    assert len(_saved(dom)["utterances"]) == len(items)
+
+    path.write_text(json.dumps(saved), encoding="utf-8")
+    emulator.reset_records()
+    again = dubkit.redo(path, translator_for(emulator), cache_dir=cache)
+    assert len([r for r in emulator.records if r.ok]) == 2  # the two parts, nothing else
+    assert [i for i, r in enumerate(again.results) if not r.cached] == [k, k + 1]
+    written = json.loads(path.read_text(encoding="utf-8"))["utterances"]
+    assert [(u["start_ms"], u["end_ms"]) for u in written[k : k + 2]] == [(start, at), (at, end)]
+    assert written[k + 1]["voice"] == voice
