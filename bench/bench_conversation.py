@@ -20,6 +20,12 @@ sentence's share of time inside utterances (missed below half), and a summary.
 (``fixtures/turns.py``, every condition, seeds 0-3, each half) laid out as quick dialogue,
 50 to 350 ms between people instead of 0.85 to 1.6 s: what a speaker-change rule would be
 tuned on (the tune half) and reported on (the other).
+
+``--changes [THRESHOLD ...]``: the baseline rule for speaker changes inside an utterance
+(not in the product; BENCHMARKS.md): the score at each 0.2 s is one minus the cosine of the
+1.6 s windows on either side, a change is a peak at or above the threshold. Printed per half:
+changes found within 500 ms in the quick-turn programs, and false splits per minute there and
+in the real-speech programs (one person per sentence).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -34,11 +41,14 @@ import wave
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dubkit.cli.segments import speakers_of  # noqa: E402
 from dubkit.segment import SegmentOptions  # noqa: E402
+from dubkit.speakers.embed import SpeakerEncoder  # noqa: E402
 
 WHEEL = "pyannote_audio-4.0.7-py3-none-any.whl"
 SHA256 = "852ea15c4d85bc34773e618267603ffca6a521669a74d33742692cc67fc700d6"
@@ -136,17 +146,126 @@ def quick_turns(opts: SegmentOptions) -> None:
                   f"{100 * mixed_ms / max(speech_ms, 1):.0f}% |")  # fmt: skip
 
 
+#: The change score's windows (mel frames of 10 ms: the encoder's 1.6 s partials) and step.
+WINDOW_FRAMES, STEP_FRAMES = 160, 20
+
+
+def change_curve(pcm: np.ndarray, encoder: SpeakerEncoder) -> tuple[list[int], list[float]]:
+    """The change score inside one utterance (16 kHz int16): at every 0.2 s, one minus the
+    cosine between the 1.6 s windows before and after it (each embedding less the background
+    mean, as the clustering's). Times in ms from the utterance's start."""
+    from dubkit.speakers import centred
+    from dubkit.speakers.embed import HOP, as_float, mel_spectrogram, normalize_volume
+
+    wav = normalize_volume(as_float(pcm))
+    n = int(np.ceil((wav.size + 1) / HOP))
+    if n < 2 * WINDOW_FRAMES:
+        return [], []
+    mel = mel_spectrogram(np.pad(wav, (0, WINDOW_FRAMES * HOP)))[:n]
+    starts = list(range(0, n - WINDOW_FRAMES + 1, STEP_FRAMES))
+    windows = np.stack([mel[s : s + WINDOW_FRAMES] for s in starts])
+    e = centred(encoder.embed_windows(windows).astype(np.float64))
+    at = {s: j for j, s in enumerate(starts)}
+    times, scores = [], []
+    for j, t in enumerate(starts):
+        k = at.get(t - WINDOW_FRAMES)
+        if k is not None:
+            times.append(t * 10)
+            scores.append(1.0 - float(e[j] @ e[k]))
+    return times, scores
+
+
+def peaks(times: list[int], scores: list[float], threshold: float) -> list[int]:
+    """Local maxima at or above ``threshold``, at most one a second (the higher kept)."""
+    out: list[tuple[int, float]] = []
+    for i, (t, d) in enumerate(zip(times, scores, strict=True)):
+        if (
+            d < threshold
+            or (i and d < scores[i - 1])
+            or (i + 1 < len(scores) and d < scores[i + 1])
+        ):
+            continue
+        if out and t - out[-1][0] < 1000:
+            if d > out[-1][1]:
+                out[-1] = (t, d)
+        else:
+            out.append((t, d))
+    return [t for t, _ in out]
+
+
+def changes(opts: SegmentOptions, thresholds: list[float]) -> None:
+    """The baseline rule for speaker changes inside utterances (measured on 2026-12-06, not
+    in the product): changes found in the quick-turn programs, false splits there and in the
+    real-speech programs (one person per sentence), per half and threshold."""
+    sys.path.insert(0, str(ROOT / "fixtures"))
+    import realspeech as rs
+    import turns
+
+    from dubkit.segment import segment
+
+    encoder = SpeakerEncoder()
+    print("| half | threshold | changes found | false splits: quick turns | one person |")
+    print("|---|---|---|---|---|")
+    for half, people in (("tune", turns.TUNE), ("report", turns.REPORT)):
+        keep = set(rs.TUNING if half == "tune" else rs.REPORTING)
+        curves: list[tuple[str, list[int], list[float], list[int], int]] = []
+        for kind in ("quick", "monologue"):
+            for cond in turns.CONDITIONS if kind == "quick" else rs.CONDITIONS[:-1]:
+                for seed in turns.SEEDS:
+                    if kind == "quick":
+                        prog = turns.program(rs, people, cond, seed, gap_ms=QUICK_GAP_MS)
+                    else:
+                        prog = rs.program(cond, seed)
+                    for u in segment(prog.audio, opts):
+                        a, b = u.core_start_ms, u.end_ms
+                        inside = [x for x in prog.sentences if x.start_ms < b and x.end_ms > a]
+                        if kind == "monologue" and not any(x.speaker in keep for x in inside):
+                            continue
+                        times, scores = change_curve(prog.audio[a * 16 : b * 16], encoder)
+                        pairs = itertools.pairwise(inside)
+                        truth = [(x.end_ms + y.start_ms) // 2 for x, y in pairs
+                                 if x.speaker != y.speaker]  # fmt: skip
+                        curves.append((kind, [t + a for t in times], scores, truth, b - a))
+        minutes = {
+            k: sum(c[4] for c in curves if c[0] == k) / 60_000 for k in ("quick", "monologue")
+        }
+        for thr in thresholds:
+            found = total = 0
+            false = {"quick": 0, "monologue": 0}
+            for kind, times, scores, truth, _ in curves:
+                got, used = peaks(times, scores, thr), set()
+                for c in truth:
+                    near = [j for j, t in enumerate(got) if abs(t - c) <= 500 and j not in used]
+                    total += kind == "quick"
+                    if near:
+                        used.add(near[0])
+                        found += kind == "quick"
+                false[kind] += len(got) - len(used)
+            quick, alone = (
+                false["quick"] / minutes["quick"],
+                false["monologue"] / minutes["monologue"],
+            )
+            print(
+                f"| {half} | {thr} | {found} of {total} | {quick:.1f} / min | {alone:.2f} / min |"
+            )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--min-pause", type=int, default=None, help="segmenter's min_pause_ms")
     p.add_argument("--speakers", choices=("heard", "whole"), default="heard")
     p.add_argument("--quick-turns", action="store_true", help="the turn programs, quick")
+    p.add_argument("--changes", type=float, nargs="*", default=None, metavar="THRESHOLD",
+                   help="the baseline speaker-change rule (default 0.7 0.8 0.9 1.0)")  # fmt: skip
     args = p.parse_args()
     opts = (
         SegmentOptions() if args.min_pause is None else SegmentOptions(min_pause_ms=args.min_pause)
     )
     if args.quick_turns:
         quick_turns(opts)
+        return 0
+    if args.changes is not None:
+        changes(opts, args.changes or [0.7, 0.8, 0.9, 1.0])
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         path, turns, sentences = sample(Path(tmp))
