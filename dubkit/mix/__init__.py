@@ -344,7 +344,7 @@ def _mix(
     sep = _Separation(centre=centre, gain=float(10.0 ** (opts.bed_db / 20.0)))
     beds = _fixed_blocks(original, channels, total) if opts.mode != "replace" else None
     if opts.mode == "separate" and centre is None and beds is not None:
-        sep.bed = SeparatedBed(beds, BLOCK, total, rate, channels, prepared)
+        sep.bed = SeparatedBed(beds, total, rate, channels, prepared)
     schedule = _Schedule(clips, ramp)
     limiter = TruePeakLimiter(rate, channels, opts.true_peak_dbtp)
     try:

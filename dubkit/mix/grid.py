@@ -51,9 +51,8 @@ def chunks_over(spans: Iterable[tuple[int, int]], rate: int, total: int) -> list
 class Ahead:
     """The original's fixed blocks, readable a little before and ahead of the mix."""
 
-    def __init__(self, blocks: Iterator[np.ndarray], block: int, total: int) -> None:
+    def __init__(self, blocks: Iterator[np.ndarray], total: int) -> None:
         self._blocks = blocks
-        self._block = block
         self.total = total
         self._kept: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._next = 0

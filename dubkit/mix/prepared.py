@@ -287,7 +287,7 @@ def child() -> None:
     import traceback
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from dubkit.mix import BLOCK, spleeter, spleeter_onnx
+    from dubkit.mix import spleeter, spleeter_onnx
 
     cores = spleeter_onnx.default_threads()
     workers, threads = side_by_side(cores, _available_memory())
@@ -301,7 +301,7 @@ def child() -> None:
     spec = json.loads(line)
     rate, total = int(spec["rate"]), int(spec["total"])
     ctx = round(CONTEXT_S * rate)
-    ahead = Ahead(_blocks(spec), BLOCK, total)
+    ahead = Ahead(_blocks(spec), total)
     room = threading.Semaphore(workers + 1)  # chunks separated or waiting to be written
     done: queue.Queue[tuple[Chunk, Future[tuple[np.ndarray, np.ndarray]]] | None] = queue.Queue()
 

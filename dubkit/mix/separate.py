@@ -90,14 +90,13 @@ class SeparatedBed:
     def __init__(
         self,
         blocks: Iterator[np.ndarray],
-        block: int,
         total: int,
         rate: int,
         channels: int,
         prepared: Prepared | None = None,
     ) -> None:
         self._channels, self._prepared = channels, prepared
-        self._ahead = Ahead(blocks, block, total)
+        self._ahead = Ahead(blocks, total)
         self._rate, self._total = rate, total
         self._size, self._ctx = round(CHUNK_S * rate), round(CONTEXT_S * rate)
         self._pieces: dict[int, np.ndarray] = {}  # chunk -> its accompaniment
