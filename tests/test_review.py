@@ -503,18 +503,19 @@ def test_browser_splits_an_utterance_that_holds_two_people(
     assert written[k + 1]["voice"] == voice
 
 
-def test_browser_says_what_a_redo_of_one_language_of_several_writes(
+def test_browser_says_what_a_redo_of_one_language_of_several_rewrites(
     chromium: str, emulator: Emulator, dubbed: tuple[Path, Result], tmp_path: Path
 ) -> None:
     """A dub in several languages has one file (talk.dub.mp4) and a page per language; a
-    page's saved manifest redoes its language alone (talk.fr.mp4), and the page says so."""
+    page's saved manifest redoes that file with its language's edits, and the page says so."""
     src = tmp_path / "talk.mp4"
     shutil.copy(FIX / "speech.mp4", src)
     dubkit.dub(src, Options(target="es"), translator_for(emulator), targets=["es", "fr"])
     dom = Dom(dump_dom(chromium, tmp_path / "talk.fr.review.html", tmp_path / "p", "?save"))
     note = text(dom.find("span", id="save-note")[0])
     assert "dubkit redo talk.fr.dubkit.json" in note
-    assert "writes this language's own dub, talk.fr.mp4, and leaves talk.dub.mp4 as it is" in note
+    assert "This dub holds several languages in talk.dub.mp4: the redo writes it again" in note
+    assert "the others as talk.dub.dubkit.json has them" in note
 
     folder, _ = dubbed  # one language: nothing more to say
     dom = Dom(dump_dom(chromium, folder / "talk.es.review.html", tmp_path / "p2", "?save"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,18 @@ from dubkit.translate.engines import make_translator
 EXAMPLES = """examples:
   dubkit redo talk.es.dubkit.json        # after editing it (or saving it from the review page)
   dubkit redo talk.es.dubkit.json --json --base-url http://127.0.0.1:8000/compatible-mode/v1
+  dubkit redo talk.es.dubkit.json talk.fr.dubkit.json   # two languages of one talk.dub.mp4
 
 In the manifest, per utterance of "utterances": edit "text" (the subtitles; no request),
 "voice" or "start_ms"/"end_ms" (requested again), set "skip": true (the original plays,
 no cue), remove one, or add one ({"start_ms": 1000, "end_ms": 2500}, a "voice" optional).
 At the top, "voices" ({"S1": "Ethan"}) re-voices a speaker. Every other utterance comes
 from the translation cache, unchanged and free.
+
+A dub in several languages (talk.dub.mp4) is written again whole: give the manifests
+saved from its languages' pages together (or talk.dub.dubkit.json); the languages not
+given keep what talk.dub.dubkit.json says. They share one timeline: a span edited in
+one language is requested in every language.
 """
 
 
@@ -67,9 +74,10 @@ def describe(s: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dubkit.pipeline.redo import redo
+    from dubkit.pipeline.redo import joint_manifest, redo
 
-    args.inputs = args.manifests
+    groups = _by_dub(args.manifests, joint_manifest)
+    args.inputs = list(groups)
     env = Environment.read()
     cache = None if args.no_cache else (args.cache_dir or env.cache_dir)
     if cache is not None:
@@ -78,15 +86,29 @@ def run(args: argparse.Namespace) -> int:
 
     def one(path: Path) -> tuple[int, dict[str, Any]]:
         with common.progress_display(args, path.name) as progress:
-            result = redo(
-                path, engine, cache_dir=cache, concurrency=args.concurrency, progress=progress
-            )
-        s = summary(result)
+            done = redo(
+                groups[path], engine, cache_dir=cache, concurrency=args.concurrency,
+                progress=progress,
+            )  # fmt: skip
+        results = done if isinstance(done, tuple) else (done,)
+        s = common.summarize_run(results, summary)
         if not args.json and not args.quiet:
-            print(describe(s))
+            print(common.describe_run(s, describe))
         return (4 if s["failed"] else 0), s
 
     try:
         return common.run_inputs(args, one)
     finally:
         asyncio.run(engine.aclose())
+
+
+def _by_dub(manifests: list[Path], joint: Callable[[Path], Path | None]) -> dict[Path, list[Path]]:
+    """The manifests to redo together, by the first of each: those of one dub in several
+    languages (its languages' pages' saved manifests) make one redo; each other is its own."""
+    groups: dict[Path, list[Path]] = {}
+    first_of: dict[Path, Path] = {}
+    for m in manifests:
+        dub = joint(m)
+        key = first_of.setdefault(dub.resolve(), m) if dub is not None else m
+        groups.setdefault(key, []).append(m)
+    return groups

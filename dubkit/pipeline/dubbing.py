@@ -161,7 +161,7 @@ def dub(
             )
             stack.enter_context(contextlib.closing(stream))
             if given is not None:
-                results = [given.edit(r) for r in results]
+                results = [given.edit(r, k) for k, r in enumerate(results)]
             run = _Shared(
                 info, src, audio, Growing.of(utterances), Growing.of(found.utterances), store,
                 options, work, ahead,
@@ -173,7 +173,7 @@ def dub(
     ]
     datas = write_manifests(
         out, info, options, [lane.job for lane in lanes], envelope=wave.finish(),
-        skipped=given.skipped if given is not None else (),
+        skipped=[given.skipped_in(k) for k in range(len(out))] if given is not None else (),
     )  # fmt: skip
     for r, data in zip(out, datas, strict=True):
         if r.outputs.review is not None:
@@ -183,17 +183,23 @@ def dub(
 
 def _cast(
     lanes: Sequence[Lane], found: Speakers, options: Options, given: Given | None
-) -> tuple[list[Lane], list[list[Job]]]:
-    """Each lane cast (the given speaker labels kept) and its request per utterance (in
-    the given voices, where there are some)."""
+) -> tuple[list[Lane], list[list[Job | None]]]:
+    """Each lane cast (the given speaker labels kept; a redo's voices per language, where
+    it gives them) and its request per utterance (in the given voices, where there are
+    some; none where that language skips it)."""
     if given is not None:
         found = given.relabel(found)
-    choice = VoiceChoice(options.voice, options.voices)
-    cast = [lane.cast(found, choice) for lane in lanes]
-    jobs = [lane.jobs(found.utterances) for lane in cast]
-    if given is not None:
-        jobs = [given.jobs(j, lane.dubbed) for j, lane in zip(jobs, cast, strict=True)]
-    return cast, jobs
+
+    def choice(k: int) -> VoiceChoice:
+        mine = given.voices_of(k) if given is not None else None
+        return VoiceChoice(options.voice, options.voices if mine is None else mine)
+
+    cast = [lane.cast(found, choice(k)) for k, lane in enumerate(lanes)]
+    plain = [lane.jobs(found.utterances) for lane in cast]
+    if given is None:
+        return cast, [list(j) for j in plain]
+    pairs = enumerate(zip(plain, cast, strict=True))
+    return cast, [given.jobs(j, lane.dubbed, k) for k, (j, lane) in pairs]
 
 
 def _start_speakers(stack: contextlib.ExitStack) -> SpeakerProcess | None:

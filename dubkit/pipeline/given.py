@@ -43,14 +43,41 @@ class GivenUtterance:
 
 @dataclass(frozen=True, slots=True)
 class Given:
-    """The utterances of a run, in timeline order (skipped ones included)."""
+    """The utterances of a run, in timeline order (skipped ones included).
+
+    A redo of a dub in several languages gives each language's own edits over one shared
+    timeline: ``items`` is the first language's, ``more`` the others' (the same spans in the
+    same order; their voices, texts and skips their own), ``voices`` each language's speaker
+    voices. An utterance skipped in some languages only is still analysed, and requested in
+    the others; one skipped in every language is not.
+    """
 
     items: tuple[GivenUtterance, ...]
+    more: tuple[tuple[GivenUtterance, ...], ...] = ()
+    #: Each language's speaker voices as ``(label, voice)`` pairs; None: the run's options'.
+    voices: tuple[tuple[tuple[str, str], ...], ...] | None = None
+
+    def __post_init__(self) -> None:
+        spans = [g.utterance for g in self.items]
+        if any([g.utterance for g in lang] != spans for lang in self.more):
+            raise ValueError("every language of a run must give the same utterances")
+        if self.voices is not None and len(self.voices) != 1 + len(self.more):
+            raise ValueError("voices must give one map per language")
+
+    def language(self, k: int) -> tuple[GivenUtterance, ...]:
+        """Language ``k``'s utterances (0: :attr:`items`)."""
+        return self.items if k == 0 else self.more[k - 1]
+
+    @property
+    def _on(self) -> list[int]:
+        """The utterances some language translates."""
+        langs = (self.items, *self.more)
+        return [i for i in range(len(self.items)) if not all(lang[i].skip for lang in langs)]
 
     @property
     def active(self) -> tuple[GivenUtterance, ...]:
-        """The utterances that are translated (not skipped)."""
-        return tuple(g for g in self.items if not g.skip)
+        """The utterances that are translated (not skipped in every language)."""
+        return tuple(self.items[i] for i in self._on)
 
     @property
     def utterances(self) -> list[Utterance]:
@@ -58,22 +85,31 @@ class Given:
 
     @property
     def skipped(self) -> tuple[GivenUtterance, ...]:
-        return tuple(g for g in self.items if g.skip)
+        return self.skipped_in(0)
 
-    def jobs(self, jobs: Sequence[Job], dubbed: bool) -> list[Job]:
-        """``jobs`` (one per active utterance) with each given voice, for a dubbed lane."""
-        if not dubbed:
-            return list(jobs)
+    def skipped_in(self, k: int) -> tuple[GivenUtterance, ...]:
+        """Language ``k``'s skipped utterances."""
+        return tuple(g for g in self.language(k) if g.skip)
+
+    def voices_of(self, k: int) -> tuple[tuple[str, str], ...] | None:
+        """Language ``k``'s speaker voices, where the languages each have their own."""
+        return self.voices[k] if self.voices is not None else None
+
+    def jobs(self, jobs: Sequence[Job], dubbed: bool, k: int = 0) -> list[Job | None]:
+        """``jobs`` (one per active utterance) for language ``k``: with each given voice
+        (when it is dubbed), None where that language skips the utterance (no request)."""
+        mine = [self.language(k)[i] for i in self._on]
         return [
-            dataclasses.replace(j, voice=g.voice) if g.voice else j
-            for j, g in zip(jobs, self.active, strict=True)
+            None if g.skip else dataclasses.replace(j, voice=g.voice) if dubbed and g.voice else j
+            for j, g in zip(jobs, mine, strict=True)
         ]
 
-    def edit(self, stream: Stream) -> Iterator[list[UtteranceResult]]:
-        """``stream`` with the given texts in place of the translations' where the answer
-        came from the cache (the request did not change) and the text differs, and each
-        given voice noted."""
-        for g, results in zip(self.active, stream, strict=True):
+    def edit(self, stream: Stream, k: int = 0) -> Iterator[list[UtteranceResult]]:
+        """Language ``k``'s ``stream`` with the given texts in place of the translations'
+        where the answer came from the cache (the request did not change) and the text
+        differs, and each given voice noted."""
+        mine = [self.language(k)[i] for i in self._on]
+        for g, results in zip(mine, stream, strict=True):
             if g.voice:
                 results = [dataclasses.replace(r, voice=g.voice) for r in results]
             yield _with_text(results, g.text)
@@ -107,6 +143,8 @@ class Given:
 
 
 def _with_text(results: list[UtteranceResult], text: str | None) -> list[UtteranceResult]:
+    if not results:  # skipped in this language
+        return results
     first = results[0]
     t = first.translation
     if text is None or t is None or not first.cached or len(results) > 1 or t.text == text:

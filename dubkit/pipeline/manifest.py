@@ -222,15 +222,15 @@ def write_manifests(
     jobs: Sequence[Job],
     *,
     envelope: Envelope | None = None,
-    skipped: Sequence[GivenUtterance] = (),
+    skipped: Sequence[Sequence[GivenUtterance]] = (),
 ) -> list[dict[str, Any]]:
     """Write the run's one manifest; return each language's data (what its review page is
     built from). One language: :func:`write_manifest`'s. Several: one file whose
-    ``languages`` holds each language's manifest, the waveform given once beside them."""
+    ``languages`` holds each language's manifest, the waveform given once beside them.
+    ``skipped``: each language's utterances a redo was told to leave undubbed."""
     if len(results) == 1:
-        return [
-            write_manifest(results[0], info, options, jobs[0], envelope=envelope, skipped=skipped)
-        ]
+        own = skipped[0] if skipped else ()
+        return [write_manifest(results[0], info, options, jobs[0], envelope=envelope, skipped=own)]
     shared = len({r.outputs.media for r in results}) == 1
     dubbed = sum(1 for r in results if r.casting is not None)  # the others: subtitles only
     when = datetime.datetime.now(datetime.timezone.utc)
@@ -244,7 +244,7 @@ def write_manifests(
             created=when,
             dub_track=k if shared and k < dubbed else 0,
             dub_tracks=dubbed if shared else min(dubbed, 1),
-            skipped=skipped if k == 0 else (),
+            skipped=skipped[k] if skipped else (),
         )
         for k, (r, j) in enumerate(zip(results, jobs, strict=True))
     ]

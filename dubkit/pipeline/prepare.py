@@ -153,7 +153,7 @@ def start_translations(
     translator: Translator,
     audio: FileAudio,
     utterances: list[Utterance],
-    jobs: Sequence[Sequence[Job]],
+    jobs: Sequence[Sequence[Job | None]],
     opts: Options,
     progress: Progress | None,
     store: ClipStore | None = None,

@@ -472,14 +472,16 @@ def translate_languages(
     translator: Translator,
     audio: AudioSource,
     utterances: Sequence[Utterance],
-    jobs: Sequence[Sequence[Job]],
+    jobs: Sequence[Sequence[Job | None]],
     *,
     items: Iterator[tuple[Utterance, Sequence[Job]]] | None = None,
     **options: Any,
 ) -> tuple[Generator[list[UtteranceResult], None, None], list[Stream]]:
     """One run's utterances into several languages: ``jobs[k][i]`` is utterance ``i``'s job
-    in language ``k``. Returns the shared stream (close it to cancel every request in
-    flight) and one stream per language, each like :func:`translate_in_order`'s.
+    in language ``k``; None: no request (a redo's utterance skipped in that language alone),
+    and ``[]`` in its place in that language's stream. Returns the shared stream (close it
+    to cancel every request in flight) and one stream per language, each like
+    :func:`translate_in_order`'s.
 
     ``items``, when given, replaces ``utterances`` and ``jobs``: each utterance with its
     job in every language, as they become known (see :func:`translate_in_order`); ``jobs``
@@ -501,13 +503,41 @@ def translate_languages(
     n = len(utterances)
     if not jobs or any(len(js) != n for js in jobs):
         raise ValueError(f"jobs must give {n} jobs per language, for at least one language")
-    flat_utterances = [u for u in utterances for _ in range(k)]
-    flat_jobs = [jobs[lang][i] for i in range(n) for lang in range(k)]
+    slots = [(utterances[i], jobs[lang][i]) for i in range(n) for lang in range(k)]
+    sent = [(u, j) for u, j in slots if j is not None]
     shared = translate_in_order(
-        translator, audio, flat_utterances, jobs[0][0] if n else Job(""),
-        jobs=flat_jobs, **options,
+        translator, audio, [u for u, _ in sent], sent[0][1] if sent else Job(""),
+        jobs=[j for _, j in sent], **options,
     )  # fmt: skip
+    if len(sent) < len(slots):
+        shared = _with_gaps(shared, [j is not None for _, j in slots])
     return shared, deal(shared, k)
+
+
+def _with_gaps(
+    stream: Generator[list[UtteranceResult], None, None], sent: Sequence[bool]
+) -> Generator[list[UtteranceResult], None, None]:
+    """``stream`` (the results of the slots ``sent`` marks) with ``[]`` for the others;
+    closing it closes ``stream`` (started here, so that a close before the first result
+    still cancels the requests)."""
+
+    def gapped() -> Generator[list[UtteranceResult], None, None]:
+        try:
+            yield []  # the marker: started
+            for was_sent in sent:
+                if not was_sent:
+                    yield []
+                    continue
+                results = next(stream, None)
+                if results is None:
+                    return
+                yield results
+        finally:
+            stream.close()
+
+    out = gapped()
+    next(out)
+    return out
 
 
 def _exactly(jobs: Sequence[Job], k: int) -> Sequence[Job]:
