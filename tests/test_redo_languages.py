@@ -28,6 +28,13 @@ def _dub(emu: Emulator, folder: Path, cache: Path) -> tuple[Result, ...]:
     return dubkit.dub(src, Options(target="es", cache_dir=cache), engine, targets=["es", "fr"])
 
 
+def _dubbed(emu: Emulator, folder: Path) -> tuple[Path, dict[str, Path]]:
+    """A fresh dub in es and fr: its cache, and its languages' page-saved manifests."""
+    cache = folder / "cache"
+    _dub(emu, folder, cache)
+    return cache, _pages(folder)
+
+
 def _pages(folder: Path) -> dict[str, Path]:
     """Each language's manifest as its review page saves it (its section, the waveform)."""
     joint = _load(folder / "talk.dub.dubkit.json")
@@ -139,9 +146,7 @@ def test_redo_of_two_languages_pages_rewrites_the_one_dub(
 def test_a_span_edited_in_one_language_is_requested_in_both(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    cache = tmp_path / "cache"
-    _dub(emulator, tmp_path, cache)
-    pages = _pages(tmp_path)
+    cache, pages = _dubbed(emulator, tmp_path)
     fdata = _load(pages["fr"])
     u = fdata["utterances"][1]
     at = (u["start_ms"] + u["end_ms"]) // 2
@@ -164,9 +169,7 @@ def test_an_utterance_skipped_in_one_language_is_not_requested_in_it(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     """A new span (so nothing in the cache) skipped in Spanish alone: sent in French only."""
-    cache = tmp_path / "cache"
-    _dub(emulator, tmp_path, cache)
-    pages = _pages(tmp_path)
+    cache, pages = _dubbed(emulator, tmp_path)
     for lang, data in (("es", _load(pages["es"])), ("fr", _load(pages["fr"]))):
         u = data["utterances"][1]
         at = (u["start_ms"] + u["end_ms"]) // 2
@@ -185,9 +188,7 @@ def test_an_utterance_skipped_in_one_language_is_not_requested_in_it(
 def test_a_redo_of_several_languages_refuses_what_it_cannot_do(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    cache = tmp_path / "cache"
-    _dub(emulator, tmp_path, cache)
-    pages = _pages(tmp_path)
+    cache, pages = _dubbed(emulator, tmp_path)
     edata, fdata = _load(pages["es"]), _load(pages["fr"])
     fdata["utterances"][1]["end_ms"] -= 200  # a span only French has
     _save(pages["fr"], fdata)
