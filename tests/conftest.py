@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -70,6 +71,13 @@ def translator_for(emu: Emulator, **config: object) -> CloudTranslator:
 @pytest.fixture
 def cloud(emulator: Emulator) -> CloudTranslator:
     return translator_for(emulator)
+
+
+def default_sigint() -> None:
+    """For ``preexec_fn``: the child takes Ctrl-C as from a terminal, whatever this test run
+    inherited (a suite started in the background runs with SIGINT ignored, which its children
+    would keep: they would never see the Ctrl-C a test sends)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(

@@ -30,7 +30,7 @@ from dubkit.pipeline import Options, dub, plan_jobs
 from dubkit.translate import ArrayAudio, deal, translate_in_order, translate_languages
 from dubkit.translate.protocol import Job
 from dubkit.types import Utterance
-from tests.conftest import FIX, KEY, run_cli, translator_for
+from tests.conftest import FIX, KEY, default_sigint, run_cli, translator_for
 from tests.test_containers import packets
 
 
@@ -308,7 +308,10 @@ def test_ctrl_c_leaves_nothing_and_the_rerun_asks_only_for_what_is_missing(
             str(cache), "--concurrency", "2", "--quiet"]  # fmt: skip
     with Emulator(EmulatorConfig(api_key=KEY, latency_s=0.3)) as emu:
         env = {**os.environ, **cli_env(emu)}
-        proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env=env, stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=default_sigint,
+        )  # fmt: skip
         deadline = time.monotonic() + 120
         while sum(r.ok for r in emu.records) < 4 and time.monotonic() < deadline:
             time.sleep(0.02)

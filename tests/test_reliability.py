@@ -37,7 +37,7 @@ from dubkit.translate.cloud import CloudConfig, CloudTranslator
 from dubkit.translate.pacing import RateLimiter
 from dubkit.translate.protocol import Job
 from dubkit.types import Utterance
-from tests.conftest import FIX, KEY, noise_bursts, run_cli
+from tests.conftest import FIX, KEY, default_sigint, noise_bursts, run_cli
 
 # --- 1. fault soak ---------------------------------------------------------------------
 
@@ -160,6 +160,7 @@ def _run(
         proc = subprocess.Popen(
             [sys.executable, "-m", "dubkit", *argv], env=env, stdout=subprocess.DEVNULL,
             stderr=stderr, start_new_session=True,  # a terminal's Ctrl-C hits the whole group
+            preexec_fn=default_sigint,
         )  # fmt: skip
         try:
             while proc.poll() is None:
