@@ -136,7 +136,8 @@ def _joint_of(loaded: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[Path, dict
             raise InputError(
                 f"outputs.media: {Path(data['outputs']['media']).name} holds several "
                 "languages, and the redo reads the others from its manifest "
-                f"{shared[0].name}, which is missing",
+                f"{shared[0].name}, which is missing (run the redo where the dub was run, "
+                "or keep the saved manifest beside the dub)",
                 path=path,
             )  # fmt: skip
     if not found:
