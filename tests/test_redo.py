@@ -20,6 +20,7 @@ from dubkit.errors import ConfigError, InputError
 from dubkit.pipeline import Options, Result
 from dubkit.pipeline.given import from_cues
 from dubkit.pipeline.redo import plan_redo
+from dubkit.types import Utterance
 from tests.conftest import FIX, KEY, run_cli, translator_for
 
 
@@ -109,6 +110,7 @@ def test_redo_skip_remove_add_and_revoice_a_speaker(emulator: Emulator, tmp_path
     emulator.reset_records()
     again = dubkit.redo(path, translator_for(emulator), cache_dir=cache)
     assert len([r for r in emulator.records if r.ok]) == 1  # only the added one
+    assert again.skipped == (Utterance(skipped["start_ms"], skipped["end_ms"]),)
     spans = [(e.utterance.start_ms, e.utterance.end_ms) for e in again.timeline]
     assert (skipped["start_ms"], skipped["end_ms"]) not in spans
     for c in again.cues:  # no cue for the skipped utterance

@@ -111,6 +111,7 @@ def test_redo_of_two_languages_pages_rewrites_the_one_dub(
     out = json.loads(r.stdout)
     assert out["targets"] == ["es", "fr"] and out["media"] == str(media)
     assert [lang["requested"] for lang in out["languages"]] == [0, 1]
+    assert [lang["skipped"] for lang in out["languages"]] == [0, 1]
     assert _sent(emulator) == 1  # the French voice; the skip sends nothing
     assert emulator.records[0].target_lang == "fr"
 

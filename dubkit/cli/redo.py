@@ -58,6 +58,7 @@ def summary(result: Result) -> dict[str, Any]:
         "requested_spans": [[r.utterance.start_ms, r.utterance.end_ms] for r in sent],
         "from_cache": sum(1 for r in result.results if r.cached),
         "edited_texts": sum(1 for r in result.results if r.edited),
+        "skipped": len(result.skipped),
     }
 
 
@@ -68,7 +69,8 @@ def describe(s: dict[str, Any]) -> str:
         spans = f" (ms: {spans}{' ...' if len(s['requested_spans']) > 8 else ''})"
     redo = (
         f"  requested again: {s['requested']} utterances{spans}, "
-        f"{s['from_cache']} from the cache, {s['edited_texts']} texts edited"
+        f"{s['from_cache']} from the cache, {s['edited_texts']} texts edited, "
+        f"{s['skipped']} skipped"
     )
     return "\n".join([head, redo, *rest])
 

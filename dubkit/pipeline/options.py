@@ -16,7 +16,7 @@ from dubkit.speakers import SpeakerInfo
 from dubkit.speakers.voices import AUTO, Casting
 from dubkit.subtitles import SubtitleOptions
 from dubkit.translate import UtteranceResult
-from dubkit.types import Cue, Usage
+from dubkit.types import Cue, Usage, Utterance
 
 #: ``progress(stage, done, total)``: stages "segment", "speakers", "translate", "mix".
 Progress = Callable[[str, int, int], None]
@@ -93,6 +93,8 @@ class Result:
     cues: tuple[Cue, ...]
     #: Each speaker's voice (after a dub).
     casting: Casting | None = None
+    #: The utterances a redo was told to leave undubbed (not in ``timeline``).
+    skipped: tuple[Utterance, ...] = ()
 
     @property
     def totals(self) -> Totals:
