@@ -171,14 +171,15 @@ def dub(
         lane.result(path, translator.name, timeline, lane_cues, info, options)
         for lane, timeline, lane_cues in zip(lanes, timelines, cues, strict=True)
     ]
-    if given is not None:
+    skipped = [given.skipped_in(k) for k in range(len(out))] if given is not None else []
+    if skipped:
         out = [
-            dataclasses.replace(r, skipped=tuple(g.utterance for g in given.skipped_in(k)))
-            for k, r in enumerate(out)
+            dataclasses.replace(r, skipped=tuple(g.utterance for g in mine))
+            for r, mine in zip(out, skipped, strict=True)
         ]
     datas = write_manifests(
         out, info, options, [lane.job for lane in lanes], envelope=wave.finish(),
-        skipped=[given.skipped_in(k) for k in range(len(out))] if given is not None else (),
+        skipped=skipped,
     )  # fmt: skip
     for r, data in zip(out, datas, strict=True):
         if r.outputs.review is not None:
