@@ -23,6 +23,11 @@ from dubkit.types import MediaInfo
 log = logging.getLogger(__name__)
 
 
+#: What names the files of a dub in several languages: ``<stem>.dub.<ext>`` and its
+#: manifest ``<stem>.dub.dubkit.json`` (``.subs.`` for subtitles only).
+SEVERAL_DUBBED = "dub"
+
+
 def output_paths(path: Path, lang: str, options: Options, *, with_media: bool) -> Outputs:
     """``<stem>.<lang>.<ext>`` beside the input (or in ``out_dir``)."""
     folder = options.out_dir if options.out_dir is not None else path.parent
@@ -56,7 +61,7 @@ def run_outputs(
     if len(outs) == 1:
         return outs
     folder = options.out_dir if options.out_dir is not None else path.parent
-    base = folder / f"{path.stem}.{'dub' if with_media else 'subs'}"
+    base = folder / f"{path.stem}.{SEVERAL_DUBBED if with_media else 'subs'}"
     manifest = Path(f"{base}.dubkit.json")
     ext = mux.output_suffix(path.suffix, options.container)[0]
     media_ = Path(f"{base}{ext}") if shared else None

@@ -33,6 +33,7 @@ from dubkit.languages import resolve, resolve_voice
 from dubkit.mix import MixOptions
 from dubkit.pipeline.given import Given, GivenUtterance
 from dubkit.pipeline.options import Options, Progress, Result
+from dubkit.pipeline.outputs import SEVERAL_DUBBED
 from dubkit.subtitles import SubtitleOptions
 from dubkit.translate.protocol import Translator
 from dubkit.types import Utterance
@@ -154,7 +155,7 @@ def _shared_media(data: Mapping[str, Any], path: Path) -> list[Path] | None:
     be (as written, then beside ``path``); None when the media is this language's own."""
     outputs = data.get("outputs")
     media_out = outputs.get("media") if isinstance(outputs, dict) else None
-    if not isinstance(media_out, str) or not Path(media_out).stem.endswith(".dub"):
+    if not isinstance(media_out, str) or not Path(media_out).stem.endswith(f".{SEVERAL_DUBBED}"):
         return None
     files = data.get("files")
     rel = files.get("media") if isinstance(files, dict) else None
