@@ -10,9 +10,9 @@ its webrtcvad silence trimming (dubkit's utterances are already cut by a VAD):
 * :func:`weights_path` finds the file through the import system's spec (no import) and checks
   its SHA-256 against :data:`WEIGHTS_SHA256` (a missing package or another file is one
   :class:`~dubkit.errors.ConfigError` that says how to install it);
-* :func:`load_weights` reads it with a restricted unpickler (only ``OrderedDict``,
-  ``torch._utils._rebuild_tensor_v2`` and the typed storage names are accepted, each mapped to
-  a numpy builder; anything else is refused);
+* :func:`load_weights` reads it with :func:`dubkit.torchfile.read`, whose restricted unpickler
+  accepts only ``OrderedDict``, torch's tensor rebuild and typed storage names (numpy's array
+  names are not allowed here) and refuses anything else;
 * :class:`SpeakerEncoder` embeds utterances: volume raised to -30 dBFS (never lowered), a
   power mel spectrogram (25 ms Hann window, 10 ms hop, 400-point FFT, 40 Slaney mels, centred
   frames with zero padding as librosa 0.10+), 1.6 s partial windows at 1.3 per second, the
@@ -25,19 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
-import pickle
-import struct
-import zipfile
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from dubkit import torchfile
 from dubkit.errors import ConfigError
 
 F32 = npt.NDArray[np.float32]
@@ -59,15 +54,6 @@ BATCH = 16
 #: The weights this module is written for: ``resemblyzer/pretrained.pt`` of resemblyzer 0.1.4.
 WEIGHTS_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"
 INSTALL_HINT = "pip install --no-deps resemblyzer==0.1.4 (scripts/setup.sh does it)"
-
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_DTYPES: dict[str, np.dtype[Any]] = {
-    "FloatStorage": np.dtype("<f4"),
-    "DoubleStorage": np.dtype("<f8"),
-    "HalfStorage": np.dtype("<f2"),
-    "LongStorage": np.dtype("<i8"),
-    "IntStorage": np.dtype("<i4"),
-}
 
 
 # ---------------------------------------------------------------- reading pretrained.pt
@@ -91,111 +77,13 @@ def weights_path(package: str = "resemblyzer") -> Path:
     return path
 
 
-@dataclass(frozen=True, slots=True)
-class _Storage:
-    key: str
-    dtype: np.dtype[Any]
-    numel: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Tensor:
-    storage: _Storage
-    offset: int
-    size: tuple[int, ...]
-    stride: tuple[int, ...]
-
-
-def _rebuild_tensor_v2(
-    storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_: Any
-) -> _Tensor:
-    return _Tensor(storage, offset, tuple(size), tuple(stride))
-
-
-class _Unpickler(pickle.Unpickler):
-    """Accepts only the few globals a state dict of tensors needs; tensors stay lazy."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("collections", "OrderedDict"):
-            return OrderedDict
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor_v2
-        if module == "torch" and name in _DTYPES:
-            return _DTYPES[name]
-        raise pickle.UnpicklingError(f"refused to unpickle {module}.{name}")
-
-    def persistent_load(self, pid: Any) -> _Storage:
-        # legacy: ('storage', type, key, location, numel, view); zip: without the view
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r:.60}")
-        if len(pid) > 5 and pid[5] is not None:
-            raise pickle.UnpicklingError("storage views are not supported")
-        dtype, key, numel = pid[1], str(pid[2]), int(pid[4])
-        if not isinstance(dtype, np.dtype):
-            raise pickle.UnpicklingError(f"unexpected storage type {dtype!r}")
-        return _Storage(key, dtype, numel)
-
-
-def _unpickle(f: BinaryIO) -> Any:
-    return _Unpickler(f).load()
-
-
-def _materialize(t: _Tensor, raw: dict[str, bytes]) -> npt.NDArray[Any]:
-    flat = np.frombuffer(raw[t.storage.key], dtype=t.storage.dtype)
-    if flat.size < t.storage.numel:
-        raise ValueError(f"storage {t.storage.key} is truncated")
-    item = flat.itemsize
-    view = np.lib.stride_tricks.as_strided(
-        flat[t.offset :], shape=t.size, strides=tuple(s * item for s in t.stride)
-    )
-    return np.array(view, dtype=t.storage.dtype.newbyteorder("="))
-
-
 def read_torch_state(path: Path) -> dict[str, npt.NDArray[Any]]:
-    """The tensors of ``checkpoint["model_state"]`` in a torch ``.pt`` file, as numpy arrays.
-
-    Handles the legacy format (pretrained.pt: pickles followed by raw storages) and the zip
-    format of torch >= 1.6. Nothing but dicts, tensors and plain values is ever unpickled.
-    """
-    with path.open("rb") as f:
-        if zipfile.is_zipfile(f):
-            f.seek(0)
-            with zipfile.ZipFile(f) as z:
-                pkl = next(n for n in z.namelist() if n.endswith("/data.pkl"))
-                root = pkl[: -len("data.pkl")]
-                checkpoint = _unpickle(io.BytesIO(z.read(pkl)))
-                state = checkpoint.get("model_state", checkpoint)
-                keys = {v.storage.key for v in state.values() if isinstance(v, _Tensor)}
-                raw = {k: z.read(f"{root}data/{k}") for k in keys}
-        else:
-            f.seek(0)
-            if _unpickle(f) != _LEGACY_MAGIC:
-                raise ValueError(f"{path} is not a torch checkpoint")
-            if _unpickle(f) != 1001:
-                raise ValueError(f"{path}: unknown legacy protocol version")
-            if not _unpickle(f).get("little_endian", False):
-                raise ValueError(f"{path} was written on a big-endian machine")
-            checkpoint = _unpickle(f)
-            state = checkpoint.get("model_state", checkpoint)
-            sizes = {v.storage.key: v.storage for v in _walk(checkpoint)}
-            raw = {}
-            for key in _unpickle(f):  # the storages follow in this order
-                (numel,) = struct.unpack("<q", f.read(8))
-                raw[key] = f.read(numel * sizes[key].dtype.itemsize)
-                if len(raw[key]) < numel * sizes[key].dtype.itemsize:
-                    raise ValueError(f"{path} is truncated")
-    return {k: _materialize(v, raw) for k, v in state.items() if isinstance(v, _Tensor)}
-
-
-def _walk(obj: Any) -> list[_Tensor]:
-    """Every tensor in nested dicts/lists/tuples (a legacy file stores all storages in turn)."""
-    if isinstance(obj, _Tensor):
-        return [obj]
-    if isinstance(obj, dict):
-        return [t for v in obj.values() for t in _walk(v)]
-    if isinstance(obj, (list, tuple)):
-        return [t for v in obj for t in _walk(v)]
-    return []
+    """The tensors of ``checkpoint["model_state"]`` in a torch ``.pt`` file (zip or legacy
+    format), as numpy arrays, read by :func:`dubkit.torchfile.read`: nothing but dicts, tensors
+    and plain values is ever unpickled."""
+    checkpoint = torchfile.read(path)
+    state = checkpoint.get("model_state", checkpoint)
+    return {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
 
 
 def load_weights(path: Path | None = None) -> dict[str, npt.NDArray[np.float32]]:
