@@ -432,8 +432,11 @@ class Muxer:
     other streams, encodes the dubs and converts the cues to the container's subtitle codec.
     """
 
-    #: Blocks queued ahead of ffmpeg (with 8192-sample blocks, about 3 s of audio).
-    QUEUE_BLOCKS = 16
+    #: Bytes of mix queued ahead of ffmpeg: 128 stereo blocks of 8192 samples (22 s of
+    #: audio at 48 kHz, about a third of a second of the encoder's work). Enough to carry the
+    #: encoder across a clip's time-stretch or a burst of answers; with 16 blocks it starved
+    #: and the 10-minute dub took 6% longer (BENCHMARKS.md, 2026-12-06).
+    QUEUE_BYTES = 8 << 20
 
     def __init__(
         self,
@@ -459,8 +462,9 @@ class Muxer:
         self._stack = contextlib.ExitStack()
         self._cmd: list[str] = []
         self._child: tools.Child | None = None
+        block = 8192 * max(1, plan.channels) * 4  # float32 (channels, 8192) blocks of the mix
         self._queue: queue.Queue[tuple[int, np.ndarray | Cue] | None] = queue.Queue(
-            self.QUEUE_BLOCKS
+            max(16, self.QUEUE_BYTES // block)
         )
         self._feeder: threading.Thread | None = None
         self._broken = threading.Event()
