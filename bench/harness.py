@@ -112,8 +112,10 @@ class EmulatorProcess:
 # -- timed child processes ------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Timed:
-    """A finished child: wall seconds, exit status, its own peak RSS (``wait4``'s
-    ``ru_maxrss``) and the peak of the summed RSS of it and its descendants (polled)."""
+    """A finished child: wall seconds, exit status, ``wait4``'s ``ru_maxrss`` (the largest
+    peak of the child and of any descendant it reaped), the peak of the summed RSS of it and
+    its descendants (polled), and the peaks of the child's own process and of its largest
+    descendant apart (``VmHWM``, polled: growth in the last poll interval can be missed)."""
 
     wall_s: float
     returncode: int
@@ -121,6 +123,9 @@ class Timed:
     tree_peak_mb: float
     stderr_tail: str
     cpu_s: float = 0.0  # user + system, its own and its reaped children's (ffmpeg)
+    own_peak_mb: float = 0.0  # the child's own VmHWM, without its descendants
+    child_peak_mb: float = 0.0  # the largest VmHWM of any one descendant
+    child_peak_name: str = ""  # that descendant's command name
 
 
 def _children(pid: int) -> list[int]:
@@ -134,25 +139,41 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _rss_kb(pid: int) -> int:
+def _name(pid: int) -> str:
+    """What ``pid`` runs: the module of ``python -m MODULE``, else the program's name."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return ""
+    if "-m" in argv[:-1]:
+        return argv[argv.index("-m") + 1]
+    return Path(argv[0]).name
+
+
+def _status(pid: int) -> tuple[str, int, int]:
+    """What ``pid`` runs, its VmRSS and VmHWM (kB); zeros once it is gone."""
+    name, rss, hwm = _name(pid), 0, 0
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
+                    rss = int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+    except (OSError, IndexError):
         pass
-    return 0
+    return name, rss, hwm
 
 
-def tree_rss_kb(pid: int) -> int:
-    """Summed RSS of ``pid`` and all its descendants, now."""
-    total, todo = 0, [pid]
+def _tree(pid: int) -> list[tuple[int, str, int, int]]:
+    """``(pid, name, VmRSS, VmHWM)`` of ``pid`` and all its descendants, now."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        total += _rss_kb(p)
+        out.append((p, *_status(p)))
         todo.extend(_children(p))
-    return total
+    return out
 
 
 def run_timed(
@@ -164,6 +185,7 @@ def run_timed(
 ) -> Timed:
     """Run ``cmd`` to completion; wall time from just before spawn to reaping."""
     peak = [0]
+    hwm: dict[int, tuple[str, int]] = {}  # pid -> (name, VmHWM kB), the latest seen
     stop = threading.Event()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -172,7 +194,11 @@ def run_timed(
 
     def poll() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            tree = _tree(proc.pid)
+            peak[0] = max(peak[0], sum(rss for _, _, rss, _ in tree))
+            for p, name, _, kb in tree:
+                if kb >= hwm.get(p, ("", 0))[1]:
+                    hwm[p] = (name, kb)
             stop.wait(poll_s)
 
     poller = threading.Thread(target=poll, daemon=True)
@@ -187,7 +213,12 @@ def run_timed(
     proc.stderr.close()
     tail = " | ".join(err.decode(errors="replace").strip().splitlines()[-3:])
     cpu = usage.ru_utime + usage.ru_stime
-    return Timed(wall, proc.returncode, usage.ru_maxrss / 1024, peak[0] / 1024, tail, cpu)
+    own = hwm.pop(proc.pid, ("", 0))[1]
+    name, child = max(hwm.values(), key=lambda v: v[1], default=("", 0))
+    return Timed(
+        wall, proc.returncode, usage.ru_maxrss / 1024, peak[0] / 1024, tail, cpu,
+        own / 1024, child / 1024, name,
+    )  # fmt: skip
 
 
 def repeat(n: int, fn: Callable[[int], Timed], label: str) -> list[Timed]:
@@ -196,13 +227,17 @@ def repeat(n: int, fn: Callable[[int], Timed], label: str) -> list[Timed]:
     for i in range(n):
         t = fn(i)
         log.info(
-            "%s run %d/%d: %.2f s, status %d, peak RSS %.0f MB (tree %.0f MB)",
+            "%s run %d/%d: %.2f s, status %d, peak RSS %.0f MB (own %.0f, largest child %.0f"
+            " %s, tree %.0f MB)",
             label,
             i + 1,
             n,
             t.wall_s,
             t.returncode,
             t.maxrss_mb,
+            t.own_peak_mb,
+            t.child_peak_mb,
+            t.child_peak_name or "-",
             t.tree_peak_mb,
         )
         if t.returncode != 0:

@@ -68,16 +68,14 @@ def markdown_table(rows: list[Row]) -> str:
 def run(selected: list[str], sizes: cases.Sizes, quick: bool) -> tuple[list[Row], str]:
     rows: list[Row] = []
     verbatim = ""
-    short_runs = None
     if "overhead" in selected:
-        got, short_runs = cases.case_overhead(sizes)
-        rows += got
+        rows += cases.case_overhead(sizes)
     if "quota" in selected:
         rows += cases.case_quota(sizes)
     if "latency" in selected:
         rows += cases.case_latency(sizes)
     if "memory" in selected:
-        rows += cases.case_memory(sizes, short_runs)
+        rows += cases.case_memory(sizes)
     if "segment" in selected:
         seg = segcase.case_segment(quick, sizes.overhead_s, sizes.runs)
         rows += seg.rows
