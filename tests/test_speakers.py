@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -340,6 +342,32 @@ def test_the_speaker_process_labels_as_heard_what_the_rule_gives_in_process(
     expected = labels_of(analyze(FileAudio(whole), utts), spans, LOOKAHEAD_MS)
     assert tuple(got) == found.utterances == expected.utterances
     assert [s.label for s in found.speakers] == [s.label for s in expected.speakers]
+
+
+def test_the_speaker_process_steps_below_the_dub_once_its_first_label_is_out(
+    tmp_path: Path,
+) -> None:
+    """At the dub's priority until the first request can leave (its label decides the
+    voice), then below it, so that the encoder and the mix go first."""
+    from dubkit.speakers.process import NICE_ONCE_LABELLING, SpeakerProcess
+
+    parts, utts = [], []
+    for i in range(12):  # 18 s of speech: the first label needs LOOKAHEAD_MS after it
+        parts += [_harmonic(120.0 if i % 2 else 220.0, 1.5, seed=i), np.zeros(8000, np.int16)]
+        utts.append(Utterance(i * 2000, i * 2000 + 1500))
+    whole = tmp_path / "source.s16"
+    whole.write_bytes(np.concatenate(parts).astype("<i2").tobytes())
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    with SpeakerProcess() as child:
+        pid = child._child.proc.pid
+        assert os.getpriority(os.PRIO_PROCESS, pid) == ours
+        child.begin(whole, as_heard=True)
+        child.feed(utts)
+        labels = child.labels()
+        next(labels)  # the first label is out; the child waits for more utterances
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + NICE_ONCE_LABELLING)
+        child.end()
+        assert len([1, *labels]) == len(utts)
 
 
 def test_a_speaker_process_failing_as_heard_is_one_error_naming_the_input(

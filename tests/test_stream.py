@@ -125,6 +125,36 @@ def test_translate_in_order_yields_in_timeline_order_and_stops_cleanly(slow: Emu
     assert not [t for t in threading.enumerate() if t.name == "dubkit-translate"]
 
 
+def test_requests_run_at_most_a_window_ahead_of_the_consumer(slow: Emulator) -> None:
+    """A consumer slower than the answers (a CPU-bound mix) holds the requests back to
+    AHEAD_PER_REQUEST x concurrency results past the one it waits for; each result it
+    takes lets one more request start, and every result still comes, in order."""
+    import dubkit.translate as translate
+
+    pcm = (np.random.default_rng(2).normal(0, 3000, 16_000 * 40)).astype(np.int16)
+    utts = [Utterance(i * 2000, i * 2000 + 1500) for i in range(20)]
+    job = Job("es", None, "Cherry")
+    ahead = translate.AHEAD_PER_REQUEST * 2
+    assert ahead < len(utts) - 2
+
+    def settled() -> int:  # requests received, once no more come for 1.5 s
+        seen = -1
+        while (n := len(slow.records)) != seen:
+            seen = n
+            time.sleep(1.5)
+        return seen
+
+    slow.reset_records()
+    stream = translate_in_order(_translator(slow), ArrayAudio(pcm), utts, job, concurrency=2)
+    got = [next(stream)]  # the consumer takes result 0 and does not yet ask for result 1
+    assert settled() == ahead
+    got.append(next(stream))  # it asks for result 1: one more request may start
+    assert settled() == ahead + 1
+    got += list(stream)
+    assert [rs[0].utterance for rs in got] == utts
+    assert len(slow.records) == len(utts)
+
+
 def test_the_mix_hands_freed_memory_back_once_a_minute_of_media(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -198,6 +198,11 @@ def _write(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+#: How far the child lowers its priority (an `os.nice` increment) once its first labels are
+#: out (BENCHMARKS.md, 2026-12-06).
+NICE_ONCE_LABELLING = 10
+
+
 def _write_labels(infos: Sequence[SpeakerInfo]) -> None:
     for info in infos:
         _write({"label": [info.speaker, info.gender, info.f0_hz]})
@@ -214,6 +219,7 @@ def child() -> None:
     audio: FileAudio | None = None
     heard: AsHeard | None = None
     feats: list[VoiceFeatures] = []
+    lowered = False
     for line in sys.stdin:
         d = json.loads(line)
         if "raw" in d:
@@ -225,7 +231,14 @@ def child() -> None:
         start, end = d["span"]
         feats.append(voice_features(audio.read(start, end), encoder=encoder))
         if heard is not None:
-            _write_labels(heard.add(start, end, feats[-1]))
+            labels = heard.add(start, end, feats[-1])
+            _write_labels(labels)
+            if labels and not lowered:
+                # The first request can leave. From here on the labels are needed only as
+                # fast as the requests' window moves (translate.AHEAD_PER_REQUEST), and the
+                # encoder is the dub's critical path: this child goes below both.
+                os.nice(NICE_ONCE_LABELLING)
+                lowered = True
     if heard is not None:
         _write_labels(heard.finish())
     _write({"done": len(feats)})

@@ -48,6 +48,14 @@ SPLIT_FRAME_MS = 20
 
 T = TypeVar("T")
 
+#: A streamed run (:func:`translate_in_order`) starts a request only while it is at most
+#: this many times ``concurrency`` results past the one its consumer waits for. Where the
+#: answers come faster than the consumer takes them (a mix and an encoder that are
+#: CPU-bound), parsing answers nobody needs yet would take the CPU, and the main
+#: process's interpreter, that the mix needs now; where the answers are slower (latency, a
+#: quota), the window never closes: ``concurrency`` requests are in flight as before.
+AHEAD_PER_REQUEST = 2
+
 
 class AudioSource(Protocol):
     """Gives the int16 mono 16 kHz samples of ``[start_ms, end_ms)``."""
@@ -113,6 +121,36 @@ def quietest_split(pcm: np.ndarray, *, rate: int = VAD_RATE, frame_ms: int = SPL
     middle = (n_frames - 1) / 2
     best = min(range(lo, hi), key=lambda i: (energy[i], abs(i - middle)))
     return best * frame_ms + frame_ms // 2
+
+
+class _Window:
+    """Which requests may start: those numbered below :attr:`end`, which only grows. Made
+    and used in the run's event loop (:meth:`open_to` from another thread goes through
+    ``call_soon_threadsafe``)."""
+
+    def __init__(self, end: int) -> None:
+        self.end = end
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+
+    def open_to(self, end: int) -> None:
+        if end <= self.end:
+            return
+        self.end = end
+        still = []
+        for i, fut in self._waiting:
+            if i < end:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                still.append((i, fut))
+        self._waiting = still
+
+    async def reached(self, i: int) -> None:
+        if i < self.end:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting.append((i, fut))
+        await fut
 
 
 class _Run:
@@ -222,6 +260,7 @@ async def translate_all(
     jobs: Sequence[Job] | None = None,
     on_result: ResultFn | None = None,
     source: AsyncIterator[tuple[Utterance, Job]] | None = None,
+    window: _Window | None = None,
 ) -> list[UtteranceResult]:
     """Translate ``utterances`` (see the module doc); results in timeline order.
 
@@ -231,7 +270,8 @@ async def translate_all(
     ``on_result(i, results)`` is called as soon as utterance ``i``'s results are known
     (in completion order, not timeline order). ``source``, when given, replaces
     ``utterances`` and ``jobs``: each utterance and its job as they become known (each
-    request starts as soon as its item comes).
+    request starts as soon as its item comes). ``window``, when given, holds back the
+    request of item ``i`` until ``i`` is in it (see :data:`AHEAD_PER_REQUEST`).
 
     A split utterance contributes several results; an utterance shorter than
     ``2 * min_split_ms`` is never split. With ``video``, each request carries that
@@ -250,7 +290,7 @@ async def translate_all(
         max_split_depth=max_split_depth, min_split_ms=min_split_ms, video=video, store=store,
     )  # fmt: skip
     items = source if source is not None else _listed(list(zip(utterances, jobs, strict=True)))
-    return [r for rs in await _as_fed(run, items, on_result, on_progress) for r in rs]
+    return [r for rs in await _as_fed(run, items, on_result, on_progress, window) for r in rs]
 
 
 async def _listed(items: Sequence[tuple[Utterance, Job]]) -> AsyncIterator[tuple[Utterance, Job]]:
@@ -294,6 +334,7 @@ async def _as_fed(
     items: AsyncIterator[tuple[Utterance, Job]],
     on_result: ResultFn | None,
     on_progress: ProgressFn | None,
+    window: _Window | None = None,
 ) -> list[list[UtteranceResult]]:
     """Each item's results, in order: its request started as soon as it comes; the first
     error (the source's, or a request's fatal one) raised at once, everything else then
@@ -305,6 +346,8 @@ async def _as_fed(
     async def task(i: int, utt: Utterance, job: Job) -> list[UtteranceResult]:
         nonlocal done
         try:
+            if window is not None:
+                await window.reached(i)
             results = await run.one(utt, 0, job)
         except Exception as e:
             if not failed.done():
@@ -393,18 +436,21 @@ def _in_order(
     the worker has started (so that closing the stream always cancels it)."""
     events: queue.Queue[tuple[int, list[UtteranceResult]] | BaseException | None] = queue.Queue()
     started = threading.Event()
-    running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = []
+    running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any], _Window]] = []
+    ahead = AHEAD_PER_REQUEST * max(1, int(options.get("concurrency", 4)))
 
     async def main() -> None:
         task = asyncio.current_task()
         assert task is not None
-        running.append((asyncio.get_running_loop(), task))
+        window = _Window(ahead)
+        running.append((asyncio.get_running_loop(), task, window))
         started.set()
         try:
             await translate_all(
                 translator, audio, utterances, job,
                 on_result=lambda i, rs: events.put((i, rs)),
-                source=_pumped(items) if items is not None else None, **options,
+                source=_pumped(items) if items is not None else None, window=window,
+                **options,
             )  # fmt: skip
         finally:
             await translator.aclose()
@@ -429,6 +475,10 @@ def _in_order(
             if i in ready:
                 yield ready.pop(i)
                 i += 1
+                if running:  # the consumer now waits for result i
+                    loop, _, window = running[0]
+                    with contextlib.suppress(RuntimeError):  # the loop has ended
+                        loop.call_soon_threadsafe(window.open_to, i + ahead)
                 continue
             event = events.get()
             if isinstance(event, BaseException):
@@ -440,7 +490,7 @@ def _in_order(
             raise RuntimeError("translation ended before every utterance was done")
     finally:
         if worker.is_alive() and running:  # stopped early: cancel the requests in flight
-            loop, task = running[0]
+            loop, task, _ = running[0]
             with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
                 loop.call_soon_threadsafe(task.cancel)
         worker.join()
