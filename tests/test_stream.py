@@ -137,19 +137,21 @@ def test_requests_run_at_most_a_window_ahead_of_the_consumer(slow: Emulator) -> 
     ahead = translate.AHEAD_PER_REQUEST * 2
     assert ahead < len(utts) - 2
 
-    def settled() -> int:  # requests received, once no more come for 1.5 s
-        seen = -1
-        while (n := len(slow.records)) != seen:
-            seen = n
-            time.sleep(1.5)
-        return seen
+    def settled(expected: int) -> int:
+        """The requests received once ``expected`` have come (or 30 s have passed) and then
+        2 s more, five times the emulator's latency, in which more would have come."""
+        deadline = time.monotonic() + 30
+        while len(slow.records) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.0)
+        return len(slow.records)
 
     slow.reset_records()
     stream = translate_in_order(_translator(slow), ArrayAudio(pcm), utts, job, concurrency=2)
     got = [next(stream)]  # the consumer takes result 0 and does not yet ask for result 1
-    assert settled() == ahead
+    assert settled(ahead) == ahead
     got.append(next(stream))  # it asks for result 1: one more request may start
-    assert settled() == ahead + 1
+    assert settled(ahead + 1) == ahead + 1
     got += list(stream)
     assert [rs[0].utterance for rs in got] == utts
     assert len(slow.records) == len(utts)
