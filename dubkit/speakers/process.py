@@ -232,13 +232,14 @@ def child() -> None:
         feats.append(voice_features(audio.read(start, end), encoder=encoder))
         if heard is not None:
             labels = heard.add(start, end, feats[-1])
-            _write_labels(labels)
             if labels and not lowered:
                 # The first request can leave. From here on the labels are needed only as
                 # fast as the requests' window moves (translate.AHEAD_PER_REQUEST), and the
-                # encoder is the dub's critical path: this child goes below both.
+                # encoder is the dub's critical path: this child goes below both (before
+                # the labels are written, so that whoever reads one sees the change made).
                 os.nice(NICE_ONCE_LABELLING)
                 lowered = True
+            _write_labels(labels)
     if heard is not None:
         _write_labels(heard.finish())
     _write({"done": len(feats)})
