@@ -127,7 +127,7 @@ def test_translate_in_order_yields_in_timeline_order_and_stops_cleanly(slow: Emu
 
 def test_requests_run_at_most_a_window_ahead_of_the_consumer(slow: Emulator) -> None:
     """A consumer slower than the answers (a CPU-bound mix) holds the requests back to
-    AHEAD_PER_REQUEST x concurrency results past the one it waits for; each result it
+    AHEAD_PER_REQUEST x concurrency results, counting from the one it waits for; each result it
     takes lets one more request start, and every result still comes, in order."""
     import dubkit.translate as translate
 

@@ -48,12 +48,13 @@ SPLIT_FRAME_MS = 20
 
 T = TypeVar("T")
 
-#: A streamed run (:func:`translate_in_order`) starts a request only while it is at most
-#: this many times ``concurrency`` results past the one its consumer waits for. Where the
-#: answers come faster than the consumer takes them (a mix and an encoder that are
-#: CPU-bound), parsing answers nobody needs yet would take the CPU, and the main
-#: process's interpreter, that the mix needs now; where the answers are slower (latency, a
-#: quota), the window never closes: ``concurrency`` requests are in flight as before.
+#: A streamed run (:func:`translate_in_order`) starts a request only while it is among the
+#: next this-many-times ``concurrency`` results, counting from the one its consumer waits
+#: for (that one included). Where the answers come faster than the consumer takes them (a
+#: mix and an encoder that are CPU-bound), parsing answers nobody needs yet would take the
+#: CPU, and the main process's interpreter, that the mix needs now; where the answers are
+#: slower (latency, a quota), the window never closes: ``concurrency`` requests are in
+#: flight as before.
 AHEAD_PER_REQUEST = 2
 
 
