@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/bench_separate.py quality   # real speech over music, per sentence
     .venv/bin/python bench/bench_separate.py quality --ahead   # the regions a dub separates
+    .venv/bin/python bench/bench_separate.py halves    # per sentence, each half of the people
+    .venv/bin/python bench/bench_separate.py halves --no-harmonics   # the model's mask alone
     .venv/bin/python bench/bench_separate.py model     # the U-Nets: onnxruntime vs numpy
     .venv/bin/python bench/bench_separate.py speed     # separation through mix(), x real time
     .venv/bin/python bench/bench_separate.py dub 600   # a 10-min dub: separate vs duck
@@ -55,8 +57,8 @@ def _masked(program: np.ndarray, parts: list[np.ndarray]) -> list[np.ndarray]:
     def up(x: np.ndarray) -> np.ndarray:
         return sp._resample(np.stack([x, x]).astype(np.float32), RATE, sp.SR)
 
-    spec = sp.stft(up(program))
-    mask = sp.vocal_mask(np.abs(spec[:, :, : sp.BINS]))
+    y = up(program)
+    mask = sp.voice_mask(sp.stft(y)[:, :, : sp.BINS])
     out = []
     for p in parts:
         y = up(p)
@@ -104,6 +106,34 @@ def quality(name: str, seed: int, opts: MixOptions, ahead: bool = False) -> np.n
         coef, *_ = np.linalg.lstsq(parts, out[sl].astype(np.float64), rcond=None)
         rows.append((residue, music, 20 * np.log10(abs(coef[0])), 20 * np.log10(abs(coef[1]))))
     return np.array(rows)
+
+
+def halves(bed_db: float = -1.0) -> None:
+    """The exact residue and music level per sentence, every music program and seed, each
+    half of the people apart (``turns.TUNE``: settings are chosen on them; ``turns.REPORT``:
+    held out), at the default bed gain."""
+    import turns
+
+    g = 10 ** (bed_db / 20)
+    rows: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for name in ("music12", "music18"):
+        for seed in range(4):
+            speech, bed, tone, sentences = rs.stems(name, seed)
+            acc_s, acc_m = _masked((speech + bed + tone).astype(np.float32), [speech, bed])
+            for s in sentences:
+                half = "tune" if s.speaker in turns.TUNE else "report"
+                sl = slice(s.start_ms * 16, s.end_ms * 16)
+                act = np.concatenate([np.arange(a * 16, b * 16) for a, b in s.words])
+                residue = _db(np.mean((g * acc_s[act]) ** 2)) - _db(np.mean(speech[act] ** 2))
+                music = _db(np.mean((g * acc_m[sl]) ** 2)) - _db(np.mean(bed[sl] ** 2))
+                rows.setdefault((half, name), []).append((residue, music))
+    print("| half | program | sentences | residue median / worst | <= -25 dB | music median / "
+          "worst | music within 6 dB |\n|---|---|---|---|---|---|---|")
+    for (half, name), r in sorted(rows.items(), key=lambda kv: (kv[0][0] != "tune", kv[0][1])):
+        q = summary(np.array([(a, b, 0.0, 0.0) for a, b in r]))
+        print(f"| {half} | {name} seeds 0-3 | {len(r)} | {q['residue_median']:.1f} / "
+              f"{q['residue_worst']:.1f} | {q['residue_ok'] * 100:.0f}% | {q['music_median']:.1f} "
+              f"/ {q['music_worst']:.1f} | {q['music_ok'] * 100:.0f}% |", flush=True)
 
 
 def summary(r: np.ndarray, shift: float = 0.0) -> dict[str, float]:
@@ -223,6 +253,10 @@ def main() -> None:
                 q = summary(r, bed_db)
                 print(f"bed {bed_db:+.0f} dB {name} seed {seed}: " +
                       ", ".join(f"{k} {v:.2f}" for k, v in q.items()), flush=True)  # fmt: skip
+    elif what == "halves":
+        if "--no-harmonics" in sys.argv:  # the model's mask alone, as before 2026-12-06
+            sp.HARMONIC_TOP_HZ = 0.0
+        halves()
     elif what == "model":
         model_compare()
     elif what == "model-run":
