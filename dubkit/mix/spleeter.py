@@ -31,6 +31,7 @@ dub's process.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -289,6 +290,11 @@ def voice_mask(
     return complete_harmonics(m, f0) if f0.any() else m
 
 
+#: Praat is called by one thread at a time (the child separates two chunks side by side in
+#: threads; Praat keeps global state, and its share of the work is some 3%).
+_PRAAT = threading.Lock()
+
+
 def voice_f0(vocals: npt.NDArray[np.complex64]) -> npt.NDArray[np.float64]:
     """F0 (Hz) at each frame of ``vocals`` (one channel's STFT frames, at least
     :data:`PITCH_BINS` bins); 0 where Praat hears no voice."""
@@ -308,9 +314,10 @@ def voice_f0(vocals: npt.NDArray[np.complex64]) -> npt.NDArray[np.float64]:
     if x.size * PITCH_FLOOR_HZ < 3.5 * rate:  # Praat needs three periods of the floor
         return np.zeros(frames)
     step = HOP / SR
-    pitch = parselmouth.Sound(x, sampling_frequency=rate).to_pitch_ac(
-        time_step=step, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ
-    )
+    with _PRAAT:
+        pitch = parselmouth.Sound(x, sampling_frequency=rate).to_pitch_ac(
+            time_step=step, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ
+        )
     f0 = np.asarray(pitch.selected_array["frequency"], dtype=np.float64)
     k = np.clip(np.round((np.arange(frames) * step - np.asarray(pitch.xs())[0]) / step), 0,
                 len(f0) - 1).astype(np.int64)  # fmt: skip
