@@ -127,13 +127,18 @@ def halves(bed_db: float = -1.0) -> None:
                 residue = _db(np.mean((g * acc_s[act]) ** 2)) - _db(np.mean(speech[act] ** 2))
                 music = _db(np.mean((g * acc_m[sl]) ** 2)) - _db(np.mean(bed[sl] ** 2))
                 rows.setdefault((half, name), []).append((residue, music))
-    print("| half | program | sentences | residue median / worst | <= -25 dB | music median / "
-          "worst | music within 6 dB |\n|---|---|---|---|---|---|---|")
+    print(
+        "| half | program | sentences | residue median / worst | <= -25 dB | music median / "
+        "worst | music within 6 dB |\n|---|---|---|---|---|---|---|"
+    )
     for (half, name), r in sorted(rows.items(), key=lambda kv: (kv[0][0] != "tune", kv[0][1])):
         q = summary(np.array([(a, b, 0.0, 0.0) for a, b in r]))
-        print(f"| {half} | {name} seeds 0-3 | {len(r)} | {q['residue_median']:.1f} / "
-              f"{q['residue_worst']:.1f} | {q['residue_ok'] * 100:.0f}% | {q['music_median']:.1f} "
-              f"/ {q['music_worst']:.1f} | {q['music_ok'] * 100:.0f}% |", flush=True)
+        print(
+            f"| {half} | {name} seeds 0-3 | {len(r)} | {q['residue_median']:.1f} / "
+            f"{q['residue_worst']:.1f} | {q['residue_ok'] * 100:.0f}% | {q['music_median']:.1f} "
+            f"/ {q['music_worst']:.1f} | {q['music_ok'] * 100:.0f}% |",
+            flush=True,
+        )
 
 
 def summary(r: np.ndarray, shift: float = 0.0) -> dict[str, float]:
