@@ -290,8 +290,9 @@ def voice_mask(
     return complete_harmonics(m, f0) if f0.any() else m
 
 
-#: Praat is called by one thread at a time (the child separates two chunks side by side in
-#: threads; Praat keeps global state, and its share of the work is some 3%).
+#: Praat is called by one thread at a time: the child separates two chunks side by side in
+#: threads, Praat's C code is not documented as safe to run twice at once, and its share of
+#: a chunk's work is some 4%.
 _PRAAT = threading.Lock()
 
 
