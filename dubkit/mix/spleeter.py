@@ -240,6 +240,15 @@ def stft(x: F32) -> npt.NDArray[np.complex64]:
     return out
 
 
+def _overlap_add(out: np.ndarray, frames: np.ndarray, first: int, hop: int) -> None:
+    """Add ``frames`` (..., count, length), frame ``first`` on, into ``out`` (..., samples),
+    frame k at sample ``k * hop``."""
+    length = frames.shape[-1]
+    for j in range(frames.shape[-2]):
+        k = (first + j) * hop
+        out[..., k : k + length] += frames[..., j, :]
+
+
 def istft(spec: npt.NDArray[np.complex64], n: int) -> F32:
     """Inverse of :func:`stft` (overlap-add divided by the summed squared window)."""
     from scipy import fft as sfft
@@ -252,10 +261,8 @@ def istft(spec: npt.NDArray[np.complex64], n: int) -> F32:
     for a in range(0, frames, FRAMES_AT_ONCE):
         frames_t = sfft.irfft(spec[:, a : a + FRAMES_AT_ONCE], n=N_FFT, axis=-1, workers=-1)
         frames_t *= win
-        for j in range(frames_t.shape[1]):
-            k = a + j
-            out[:, k * HOP : k * HOP + N_FFT] += frames_t[:, j]
-            norm[k * HOP : k * HOP + N_FFT] += win * win
+        _overlap_add(out, frames_t, a, HOP)
+        _overlap_add(norm, np.broadcast_to(win * win, frames_t.shape[1:]), a, HOP)
     out /= np.maximum(norm, 1e-8)
     return out[:, N_FFT // 2 : N_FFT // 2 + n]
 
@@ -308,8 +315,7 @@ def voice_f0(vocals: npt.NDArray[np.complex64]) -> npt.NDArray[np.float64]:
     x = np.zeros(hop * (frames - 1) + n)
     for a in range(0, frames, FRAMES_AT_ONCE):  # overlap-add of the band under 4 kHz
         part = sfft.irfft(vocals[a : a + FRAMES_AT_ONCE, :PITCH_BINS], n=n, axis=-1)
-        for j, frame in enumerate(part):
-            x[(a + j) * hop : (a + j) * hop + n] += frame
+        _overlap_add(x, part, a, hop)
     x = x[n // 2 : n // 2 + hop * frames]  # centred frames: sample 0 is frame 0's centre
     rate = SR * n / N_FFT
     if x.size * PITCH_FLOOR_HZ < 3.5 * rate:  # Praat needs three periods of the floor
