@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import os
 from pathlib import Path
 
@@ -260,6 +263,33 @@ def test_summary_names_the_map_and_the_shared_voices() -> None:
     assert text.endswith("; more speakers than voices, sharing: S3 with S2 (Ethan)")
 
 
+def _same(a: object, b: object) -> bool:
+    """Equal field by field, the floats to 1e-5 of each other. The child runs BLAS on one
+    thread and this process may not; on some CPUs (AMD EPYC) OpenBLAS rounds the encoder's
+    float32 products differently with the thread count, which moves the centroids by about
+    1e-6. What the child sends back is exact (:func:`_round_trip`)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return (
+            isinstance(a, float | int)
+            and isinstance(b, float | int)
+            and math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-7)
+        )
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        return type(a) is type(b) and all(
+            _same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
+    if isinstance(a, tuple | list):
+        return isinstance(b, tuple | list) and len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
+def _round_trip(found: Speakers) -> Speakers:
+    """``found`` as the child writes it and the dub reads it back."""
+    from dubkit.speakers.process import _speakers
+
+    return _speakers(json.loads(json.dumps({"speakers": dataclasses.asdict(found)}))["speakers"])
+
+
 def _raw_people(tmp_path: Path) -> tuple[Path, list[Utterance]]:
     """A raw 16 kHz int16 file of two 'people' (120 Hz and 220 Hz) taking turns, with gaps."""
     parts, utts, at = [], [], 0
@@ -280,7 +310,9 @@ def test_the_speaker_process_finds_what_the_analysis_finds_in_process(tmp_path: 
     seen: list[tuple[int, int]] = []
     with SpeakerProcess() as child:
         got = child.find(raw, utts, lambda done, total: seen.append((done, total)))
-    assert got == find_speakers(FileAudio(raw), utts)  # the floats come back exactly
+    here = find_speakers(FileAudio(raw), utts)
+    assert _same(got, here)
+    assert _round_trip(here) == here  # the floats come back whole
     assert [s.gender for s in got.speakers] == ["male", "female"]
     assert seen[-1] == (len(utts), len(utts))
 
@@ -303,7 +335,7 @@ def test_the_speaker_process_measures_utterances_as_the_file_grows(tmp_path: Pat
         f.write(data[(utts[-1].end_ms + 500) * 32 :])
         f.flush()
         got = child.finish()
-    assert got == find_speakers(FileAudio(whole), utts)
+    assert _same(got, find_speakers(FileAudio(whole), utts))
     assert [u.speaker for u in got.utterances] == ["S1", "S2", "S1", "S2", "S1"]
 
 
