@@ -13,7 +13,7 @@ import glob
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from dubkit.errors import OutputError
@@ -140,3 +140,15 @@ def check_writable_dir(path: Path, what: str) -> None:
         raise OutputError(f"cannot create the {what}: {existing} is a file", path=path)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"{what} is not writable", path=path)
+
+
+def default_cache_dir(env: Mapping[str, str]) -> Path:
+    """Where dubkit keeps what it can make again (translations, built model graphs, Whisper's
+    converted files): ``$DUBKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/dubkit``, else
+    ``~/.cache/dubkit``."""
+    if env.get("DUBKIT_CACHE_DIR"):
+        return Path(env["DUBKIT_CACHE_DIR"]).expanduser()
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]).expanduser() / "dubkit"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".cache" / "dubkit"

@@ -120,3 +120,34 @@ def test_dubkit_onnx_0_turns_onnxruntime_off(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DUBKIT_ONNX", "0")
     assert not onnxrt.available()
     assert embed.SpeakerEncoder().runtime == "numpy"
+
+
+@pytest.mark.skipif(not onnxrt.available(), reason="onnxruntime not installed")
+def test_the_encoder_s_graph_is_built_once_and_kept(tmp_path: Path) -> None:
+    """Fresh interpreters, as a dub's speaker child is: the first builds the graph (importing
+    onnx, about a second of CPU) and keeps it in the cache folder; the next loads the kept
+    file without importing onnx and embeds the same; a damaged file is built again."""
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from dubkit.speakers.embed import SpeakerEncoder
+        clip = (np.sin(np.arange(32000) * 0.07) * 3000).astype(np.int16)
+        e = SpeakerEncoder().embed(clip)
+        print("onnx" in sys.modules, " ".join(f"{v:.9f}" for v in e[:8]))
+    """)
+    env = {k: v for k, v in __import__("os").environ.items() if k in ("PATH", "PYTHONPATH")}
+    env["DUBKIT_CACHE_DIR"] = str(tmp_path)
+
+    def run() -> tuple[str, str]:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env=env, check=True, timeout=120)  # fmt: skip
+        imported, values = done.stdout.strip().split(" ", 1)
+        return imported, values
+
+    first = run()
+    kept = embed.kept_graph(tmp_path)
+    assert first[0] == "True" and kept.stat().st_size > 1_000_000
+    assert run() == ("False", first[1])
+    kept.write_bytes(b"not a graph")
+    assert run() == ("True", first[1])
+    assert kept.stat().st_size > 1_000_000  # written again

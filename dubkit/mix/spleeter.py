@@ -200,7 +200,7 @@ def mask_model(runtime: str = "auto", threads: int | None = None) -> MaskModel:
         if runtime == "onnx":
             import os
 
-            from dubkit.translate.cache import default_cache_dir
+            from dubkit.files import default_cache_dir
 
             _LOADED[runtime] = spleeter_onnx.OnnxMask(
                 checkpoints,

@@ -10,15 +10,15 @@ and GEMMs: about 1.7x less CPU per second of audio (BENCHMARKS.md).
 
 The graph is built with ``onnx``'s helper API from the weights the first time it is needed
 and kept in the cache folder (``$DUBKIT_CACHE_DIR``, ``$XDG_CACHE_HOME/dubkit`` or
-``~/.cache/dubkit``) under a name keyed by the checkpoints' SHA-256 and :data:`GRAPH_VERSION`,
-written atomically; where that folder cannot be written, it is built in memory at each load.
+``~/.cache/dubkit``) under a name keyed by the checkpoints' SHA-256 and :data:`GRAPH_VERSION`
+(:func:`dubkit.onnxrt.cached_session`); where that folder cannot be written, it is built in
+memory at each load.
 Nothing is fetched: both packages and the weights are installed ones.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,11 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dubkit import onnxrt
-from dubkit.errors import OutputError
-from dubkit.files import write_bytes_atomic
 from dubkit.mix.spleeter_weights import EPS, batchnorm, load_checkpoint
-
-log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 
@@ -130,38 +126,12 @@ def cached_path(checkpoints: tuple[Path, Path], cache: Path) -> Path:
     return cache / f"spleeter-2stems-{cache_key(checkpoints)}.onnx"
 
 
-def model_source(
-    checkpoints: tuple[Path, Path], cache: Path | None, fresh: bool = False
-) -> str | bytes:
-    """The graph's file in ``cache`` (a folder), built and stored there first if missing
-    (or if ``fresh``); the graph itself, built in memory, where ``cache`` is None or cannot
-    be written."""
-    if cache is None:
-        return build(checkpoints)
-    path = cached_path(checkpoints, cache)
-    if path.is_file() and not fresh:
-        return str(path)
-    data = build(checkpoints)
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(path, data)
-    except (OSError, OutputError) as e:
-        log.debug("separation: cannot keep the ONNX graph in %s (%s); built in memory", cache, e)
-        return data
-    return str(path)
-
-
 class OnnxMask:
     """The vocals' mask of ``(2, T, F)`` magnitudes, by one onnxruntime session."""
 
     def __init__(self, checkpoints: tuple[Path, Path], cache: Path | None, threads: int) -> None:
-        try:
-            self._session = onnxrt.session(model_source(checkpoints, cache), threads)
-        except Exception as e:  # onnxruntime's errors have no public base class
-            if cache is None:
-                raise
-            log.debug("separation: the cached ONNX graph did not load (%s); building it", e)
-            self._session = onnxrt.session(model_source(checkpoints, cache, fresh=True), threads)
+        kept = cached_path(checkpoints, cache) if cache is not None else None
+        self._session = onnxrt.cached_session(lambda: build(checkpoints), kept, threads)
 
     def __call__(self, mag: F32, power: float = 2.0) -> F32:
         """``mag``: (2, T, F), T and F multiples of 64 -> the mask, the same shape."""

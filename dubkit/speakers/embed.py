@@ -17,8 +17,9 @@ its webrtcvad silence trimming (dubkit's utterances are already cut by a VAD):
   power mel spectrogram (25 ms Hann window, 10 ms hop, 400-point FFT, 40 Slaney mels, centred
   frames with zero padding as librosa 0.10+), 1.6 s partial windows at 1.3 per second, the
   LSTM's last hidden state -> linear -> ReLU -> L2 norm per window, windows averaged, L2 norm.
-  The LSTM and the linear layer run in onnxruntime (:func:`lstm_graph`) where it and ``onnx``
-  are installed (the ``local`` extra), else in numpy.
+  The LSTM and the linear layer run in onnxruntime (:func:`lstm_graph`, built once and kept
+  in the cache folder) where it and ``onnx`` are installed (the ``local`` extra), else in
+  numpy.
 """
 
 from __future__ import annotations
@@ -179,11 +180,21 @@ def normalize_volume(wav: F32, target_dbfs: float = TARGET_DBFS) -> F32:
 # ---------------------------------------------------------------- the encoder
 
 
+#: Changes whenever the graph :func:`lstm_graph` builds changes (part of its kept file's name).
+GRAPH_VERSION = 1
+
+
+def kept_graph(cache: Path) -> Path:
+    """Where the graph of the installed weights (:data:`WEIGHTS_SHA256`) is kept in the
+    folder ``cache`` (:func:`dubkit.onnxrt.cached_session`)."""
+    return cache / f"resemblyzer-lstm-{WEIGHTS_SHA256[:16]}-{GRAPH_VERSION}.onnx"
+
+
 def lstm_graph(weights: dict[str, npt.NDArray[np.float32]]) -> bytes:
     """The encoder as one serialized ONNX graph: input ``mels`` (frames, batch, 40) float32,
     output ``e`` (batch, 256), each window's ReLU'd projection (not yet L2-normed). Three
     ONNX ``LSTM`` nodes, their gates reordered from PyTorch's (i, f, g, o) to ONNX's
-    (i, o, f, c), then the linear layer. Built in memory at each load (about 5 MB)."""
+    (i, o, f, c), then the linear layer (about 5 MB)."""
     from onnx import TensorProto, helper, numpy_helper
 
     from dubkit import onnxrt
@@ -227,13 +238,21 @@ def lstm_graph(weights: dict[str, npt.NDArray[np.float32]]) -> bytes:
 class SpeakerEncoder:
     """Resemblyzer's d-vector encoder: its LSTM in onnxruntime where installed (about 1.9x
     less CPU than numpy, the same embeddings within 1e-4), else in numpy (float32; BLAS
-    matmuls, one tanh per step). ``runtime``: "auto", "onnx" or "numpy"."""
+    matmuls, one tanh per step). ``runtime``: "auto", "onnx" or "numpy".
+
+    The installed weights' graph is kept in the cache folder (``$DUBKIT_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/dubkit`` or ``~/.cache/dubkit``), so that ``onnx`` is imported (about a
+    second of CPU) only the first time; other ``weights`` are built in memory each time."""
 
     def __init__(
         self, weights: dict[str, npt.NDArray[np.float32]] | None = None, runtime: str = "auto"
     ) -> None:
-        from dubkit import onnxrt
+        import os
 
+        from dubkit import onnxrt
+        from dubkit.files import default_cache_dir
+
+        kept = kept_graph(default_cache_dir(os.environ)) if weights is None else None
         w = weights if weights is not None else load_weights()
         if runtime == "auto":
             runtime = "onnx" if onnxrt.available() else "numpy"
@@ -242,7 +261,11 @@ class SpeakerEncoder:
         #: "onnx" or "numpy": which one embeds.
         self.runtime = runtime
         # one thread: the encoder runs beside the segmentation (or the dub) on shared cores
-        self._session = onnxrt.session(lstm_graph(w), threads=1) if runtime == "onnx" else None
+        self._session = (
+            onnxrt.cached_session(lambda: lstm_graph(w), kept, threads=1)
+            if runtime == "onnx"
+            else None
+        )
         # numpy's weights, prepared only where numpy embeds. sigmoid(x) = (1 + tanh(x/2)) / 2:
         # the i, f, o gate rows are halved once here, so each step needs a single tanh over
         # all four gates (PyTorch order i, f, g, o).

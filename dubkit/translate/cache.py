@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dubkit.errors import OutputError
+from dubkit.files import default_cache_dir as default_cache_dir
 from dubkit.files import write_bytes_atomic
 from dubkit.translate.protocol import Job
 from dubkit.types import Translation, Usage
@@ -29,16 +30,6 @@ log = logging.getLogger(__name__)
 _MAGIC = b"DUBKIT-CACHE 1\n"
 _KEY_VERSION = "dubkit-translation-key-1"
 _SUFFIX = ".dkc"
-
-
-def default_cache_dir(env: Mapping[str, str]) -> Path:
-    """``$DUBKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/dubkit``, else ``~/.cache/dubkit``."""
-    if env.get("DUBKIT_CACHE_DIR"):
-        return Path(env["DUBKIT_CACHE_DIR"]).expanduser()
-    if env.get("XDG_CACHE_HOME"):
-        return Path(env["XDG_CACHE_HOME"]).expanduser() / "dubkit"
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    return home / ".cache" / "dubkit"
 
 
 class TranslationCache:
