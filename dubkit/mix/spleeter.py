@@ -351,13 +351,13 @@ def complete_harmonics(mask: F32, f0: npt.NDArray[np.float64]) -> F32:
 
 
 def _resample(x: F32, src: int, dst: int) -> F32:
-    """(channels, n) float32 from ``src`` Hz to ``dst`` Hz (libsoxr, high quality; it
-    imports in milliseconds, where scipy.signal took a second of the child's start)."""
+    """(channels, n) float32 from ``src`` Hz to ``dst`` Hz, each channel by FFmpeg's resampler
+    (:func:`dubkit.media.resample`; scipy.signal's import cost the child a second at start)."""
     if src == dst:
         return x
-    import soxr
+    from dubkit.media import resample
 
-    return np.ascontiguousarray(soxr.resample(x.T, src, dst, quality="HQ").T, np.float32)
+    return np.stack([resample(channel, src, dst) for channel in x])
 
 
 def separate(
