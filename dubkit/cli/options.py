@@ -15,6 +15,7 @@ from dubkit.pipeline import Options, parse_targets
 from dubkit.pipeline.options import SPEAKER_MODES
 from dubkit.segment.spans import DETECTORS, MAX_REQUEST_MS, SegmentOptions
 from dubkit.speakers.voices import parse_voice_map
+from dubkit.translate import DEFAULT_CONCURRENCY
 from dubkit.translate.config import Environment
 from dubkit.translate.engines import EngineOptions
 
@@ -59,7 +60,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         help="which official endpoint (keys are region-bound)",
     )
     g.add_argument("--model", default="qwen3-livetranslate-flash", help="model name")
-    g.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
+    g.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                   help="requests in flight at once")  # fmt: skip
     g.add_argument("--rpm", type=int, default=100, help="requests-per-minute budget")
     g.add_argument("--tpm", type=int, default=100_000, help="tokens-per-minute budget")
     g.add_argument(

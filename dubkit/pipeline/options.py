@@ -15,7 +15,7 @@ from dubkit.segment import SegmentOptions
 from dubkit.speakers import SpeakerInfo
 from dubkit.speakers.voices import AUTO, Casting
 from dubkit.subtitles import SubtitleOptions
-from dubkit.translate import UtteranceResult
+from dubkit.translate import DEFAULT_CONCURRENCY, UtteranceResult
 from dubkit.types import Cue, Usage, Utterance
 
 #: ``progress(stage, done, total)``: stages "segment", "speakers", "translate", "mix".
@@ -37,7 +37,7 @@ class Options:
     voices: tuple[tuple[str, str], ...] = ()  # per-speaker voices: ("S1", "Ethan"), ...
     out_dir: Path | None = None
     formats: tuple[str, ...] = ("srt",)
-    concurrency: int = 4
+    concurrency: int = DEFAULT_CONCURRENCY
     cache_dir: Path | None = None  # None: no cache
     visual: bool = False
     keep_original: bool = True

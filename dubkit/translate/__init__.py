@@ -56,6 +56,8 @@ T = TypeVar("T")
 #: slower (latency, a quota), the window never closes: ``concurrency`` requests are in
 #: flight as before.
 AHEAD_PER_REQUEST = 2
+#: Requests in flight at once unless the caller says otherwise.
+DEFAULT_CONCURRENCY = 4
 
 
 class AudioSource(Protocol):
@@ -251,7 +253,7 @@ async def translate_all(
     utterances: Sequence[Utterance],
     job: Job,
     *,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
     cache: TranslationCache | None = None,
     on_progress: ProgressFn | None = None,
     max_split_depth: int = 3,
@@ -438,7 +440,7 @@ def _in_order(
     events: queue.Queue[tuple[int, list[UtteranceResult]] | BaseException | None] = queue.Queue()
     started = threading.Event()
     running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any], _Window]] = []
-    ahead = AHEAD_PER_REQUEST * max(1, int(options.get("concurrency", 4)))
+    ahead = AHEAD_PER_REQUEST * max(1, int(options.get("concurrency", DEFAULT_CONCURRENCY)))
 
     async def main() -> None:
         task = asyncio.current_task()
