@@ -31,7 +31,6 @@ dub's process.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +63,6 @@ HARMONIC_WIDTH_MAX = 0.3
 #: The vocals' pitch is read (Praat's autocorrelation) from their bins under 4 kHz, made into
 #: samples by inverse FFTs of 744 points: 8,010 Hz, and a hop of exactly 186 samples.
 PITCH_BINS = 373
-PITCH_FLOOR_HZ = 60.0
-PITCH_CEILING_HZ = 400.0
 
 # ------------------------------------------------------------------ U-Net in numpy
 
@@ -296,17 +293,12 @@ def voice_mask(
     return complete_harmonics(m, f0) if f0.any() else m
 
 
-#: Praat is called by one thread at a time: the child separates two chunks side by side in
-#: threads, Praat's C code is not documented as safe to run twice at once, and its share of
-#: a chunk's work is some 4%.
-_PRAAT = threading.Lock()
-
-
 def voice_f0(vocals: npt.NDArray[np.complex64]) -> npt.NDArray[np.float64]:
     """F0 (Hz) at each frame of ``vocals`` (one channel's STFT frames, at least
     :data:`PITCH_BINS` bins); 0 where Praat hears no voice."""
-    import parselmouth
     from scipy import fft as sfft
+
+    from dubkit.pitch import praat_pitch
 
     frames = vocals.shape[0]
     n = 2 * (PITCH_BINS - 1)
@@ -316,16 +308,12 @@ def voice_f0(vocals: npt.NDArray[np.complex64]) -> npt.NDArray[np.float64]:
         part = sfft.irfft(vocals[a : a + FRAMES_AT_ONCE, :PITCH_BINS], n=n, axis=-1)
         _overlap_add(x, part, a, hop)
     x = x[n // 2 : n // 2 + hop * frames]  # centred frames: sample 0 is frame 0's centre
-    rate = SR * n / N_FFT
-    if x.size * PITCH_FLOOR_HZ < 3.5 * rate:  # Praat needs three periods of the floor
-        return np.zeros(frames)
     step = HOP / SR
-    with _PRAAT:
-        pitch = parselmouth.Sound(x, sampling_frequency=rate).to_pitch_ac(
-            time_step=step, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ
-        )
-    f0 = np.asarray(pitch.selected_array["frequency"], dtype=np.float64)
-    k = np.clip(np.round((np.arange(frames) * step - np.asarray(pitch.xs())[0]) / step), 0,
+    read = praat_pitch(x, SR * n / N_FFT, step)
+    if read is None:
+        return np.zeros(frames)
+    f0, times = read
+    k = np.clip(np.round((np.arange(frames) * step - times[0]) / step), 0,
                 len(f0) - 1).astype(np.int64)  # fmt: skip
     return f0[k]
 

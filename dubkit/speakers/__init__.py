@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 #: Below this speaker median F0 a voice is taken as a man's (adult men about 85-155 Hz,
 #: women about 165-255 Hz).
 GENDER_SPLIT_HZ = 160.0
-PITCH_FLOOR_HZ = 60.0
-PITCH_CEILING_HZ = 400.0
 #: Two groups of utterances whose average similarity (the mean cosine between their partial
 #: windows, the background mean taken off each), less :data:`PITCH_WEIGHT` per octave between
 #: their pitches, is at least this are one person. Chosen with the weight on the tune half
@@ -133,17 +131,14 @@ def pitch_track(pcm: np.ndarray, rate: int = VAD_RATE) -> npt.NDArray[np.float64
 
 def _pitch(x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], int]:
     """The F0 of the loud voiced frames, and how many frames are voiced (loud or not)."""
-    import parselmouth
+    from dubkit.pitch import praat_pitch
 
-    if x.size * PITCH_FLOOR_HZ < 3.5 * RATE_8K:  # Praat needs three periods of the floor
+    read = praat_pitch(x, RATE_8K, PITCH_STEP_MS / 1000)
+    if read is None:
         return np.zeros(0), 0
-    pitch = parselmouth.Sound(x, sampling_frequency=RATE_8K).to_pitch_ac(
-        time_step=PITCH_STEP_MS / 1000, pitch_floor=PITCH_FLOOR_HZ,
-        pitch_ceiling=PITCH_CEILING_HZ,
-    )  # fmt: skip
-    f0 = np.asarray(pitch.selected_array["frequency"], dtype=np.float64)
+    f0, times = read
     voiced = f0 > 0
-    return f0[voiced & _loud_at(x, np.asarray(pitch.xs()))], int(voiced.sum())
+    return f0[voiced & _loud_at(x, times)], int(voiced.sum())
 
 
 def _loud_at(x: npt.NDArray[np.float64], times: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
