@@ -151,3 +151,32 @@ def test_the_encoder_s_graph_is_built_once_and_kept(tmp_path: Path) -> None:
     kept.write_bytes(b"not a graph")
     assert run() == ("True", first[1])
     assert kept.stat().st_size > 1_000_000  # written again
+
+
+@pytest.mark.skipif(not onnxrt.available(), reason="onnxruntime not installed")
+def test_a_graph_that_cannot_be_kept_is_built_in_memory(tmp_path: Path) -> None:
+    """Where the cache folder cannot be made (here a file stands in its way), the session
+    still runs, from the graph built in memory, and nothing is left behind."""
+    from onnx import TensorProto, helper
+
+    def build() -> bytes:
+        built.append(1)
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+        graph = helper.make_graph([helper.make_node("Neg", ["x"], ["y"])], "neg", [x], [y])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", onnxrt.OPSET)])
+        model.ir_version = onnxrt.IR_VERSION
+        return bytes(model.SerializeToString())
+
+    built: list[int] = []
+    (tmp_path / "cache").write_text("a file, not a folder")
+    kept = tmp_path / "cache" / "neg.onnx"
+    for _ in range(2):  # built each time: there is nowhere to keep it
+        session = onnxrt.cached_session(build, kept, threads=1)
+        out = session.run(["y"], {"x": np.array([1.0, -2.0], np.float32)})[0]
+        assert out.tolist() == [-1.0, 2.0]
+    assert len(built) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+    kept = tmp_path / "ok" / "neg.onnx"  # and where it can be kept, it is built once
+    for _ in range(2):
+        onnxrt.cached_session(build, kept, threads=1)
+    assert len(built) == 3 and kept.is_file()
