@@ -284,10 +284,16 @@ def _same(a: object, b: object) -> bool:
 
 
 def _round_trip(found: Speakers) -> Speakers:
-    """``found`` as the child writes it and the dub reads it back."""
-    from dubkit.speakers.process import _speakers
+    """``found`` through the child's writer (its line on stdout) and the dub's reader."""
+    import contextlib
+    import io
 
-    return _speakers(json.loads(json.dumps({"speakers": dataclasses.asdict(found)}))["speakers"])
+    from dubkit.speakers.process import _speakers, _write
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        _write({"speakers": dataclasses.asdict(found)})
+    return _speakers(json.loads(out.getvalue())["speakers"])
 
 
 def _raw_people(tmp_path: Path) -> tuple[Path, list[Utterance]]:
