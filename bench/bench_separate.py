@@ -70,6 +70,22 @@ def _masked(program: np.ndarray, parts: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def _exact(
+    s: rs.Sentence,
+    g: float,
+    speech: np.ndarray,
+    bed: np.ndarray,
+    acc_s: np.ndarray,
+    acc_m: np.ndarray,
+) -> tuple[float, float]:
+    """Sentence ``s``'s exact residue (the speech left over its words) and music level (over
+    the sentence), dB against the stems, under a bed gain ``g``."""
+    sl = slice(s.start_ms * 16, s.end_ms * 16)
+    act = np.concatenate([np.arange(a * 16, b * 16) for a, b in s.words])
+    residue = _db(np.mean((g * acc_s[act]) ** 2)) - _db(np.mean(speech[act] ** 2))
+    return residue, _db(np.mean((g * acc_m[sl]) ** 2)) - _db(np.mean(bed[sl] ** 2))
+
+
 def _mixed(program: np.ndarray, sentences: list, opts: MixOptions, ahead: bool) -> np.ndarray:
     """mix() with silent clips on ``sentences``: separated in step, or ``ahead`` over the
     regions their starts give (as a dub's utterances do, :mod:`dubkit.mix.prepared`)."""
@@ -99,9 +115,7 @@ def quality(name: str, seed: int, opts: MixOptions, ahead: bool = False) -> np.n
     rows = []
     for s in sentences:
         sl = slice(s.start_ms * 16, s.end_ms * 16)
-        act = np.concatenate([np.arange(a * 16, b * 16) for a, b in s.words])
-        residue = _db(np.mean((g * acc_s[act]) ** 2)) - _db(np.mean(speech[act] ** 2))
-        music = _db(np.mean((g * acc_m[sl]) ** 2)) - _db(np.mean(bed[sl] ** 2))
+        residue, music = _exact(s, g, speech, bed, acc_s, acc_m)
         parts = np.stack([speech[sl], bed[sl], tone[sl]], axis=1)
         coef, *_ = np.linalg.lstsq(parts, out[sl].astype(np.float64), rcond=None)
         rows.append((residue, music, 20 * np.log10(abs(coef[0])), 20 * np.log10(abs(coef[1]))))
@@ -122,11 +136,7 @@ def halves(bed_db: float = -1.0) -> None:
             acc_s, acc_m = _masked((speech + bed + tone).astype(np.float32), [speech, bed])
             for s in sentences:
                 half = "tune" if s.speaker in turns.TUNE else "report"
-                sl = slice(s.start_ms * 16, s.end_ms * 16)
-                act = np.concatenate([np.arange(a * 16, b * 16) for a, b in s.words])
-                residue = _db(np.mean((g * acc_s[act]) ** 2)) - _db(np.mean(speech[act] ** 2))
-                music = _db(np.mean((g * acc_m[sl]) ** 2)) - _db(np.mean(bed[sl] ** 2))
-                rows.setdefault((half, name), []).append((residue, music))
+                rows.setdefault((half, name), []).append(_exact(s, g, speech, bed, acc_s, acc_m))
     print(
         "| half | program | sentences | residue median / worst | <= -25 dB | music median / "
         "worst | music within 6 dB |\n|---|---|---|---|---|---|---|"
