@@ -363,8 +363,8 @@ def separate(
     vocals = np.zeros_like(x2)
     for c0 in range(0, ch, 2):
         pair = x2[:, c0 : c0 + 2].T  # (1 or 2, n)
-        stereo = np.repeat(pair, 2, axis=0) if pair.shape[0] == 1 else pair
-        y = _resample(np.ascontiguousarray(stereo), rate, SR)
+        y = _resample(np.ascontiguousarray(pair), rate, SR)  # each channel on its own
+        y = np.repeat(y, 2, axis=0) if pair.shape[0] == 1 else y  # mono as identical L/R
         spec = stft(y)
         low = spec[:, :, :BINS]  # the bins above are left out: the vocals stop at 11 kHz
         low *= voice_mask(low, model, power)
