@@ -515,16 +515,18 @@ def _two_utterances(
 
 def test_the_onset_padding_grows_where_the_pause_before_is_loud() -> None:
     # Speech 40 dB over the pause: the fixed 90 ms lead. 12 dB over it (a loud bed masks a
-    # soft first consonant): 10 ms more per dB under 27 dB, at most half the 500 ms pause.
+    # soft first consonant): 5 ms more per dB under 27 dB, at most half the 500 ms pause.
     o = SegmentOptions()
     clean = _two_utterances(-60.0, o)
     noisy = _two_utterances(-32.0, o)
     assert [u.start_ms for u in clean] == [1980 - 90, 5940 - 90]
-    assert [u.start_ms for u in noisy] == [1980 - 240, 5940 - 240]
+    assert [u.start_ms for u in noisy] == [1980 - 165, 5940 - 165]
+    steep = _two_utterances(-32.0, dataclasses.replace(o, onset_ms_per_db=10.0))
+    assert [u.start_ms for u in steep] == [1980 - 240, 5940 - 240]
     # the lead is kept apart: the speaker analysis reads from the usual 90 ms before the onset
     assert [u.core_start_ms for u in noisy] == [1980 - 90, 5940 - 90]
     assert [u.core_start_ms for u in clean] == [u.start_ms for u in clean]
-    assert noisy[0] == Utterance(1980 - 240, noisy[0].end_ms)  # the lead is not its identity
+    assert noisy[0] == Utterance(1980 - 165, noisy[0].end_ms)  # the lead is not its identity
     assert noisy[0].end_ms <= noisy[1].start_ms  # never into the utterance before
     fixed = _two_utterances(-32.0, dataclasses.replace(o, onset_ms_per_db=0.0))
     assert [u.start_ms for u in fixed] == [1980 - 90, 5940 - 90]
@@ -534,4 +536,46 @@ def test_the_onset_padding_grows_where_the_pause_before_is_loud() -> None:
     # the shortest pause that parts two utterances (510 ms): neither side crosses its middle
     first, second = _two_utterances(-32.0, o, gap_ms=510)
     middle = (3960 + 4470) // 2
-    assert first.end_ms <= middle <= second.start_ms == 4470 - 240
+    assert first.end_ms <= middle <= second.start_ms == 4470 - 165
+
+
+def _held(speech_ms: int, held_ms: int, pause_ms: int, options: SegmentOptions) -> list[Utterance]:
+    """One second of pause, ``speech_ms`` of confirmed speech held ``held_ms`` more by Silero,
+    ``pause_ms`` of pause, the same speech again, one second of pause."""
+    from dubkit.segment.spans import SpanTracker
+
+    f = options.frame_ms
+    parts = [(990, False, False), (speech_ms, True, True), (held_ms, False, True)]
+    parts += [(pause_ms - held_ms, False, False), (speech_ms, True, True), (990, False, False)]
+    voiced = np.concatenate([np.full(ms // f, v) for ms, v, _ in parts])
+    held = np.concatenate([np.full(ms // f, h) for ms, _, h in parts])
+    energy = np.where(voiced, -20.0, -50.0)
+    tracker = SpanTracker(options)
+    return tracker.push(voiced, energy, held) + tracker.finish()
+
+
+def test_an_utterance_ends_where_silero_lets_go_within_half_the_pause() -> None:
+    """Issue 29: the end is the last frame Silero holds (not webrtcvad's last), no padding;
+    never past the middle of the pause; the confirmed frames alone decide which pauses
+    separate utterances, so a hold never bridges two sentences."""
+    o = SegmentOptions()
+    assert o.silero_holds_end and o.end_pad_ms == 0
+    a, b = _held(1980, 150, 900, o)
+    assert (a.start_ms, a.end_ms) == (990 - 90, 990 + 1980 + 150)
+    assert b.start_ms == 990 + 1980 + 900 - 90
+    # held through the whole pause: cut at its middle
+    a, b = _held(1980, 600, 600, o)
+    assert a.end_ms == 990 + 1980 + 300 <= b.start_ms
+    # a hold lasts at most the minimum pause (17 frames: 510 ms)
+    assert _held(1980, 900, 2000, o)[0].end_ms == 990 + 1980 + 510
+    # a 600 ms pause separates two utterances even where Silero holds 450 ms of it
+    assert len(_held(1980, 450, 600, o)) == 2
+    # without a hold, and for webrtcvad alone, the end padding as before
+    w = SegmentOptions(detector="webrtcvad", frame_ms=30)
+    assert not w.silero_holds_end and (w.end_pad_ms, w.release_slope) == (120, 10.0)
+    none = SegmentOptions(silero_release=None)
+    assert not none.silero_holds_end and none.end_pad_ms == 120
+    assert _held(1980, 150, 900, none)[0].end_ms == 990 + 1980 + 120
+    # padding asked for is added after the hold
+    padded = dataclasses.replace(o, pad_after_ms=60)
+    assert _held(1980, 150, 900, padded)[0].end_ms == 990 + 1980 + 150 + 60

@@ -92,6 +92,11 @@ class SileroConfirm:
     windows starts, after 320 ms of lead-in. Decisions lag one group (480 ms) behind the
     input so that the lead-in never depends on how the audio was chunked: the result is the
     same for any batching.
+
+    After a confirmed frame, the frames are *held* while Silero gives them ``silero_release``,
+    proposed or not (their windows are run too): the utterance ends where Silero lets go, not
+    where webrtcvad stops proposing, while the confirmed frames alone say which pauses
+    separate utterances (see :class:`SegmentOptions`).
     """
 
     RATE = 8_000
@@ -111,6 +116,8 @@ class SileroConfirm:
         self._proposed: list[bool] = []
         self._energy: list[float] = []
         self._evaluated_last = False  # whether the window before the pending ones was run
+        self._release = options.silero_release if options.silero_holds_end else None
+        self._speech_last = False  # whether the last decided frame was speech
 
     @property
     def pending_frames(self) -> int:
@@ -118,21 +125,22 @@ class SileroConfirm:
 
     def push(
         self, frames: np.ndarray, proposed: list[bool], energy: np.ndarray
-    ) -> tuple[list[bool], list[float]]:
-        """Take frames and webrtcvad's proposals; return the decided frames (lagging)."""
+    ) -> tuple[list[bool], list[float], list[bool]]:
+        """Take frames and webrtcvad's proposals; return the decided frames (lagging), their
+        energies, and the frames Silero holds as speech (see ``silero_release``)."""
         self._audio.extend(frames)
         self._proposed.extend(proposed)
         self._energy.extend(energy.tolist())
         ready = (len(self._proposed) // self.GROUP - 1) * self.GROUP
         return self._decide(max(ready, 0))
 
-    def finish(self) -> tuple[list[bool], list[float]]:
+    def finish(self) -> tuple[list[bool], list[float], list[bool]]:
         """Decide every pending frame (the last group padded with silence)."""
         return self._decide(len(self._proposed))
 
-    def _decide(self, n: int) -> tuple[list[bool], list[float]]:
+    def _decide(self, n: int) -> tuple[list[bool], list[float], list[bool]]:
         if n == 0:
-            return [], []
+            return [], [], []
         g, w = self.GROUP, self.WINDOW
         known = len(self._proposed)
         rows = -(-known // g) * g
@@ -149,7 +157,6 @@ class SileroConfirm:
         )
         proposed = np.zeros(rows, dtype=bool)
         proposed[:known] = self._proposed
-        n_windows = decided * 15 // g
         hit = np.zeros(rows * 15 // g, dtype=bool)  # windows overlapping a proposed frame
         ks = np.flatnonzero(proposed)  # a frame (240 samples) overlaps one or two windows
         hit[ks * frame_len // w] = True
@@ -160,24 +167,34 @@ class SileroConfirm:
                 need[: len(hit) - shift] |= hit[shift:]
             else:
                 need[-shift:] |= hit[:shift]
-        prob = np.zeros(n_windows, dtype=np.float32)
-        evaluated = self._evaluated_last
-        for j in range(n_windows):
-            if not need[j]:
-                evaluated = False
-                continue
-            if not evaluated:
-                self._model.reset()
-            prob[j] = self._model.process(memoryview(x[j * w : (j + 1) * w].data))
-            evaluated = True
-        self._evaluated_last = evaluated
-        ks = np.arange(n)
-        first, last = ks * frame_len // w, (ks * frame_len + frame_len - 1) // w
-        frame_prob = np.maximum(prob[first], prob[last])
-        out = (np.asarray(self._proposed[:n]) & (frame_prob >= self._threshold)).tolist()
+        # frame by frame: a proposed frame is speech at ``threshold``; after speech, a frame
+        # is held while Silero gives it ``release`` (its windows run, proposed or not)
+        prob = np.zeros(decided * 15 // g, dtype=np.float32)
+        evaluated, speech = self._evaluated_last, self._speech_last
+        release = self._release
+        out: list[bool] = []
+        held: list[bool] = []
+        next_window = 0
+        for k in range(n):
+            first, last = k * frame_len // w, (k * frame_len + frame_len - 1) // w
+            for j in range(next_window, last + 1):
+                if not (need[j] or (speech and release is not None)):
+                    evaluated = False
+                    continue
+                if not evaluated:
+                    self._model.reset()
+                prob[j] = self._model.process(memoryview(x[j * w : (j + 1) * w].data))
+                evaluated = True
+            next_window = last + 1
+            p = max(prob[first], prob[last])
+            confirmed = bool(self._proposed[k]) and p >= self._threshold
+            speech = confirmed or (speech and release is not None and p >= release)
+            out.append(confirmed)
+            held.append(speech)
+        self._evaluated_last, self._speech_last = evaluated, speech
         energy = self._energy[:n]
         del self._audio[:n], self._proposed[:n], self._energy[:n]
-        return out, energy
+        return out, energy, held
 
 
 class Segmenter:

