@@ -89,8 +89,7 @@ class SegmentOptions:
             98.2 and 98.4% of the words' time kept against 97.8 and 96.9%, BENCHMARKS.md).
             That lead is marked on the utterance (:attr:`Utterance.lead_ms`) and left out of
             the speaker analysis: with it in, people taking turns kept their label less often
-            (94.8% against 96.7%). 0 gives a fixed ``pad_before_ms``. 5 ms a dB since Silero
-            holds the end (10 before, when the ends lost more of the words).
+            (94.8% against 96.7%). 0 gives a fixed ``pad_before_ms``.
         min_pause_ms: the shortest pause that separates two utterances; shorter pauses are
             bridged. 500 ms keeps a read sentence whole and still cuts between sentences and
             at most turn changes.
@@ -115,7 +114,7 @@ class SegmentOptions:
     release_snr_db: float = 27.0
     release_ms_per_db: float | None = None
     onset_snr_db: float = 27.0
-    onset_ms_per_db: float = 5.0
+    onset_ms_per_db: float = 10.0
     min_pause_ms: int = 500
     min_utterance_ms: int = 400
     max_utterance_ms: int = 15_000
