@@ -577,3 +577,39 @@ def test_an_utterance_ends_where_silero_lets_go_within_half_the_pause() -> None:
     # padding asked for is added after the hold
     padded = dataclasses.replace(o, pad_after_ms=60)
     assert _held(1980, 150, 900, padded)[0].end_ms == 990 + 1980 + 150 + 60
+
+
+@given(_talk(), st.data())
+@settings(max_examples=200, deadline=None)
+def test_silero_s_hold_never_crosses_the_middle_of_a_pause_and_is_batching_free(
+    case: tuple[SegmentOptions, list[bool]], data: st.DataObject
+) -> None:
+    """Issue 29: whatever Silero holds (any frames, even where no speech was), an utterance's
+    end stays in the first half of the pause after the speech; the result does not depend on
+    how the frames were batched; the held frames never change which pauses part utterances."""
+    talk, frames = case
+    opts = dataclasses.replace(talk, detector="webrtcvad+silero", frame_ms=30)
+    held = data.draw(st.lists(st.booleans(), min_size=len(frames), max_size=len(frames)))
+    held = [h or v for h, v in zip(held, frames, strict=True)]
+    energy = [-20.0 if v else -70.0 for v in frames]
+    whole_tracker = SpanTracker(opts)
+    whole = whole_tracker.push(frames, energy, held) + whole_tracker.finish()
+    check_invariants(whole, len(frames) * 30, opts)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(frames)), max_size=5)))
+    tracker, pieces = SpanTracker(opts), []
+    for a, b in zip([0, *cuts], [*cuts, len(frames)], strict=True):
+        pieces += tracker.push(frames[a:b], energy[a:b], held[a:b])
+    assert pieces + tracker.finish() == whole
+    runs = [(k * 30, (k + 1) * 30) for k, v in enumerate(frames) if v]
+    for u, v in itertools.pairwise(whole):
+        assert u.end_ms <= v.start_ms
+        if u.end_ms == v.start_ms:
+            continue
+        before = max(b for a, b in runs if b <= u.end_ms)
+        after = min(a for a, b in runs if a >= v.start_ms)
+        assert u.end_ms <= (before + after) / 2 + 15, (u, v)
+    plain = SpanTracker(opts)
+    unheld = plain.push(frames, energy, [False] * len(frames)) + plain.finish()
+    assert len(unheld) == len(whole)  # the same utterances, only their ends moved
+    for a, b in zip(unheld, whole, strict=True):
+        assert a.start_ms == b.start_ms and a.end_ms <= b.end_ms

@@ -59,14 +59,16 @@ class SegmentOptions:
             ``"webrtcvad"`` alone (faster; lets music and noise into the edges).
         silero_threshold: the Silero speech probability a proposed frame needs (Silero's own
             default; lower values let music into the edges without finding more speech).
-        silero_release: once speech has started, a frame stays speech while Silero gives it
-            this probability, whether webrtcvad proposes it or not: the utterance ends where
-            Silero lets go. webrtcvad's proposals stop early at a sentence's end, because the
-            energy gate's floor rises through the sentence and a masked last sound is near it:
-            on the tune half of the real-speech set (word-level truth), the end missed the words
-            by up to 170 ms under music and noise and overshot them by up to 340, where Silero's
-            end lies 26 to 156 ms after them (BENCHMARKS.md, 2026-12-07). None: webrtcvad ends
-            speech too. Only with the ``webrtcvad+silero`` detector.
+        silero_release: after confirmed speech, the frames are *held* while Silero gives them
+            this probability, whether webrtcvad proposes them or not, and the utterance ends
+            where the hold ends (at most ``min_pause_ms`` on, never past the middle of the
+            pause); the confirmed frames alone still say which pauses part utterances.
+            webrtcvad's proposals stop early at a sentence's end (the energy gate's floor rises
+            through a sentence, and a masked last sound is near it): on the tune half of the
+            real-speech set (word-level truth), its padded end clipped the words by up to 170 ms
+            under music and overshot them by up to 340, where the hold's end lies 22 to 156 ms
+            after them in quiet rooms and under music (P10 to P90; BENCHMARKS.md, 2026-12-07).
+            None: webrtcvad ends speech, padded. Only with the ``webrtcvad+silero`` detector.
         pad_before_ms: time kept before the detected onset (soft onsets that Silero and the
             hysteresis do not call speech yet). Never past the middle of the pause before it.
         pad_after_ms: time kept after the detected end (breathy releases, quiet final
