@@ -116,8 +116,9 @@ def test_chinese_gives_more_men_their_own_voice() -> None:
 #: Its genders bound is 0.79 since the start padding grows under noise (2026-12-06): one
 #: 473 ms fragment under pink noise (seed 3) now overlaps a woman's sentence and is counted,
 #: with the label it had before: 209 of 262 right against 209 of 261. Since Silero holds the
-#: ends (issue 29, 2026-12-07), the tune half is unchanged (145 of 150, 96.7%; 51 of 52) and
-#: the report half keeps 224 of 262 (222 before) but tells 27 of its 44 pairs apart (29).
+#: ends (issue 29, 2026-12-07), the tune half keeps 145 of 150 (96.7%, as 148 of 153 before;
+#: 51 of 52 pairs) and the report half 224 of 262 (222 before) but tells 27 of its 44 pairs
+#: apart (29).
 TURN_BOUNDS = {"tune": (0.96, 0.96, 51), "report": (0.84, 0.79, 27)}
 
 
