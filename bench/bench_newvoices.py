@@ -41,7 +41,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import platform
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import newvoices as nv  # noqa: E402
 import voicedata  # noqa: E402
-from bench_voices import Rule, tally  # noqa: E402
+from bench_voices import Rule, Tally, tally  # noqa: E402
 
 from dubkit.speakers import cluster  # noqa: E402
 
@@ -67,25 +66,16 @@ HEADER = (
 
 def per_person(
     programs: Sequence[voicedata.Measured], rule: Rule
-) -> dict[str, tuple[int, int, int, int, float]]:
-    """Each person's utterances under their majority label (taken program by program), their
-    utterances, programs, utterances given the right gender, and median F0 (Hz) of their
-    voiced utterances, over ``programs``."""
-    rows = {p.id: [0, 0, 0, 0] for p in nv.PEOPLE}
-    f0: dict[str, list[float]] = {p.id: [] for p in nv.PEOPLE}
-    for m in programs:
-        by: dict[str, list[str]] = {}
-        for who, f, info in zip(m.truth, m.feats, rule(m.feats).utterances, strict=True):
-            if who:
-                by.setdefault(who, []).append(info.speaker)
-                rows[who][3] += info.gender[0] == nv.GENDER[who]
-                if f.voiced:
-                    f0[who].append(f.f0_hz)
-        for who, labels in by.items():
-            rows[who][0] += Counter(labels).most_common(1)[0][1]
-            rows[who][1] += len(labels)
-            rows[who][2] += 1
-    return {p: (*r, float(np.median(f0[p])) if f0[p] else 0.0) for p, r in rows.items()}  # type: ignore[misc]
+) -> dict[str, tuple[Tally, float]]:
+    """Each person's :class:`bench_voices.Tally` over ``programs`` (their utterances under
+    their majority label, program by program; their genders; ``people`` counts their
+    programs), and the median F0 (Hz) of their voiced utterances."""
+    out = {}
+    for p in nv.PEOPLE:
+        f0 = [f.f0_hz for m in programs for who, f in zip(m.truth, m.feats, strict=True)
+              if who == p.id and f.voiced]  # fmt: skip
+        out[p.id] = (tally(programs, {p.id}, rule), float(np.median(f0)) if f0 else 0.0)
+    return out
 
 
 def report(rule: Rule = cluster) -> list[str]:
@@ -99,11 +89,11 @@ def report(rule: Rule = cluster) -> list[str]:
              "| median F0 | programs |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     counts = per_person(every, rule)
     for p in nv.PEOPLE:
-        kept, total, n, right, hz = counts[p.id]
-        if total:
+        t, hz = counts[p.id]
+        if t.total:
             rows.append(f"| {p.id} | {p.gender} | {p.language} | {p.package} "
-                        f"| {kept}/{total} ({100 * kept / total:.0f}%) "
-                        f"| {right}/{total} | {hz:.0f} Hz | {n} |")  # fmt: skip
+                        f"| {t.kept}/{t.total} ({100 * t.kept / t.total:.0f}%) "
+                        f"| {t.gender_right}/{t.total} | {hz:.0f} Hz | {t.people} |")  # fmt: skip
     return rows
 
 
