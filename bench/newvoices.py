@@ -135,7 +135,7 @@ class Clip:
 
 @functools.cache
 def clip(path: Path) -> Clip | None:
-    """``path`` as a :class:`Clip` (as ``realspeech._clip`` makes its clips); None when it
+    """``path`` as a :class:`Clip` (trimmed by ``realspeech.trim``, as its clips are); None when it
     is no sentence (its speech spans under :data:`MIN_SPEECH_MS` or over :data:`MAX_SPEECH_MS`)
     or FFmpeg cannot read it (one 0.6 s GSM file of es-co)."""
     try:
@@ -147,14 +147,7 @@ def clip(path: Path) -> Clip | None:
     runs = rs.active_runs(x) if x.size >= rs.RATE // 10 else []
     if not runs or not MIN_SPEECH_MS <= (runs[-1][1] - runs[0][0]) * rs.FRAME_MS <= MAX_SPEECH_MS:
         return None
-    f = rs.RATE * rs.FRAME_MS // 1000
-    margin = 200 // rs.FRAME_MS
-    first, last = max(runs[0][0] - margin, 0), min(runs[-1][1] + margin, len(x) // f)
-    gain = 10 ** ((rs.SPEECH_DBFS - rs.active_level_db(x, runs)) / 20)
-    trimmed = x[first * f : last * f] * gain
-    ramp = np.linspace(0.0, 1.0, 160)  # 10 ms fades: no clicks where the clip meets the tone
-    trimmed[:160] *= ramp
-    trimmed[-160:] *= ramp[::-1]
+    trimmed, first, _ = rs.trim(x, runs)
     name = f"{path.parent.name}/{path.name}"
     return Clip(name, trimmed, tuple((a - first, b - first) for a, b in runs))
 
