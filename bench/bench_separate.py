@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_separate.py quality --ahead   # the regions a dub separates
     .venv/bin/python bench/bench_separate.py halves    # per sentence, each half of the people
     .venv/bin/python bench/bench_separate.py halves --no-harmonics   # the model's mask alone
+    .venv/bin/python bench/bench_separate.py halves --gain-db -24   # the programs 24 dB quieter
     .venv/bin/python bench/bench_separate.py model     # the U-Nets: onnxruntime vs numpy
     .venv/bin/python bench/bench_separate.py speed     # separation through mix(), x real time
     .venv/bin/python bench/bench_separate.py dub 600   # a 10-min dub: separate vs duck
@@ -122,17 +123,20 @@ def quality(name: str, seed: int, opts: MixOptions, ahead: bool = False) -> np.n
     return np.array(rows)
 
 
-def halves(bed_db: float = -1.0) -> None:
+def halves(bed_db: float = -1.0, gain_db: float = 0.0) -> None:
     """The exact residue and music level per sentence, every music program and seed, each
     half of the people apart (``turns.TUNE``: settings are chosen on them; ``turns.REPORT``:
-    held out), at the default bed gain."""
+    held out), at the default bed gain; the programs ``gain_db`` louder or quieter."""
     import turns
 
     g = 10 ** (bed_db / 20)
     rows: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for name in ("music12", "music18"):
         for seed in range(4):
-            speech, bed, tone, sentences = rs.stems(name, seed)
+            speech, bed, tone, sentences = (
+                x * 10 ** (gain_db / 20) if isinstance(x, np.ndarray) else x
+                for x in rs.stems(name, seed)
+            )
             acc_s, acc_m = _masked((speech + bed + tone).astype(np.float32), [speech, bed])
             for s in sentences:
                 half = "tune" if s.speaker in turns.TUNE else "report"
@@ -271,7 +275,8 @@ def main() -> None:
     elif what == "halves":
         if "--no-harmonics" in sys.argv:  # the model's mask alone, as before 2026-12-06
             sp.HARMONIC_TOP_HZ = 0.0
-        halves()
+        gain = float(sys.argv[sys.argv.index("--gain-db") + 1]) if "--gain-db" in sys.argv else 0
+        halves(gain_db=gain)
     elif what == "model":
         model_compare()
     elif what == "model-run":

@@ -125,6 +125,32 @@ def test_real_voice_over_music_is_removed_and_the_music_kept() -> None:
     assert np.array_equal(out[~near], original[~near])  # elsewhere bit for bit
 
 
+@needs_model
+@needs_speech
+def test_the_mask_does_not_depend_on_the_program_s_level() -> None:
+    """The U-Nets are not linear in their input: the same programs 24 dB quieter left a
+    sentence's voice at -3 dB and took the music 24 dB down (their worst, against -15 and
+    -9 dB at the development level, BENCHMARKS.md). Each segment is brought to one level."""
+    speech, bed, tone, _ = realspeech.stems("music12")
+    x = (speech + bed + tone)[: 15 * RATE]
+    y = spleeter._resample(np.stack([x, x]).astype(np.float32), RATE, spleeter.SR)
+    mag = np.abs(spleeter.stft(y)[:, :, : spleeter.BINS])
+    usual = spleeter.vocal_mask(mag)
+    assert usual.shape[1] > spleeter.SEGMENT  # two segments, each scaled on its own
+    assert 0.05 < usual.mean() < 0.95  # voice and music, not a mask of one value
+
+    def moved_db(mask: np.ndarray) -> float:
+        """The vocals' change against the program (empty bins, above the 16 kHz recording's
+        8 kHz, hold a mask of nothing and weigh nothing)."""
+        return float(10 * np.log10(np.sum(((mask - usual) * mag) ** 2) / np.sum(mag**2)))
+
+    for gain_db in (-30.0, 12.0):
+        g = np.float32(10 ** (gain_db / 20))
+        assert moved_db(spleeter.vocal_mask(mag * g)) < -60, gain_db
+    silence = spleeter.vocal_mask(np.zeros((2, 64, spleeter.BINS), np.float32))
+    assert np.all(np.isfinite(silence))
+
+
 def test_the_mask_is_completed_at_the_harmonics_below_1_khz_and_nowhere_else() -> None:
     mask = np.full((2, 3, spleeter.BINS), 0.25, np.float32)
     f0 = np.array([0.0, 100.0, 0.0])  # the voice is heard in the middle frame only
