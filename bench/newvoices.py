@@ -210,9 +210,7 @@ def program(condition: str, seed: int, k: int) -> object:
         words = tuple((start_ms + (a - first) * rs.FRAME_MS, start_ms + (b - first) * rs.FRAME_MS)
                       for a, b in c.runs)  # fmt: skip
         truth.append(rs.Sentence(words[0][0], words[-1][1], p, GENDER[p], c.name, words))
-    bed = turns._bed(rs, condition, n_samples, seed)
-    noise = rs.room_tone(n_samples, np.random.default_rng(rs.SEED + seed + 11))
-    pcm = np.clip(np.round((speech + bed + noise) * 32768.0), -32768, 32767).astype(np.int16)
+    pcm = turns.over(rs, condition, speech, seed)
     return rs.Program(f"newvoices-{condition}", pcm, tuple(truth), ())
 
 
