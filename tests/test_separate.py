@@ -128,9 +128,10 @@ def test_real_voice_over_music_is_removed_and_the_music_kept() -> None:
 @needs_model
 @needs_speech
 def test_the_mask_does_not_depend_on_the_program_s_level() -> None:
-    """The U-Nets are not linear in their input: the same programs 24 dB quieter left a
-    sentence's voice at -3 dB and took the music 24 dB down (their worst, against -15 and
-    -9 dB at the development level, BENCHMARKS.md). Each segment is brought to one level."""
+    """The U-Nets are not linear in their input: the music18 programs 24 dB quieter left
+    their worst sentence's voice at -2.6 dB and took the music down 24.3 dB on another
+    (-16.1 and -8.7 dB at the development level, BENCHMARKS.md). Each segment is brought to
+    one level first."""
     speech, bed, tone, _ = realspeech.stems("music12")
     x = (speech + bed + tone)[: 15 * RATE]
     y = spleeter._resample(np.stack([x, x]).astype(np.float32), RATE, spleeter.SR)

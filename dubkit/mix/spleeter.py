@@ -49,11 +49,11 @@ BINS = 1024  # bins the U-Nets see (0 .. ~11 kHz)
 SEGMENT = 512  # frames per U-Net pass (Spleeter's T)
 ALIGN = 64  # 6 stride-2 layers: a segment's frame count must be a multiple of 64
 #: The mean magnitude (of the first :data:`BINS` bins, this STFT's scale) each segment is
-#: brought to before the U-Nets. They are not linear: the same program 24 dB quieter left a
-#: sentence's voice at -3 dB instead of -16 dB (its worst), and hotter programs keep more of
-#: the voice with the music. 0.4 is the level of the development programs (speech at -26 dBFS,
-#: a music bed 12 or 18 dB under it, 0.35 to 0.45 a segment), where the mask's power, the
-#: harmonics and the bed's gain were chosen; every input is now separated as they are.
+#: brought to before the U-Nets. They are not linear: the same programs 24 dB quieter left
+#: their worst sentence's voice at -3 dB instead of -15 or -16 dB, and hotter programs keep
+#: more of the voice with the music. 0.4 is the level of the development programs (speech at
+#: -26 dBFS, a music bed 12 or 18 dB under it, 0.35 to 0.45 a segment), where the mask's
+#: power, the harmonics and the bed's gain were chosen; every input is now separated as they are.
 LEVEL = 0.4
 
 #: The voice's harmonics below this are given to the vocals wherever its pitch is known
