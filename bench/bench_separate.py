@@ -133,10 +133,8 @@ def halves(bed_db: float = -1.0, gain_db: float = 0.0) -> None:
     rows: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for name in ("music12", "music18"):
         for seed in range(4):
-            speech, bed, tone, sentences = (
-                x * 10 ** (gain_db / 20) if isinstance(x, np.ndarray) else x
-                for x in rs.stems(name, seed)
-            )
+            speech, bed, tone, sentences = rs.stems(name, seed)
+            speech, bed, tone = (x * 10 ** (gain_db / 20) for x in (speech, bed, tone))
             acc_s, acc_m = _masked((speech + bed + tone).astype(np.float32), [speech, bed])
             for s in sentences:
                 half = "tune" if s.speaker in turns.TUNE else "report"
