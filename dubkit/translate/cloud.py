@@ -18,6 +18,10 @@ Nofish (:data:`~dubkit.languages.FALLBACK_VOICES`); logged once, set in ``Transl
 Retries are done here (the SDK's own are off): exponential backoff with full jitter,
 ``Retry-After`` honoured, and every 429 pauses the shared :class:`RateLimiter`.
 The API key never appears in any repr, log line or exception text.
+
+The SDK is imported with the first request, not with this module: loading it takes about half
+a second (its hundreds of typed models), which a run whose answers are all cached, a dry run
+or a redo that sends nothing would spend for nothing.
 """
 
 from __future__ import annotations
@@ -31,10 +35,9 @@ import random
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import openai
 
 from dubkit.errors import AuthError, ConfigError, ServiceError, TooLargeError, TruncatedError
 from dubkit.languages import FALLBACK_VOICES
@@ -42,6 +45,9 @@ from dubkit.translate.config import check_base_url, check_key
 from dubkit.translate.pacing import RateLimiter, backoff_delay, count_attempt, estimate_tokens
 from dubkit.translate.protocol import Job
 from dubkit.types import SERVICE_RATE, VAD_RATE, Translation, Usage
+
+if TYPE_CHECKING:
+    import openai
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +340,8 @@ class ErrorMapper:
         return ServiceError(f"{where}: request refused ({detail})", **kw)
 
     def transport(self, exc: openai.APIError) -> ServiceError:
+        import openai
+
         where = self._config.endpoint
         if isinstance(exc, openai.APITimeoutError):
             return ServiceError(f"{where}: request timed out", retryable=True)
@@ -399,6 +407,8 @@ class CloudTranslator:
         return ident
 
     def _client_now(self) -> openai.AsyncOpenAI:
+        import openai
+
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
             self._client = openai.AsyncOpenAI(
@@ -463,6 +473,8 @@ class CloudTranslator:
                 await asyncio.sleep(delay)
 
     async def _request_once(self, request: dict[str, Any]) -> Translation:
+        import openai
+
         client = self._client_now()
         try:
             stream = await client.chat.completions.create(**request)
