@@ -17,11 +17,12 @@ import pytest
 import dubkit
 from dubkit.emulator import Emulator
 from dubkit.errors import ConfigError, InputError
+from dubkit.mix import MixOptions
 from dubkit.pipeline import Options, Result
 from dubkit.pipeline.given import from_cues
 from dubkit.pipeline.redo import plan_redo
 from dubkit.types import Utterance
-from tests.conftest import FIX, KEY, run_cli, translator_for
+from tests.conftest import DUCK, FIX, KEY, run_cli, translator_for
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +30,12 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("redo-cache")
 
 
-def _dub(emu: Emulator, folder: Path, cache: Path, name: str = "speech.wav") -> Result:
+def _dub(
+    emu: Emulator, folder: Path, cache: Path, name: str = "speech.wav", mix: MixOptions = DUCK
+) -> Result:
     src = folder / name
     shutil.copy(FIX / name, src)
-    return dubkit.dub(src, Options(target="es", cache_dir=cache), translator_for(emu))
+    return dubkit.dub(src, Options(target="es", cache_dir=cache, mix=mix), translator_for(emu))
 
 
 def _samples(path: Path) -> np.ndarray:
@@ -51,7 +54,7 @@ def _save(path: Path, data: dict[str, Any]) -> None:
 def test_redo_of_an_unedited_manifest_sends_nothing_and_gives_the_same_dub(
     emulator: Emulator, tmp_path: Path, cache: Path
 ) -> None:
-    first = _dub(emulator, tmp_path, cache)
+    first = _dub(emulator, tmp_path, cache, mix=MixOptions())  # the separation redone the same
     assert first.outputs.media is not None
     before = _samples(first.outputs.media)
     srt = first.outputs.subtitles[0].read_text(encoding="utf-8")
@@ -284,7 +287,8 @@ def test_redo_killed_and_resumed_gives_the_uninterrupted_outputs(
             folder.mkdir()
             shutil.copy(FIX / "speech.mp4", folder / "talk.mp4")
             args = ["dub", str(folder / "talk.mp4"), "--to", "es", "--base-url", emu.base_url,
-                    "--cache-dir", str(cache), "--quiet", "--min-pause", "300"]  # fmt: skip
+                    "--cache-dir", str(cache), "--quiet", "--min-pause", "300",
+                    "--mix", "duck"]  # fmt: skip
             assert run_cli(*args, env={"DASHSCOPE_API_KEY": KEY}).returncode == 0
             manifest = folder / "talk.es.dubkit.json"
             data = _load(manifest)

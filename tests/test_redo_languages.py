@@ -18,14 +18,15 @@ from dubkit.emulator import Emulator
 from dubkit.errors import InputError
 from dubkit.pipeline import Options, Result
 from dubkit.pipeline.redo import plan_redo
-from tests.conftest import FIX, KEY, run_cli, translator_for
+from tests.conftest import DUCK, FIX, KEY, run_cli, translator_for
 
 
 def _dub(emu: Emulator, folder: Path, cache: Path) -> tuple[Result, ...]:
     src = folder / "talk.mp4"
     shutil.copy(FIX / "speech.mp4", src)
     engine = translator_for(emu)
-    return dubkit.dub(src, Options(target="es", cache_dir=cache), engine, targets=["es", "fr"])
+    opts = Options(target="es", cache_dir=cache, mix=DUCK)
+    return dubkit.dub(src, opts, engine, targets=["es", "fr"])
 
 
 def _dubbed(emu: Emulator, folder: Path) -> tuple[Path, dict[str, Path]]:

@@ -21,7 +21,7 @@ from dubkit.pipeline.manifest import cues_by_utterance
 from dubkit.review import MARKER, review_html, review_path, write_review
 from dubkit.review.envelope import EnvelopeBuilder
 from dubkit.types import Cue
-from tests.conftest import FIX, run_cli, translator_for
+from tests.conftest import DUCK, FIX, run_cli, translator_for
 from tests.review_fixtures import HOSTILE, dump_dom, find_chromium, synthetic_manifest
 
 SPED = 1.15
@@ -119,7 +119,7 @@ def dubbed(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> tupl
     folder = tmp_path_factory.mktemp("review")
     src = folder / "talk.mp4"
     shutil.copy(FIX / "speech.mp4", src)
-    result = dubkit.dub(src, Options(target="es"), translator_for(emulator))
+    result = dubkit.dub(src, Options(target="es", mix=DUCK), translator_for(emulator))
     return folder, result
 
 
@@ -466,7 +466,8 @@ def test_browser_splits_an_utterance_that_holds_two_people(
     src = tmp_path / "talk.wav"
     shutil.copy(FIX / "speech.wav", src)
     cache = tmp_path / "cache"
-    first = dubkit.dub(src, Options(target="es", cache_dir=cache), translator_for(emulator))
+    opts = Options(target="es", cache_dir=cache, mix=DUCK)
+    first = dubkit.dub(src, opts, translator_for(emulator))
     page, path = first.outputs.review, first.outputs.manifest
     assert page is not None
     items = json.loads(path.read_text(encoding="utf-8"))["utterances"]
@@ -510,7 +511,7 @@ def test_browser_says_what_a_redo_of_one_language_of_several_rewrites(
     page's saved manifest redoes that file with its language's edits, and the page says so."""
     src = tmp_path / "talk.mp4"
     shutil.copy(FIX / "speech.mp4", src)
-    dubkit.dub(src, Options(target="es"), translator_for(emulator), targets=["es", "fr"])
+    dubkit.dub(src, Options(target="es", mix=DUCK), translator_for(emulator), targets=["es", "fr"])
     dom = Dom(dump_dom(chromium, tmp_path / "talk.fr.review.html", tmp_path / "p", "?save"))
     note = text(dom.find("span", id="save-note")[0])
     assert "dubkit redo talk.fr.dubkit.json" in note
