@@ -54,7 +54,7 @@ def _save(path: Path, data: dict[str, Any]) -> None:
 def test_redo_of_an_unedited_manifest_sends_nothing_and_gives_the_same_dub(
     emulator: Emulator, tmp_path: Path, cache: Path
 ) -> None:
-    first = _dub(emulator, tmp_path, cache, mix=MixOptions())  # the separation redone the same
+    first = _dub(emulator, tmp_path, cache, mix=MixOptions())  # the default: separated again
     assert first.outputs.media is not None
     before = _samples(first.outputs.media)
     srt = first.outputs.subtitles[0].read_text(encoding="utf-8")
