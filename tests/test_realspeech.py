@@ -81,6 +81,24 @@ def test_ground_truth_is_measured_not_assumed() -> None:
         assert 300 <= s.active_ms <= s.end_ms - s.start_ms
 
 
+def test_the_word_truth_leaves_out_the_pause_the_aligner_laid_into_a_word() -> None:
+    """hts1's second sentence: the aligner gave "the" 780 ms, most of them the pause before
+    it, whose hiss (-65 to -69 dB, 50 dB under his loud frames) rises just over his
+    recording's floor + 6 dB 140 ms before his voice. The word starts where his voice does."""
+    import wordtruth  # realspeech's sibling, on the path once realspeech is loaded
+
+    rec = next(r for r in rs.RECORDINGS if r.name == "hts1")
+    db = rs.frame_db(rs.load(rec.path))
+    voice = 3_240  # his first frame within 35 dB of his loud ones after the pause
+
+    def the(range_db: float) -> tuple[int, int]:
+        return next(w for w in wordtruth.trimmed("hts1", db, rs.FRAME_MS, range_db) if w[0] > 2_500)
+
+    assert the(rs.ACTIVE_RANGE_DB)[0] == voice
+    assert the(float("inf"))[0] <= voice - 100  # the floor alone kept the pause in the word
+    assert db[voice // rs.FRAME_MS] > db.max() - 40 > db[voice // rs.FRAME_MS - 1]
+
+
 def test_masked_releases_are_kept_under_noise() -> None:
     """Issue 29: under pink noise at 10 dB SNR a sentence's last sound is masked, not absent;
     the utterance ends where Silero stops hearing speech, not where webrtcvad let go, so the
