@@ -562,6 +562,25 @@ class Muxer:
         assert self._child is not None
         return self._child.failure("ffmpeg failed writing the output", path=self.output)
 
+    def _end(self, feeder: threading.Thread) -> None:
+        """Put the producer's end and wait for the feeder to finish.
+
+        A Ctrl-C that lands inside an earlier ``put``, between ``Condition.notify`` releasing
+        the feeder's waiter and forgetting it, leaves that spent waiter first in line: the next
+        ``notify`` (this end's) goes to it and the feeder sleeps on, with the end in the queue,
+        while this thread waits for it. Seen once in the kill-and-resume test, a dub hung for
+        good after Ctrl-C while muxing. So the feeder is woken again until it has finished."""
+        queue_, ended = self._queue, False
+        while feeder.is_alive():
+            with queue_.not_empty:
+                queue_.not_empty.notify_all()
+            if not ended:
+                with contextlib.suppress(queue.Full):  # the feeder makes room, once woken
+                    queue_.put(None, timeout=0.05)
+                    ended = True
+                continue
+            feeder.join(0.05)
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -574,8 +593,7 @@ class Muxer:
         try:
             if exc_type is not None:
                 proc.kill()
-            self._queue.put(None)
-            feeder.join()
+            self._end(feeder)
             if proc.wait() != 0 and exc_type is None:
                 raise self._failure()
         except BaseException:

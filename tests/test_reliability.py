@@ -139,6 +139,10 @@ def _part_files(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if ".part" in p.name]
 
 
+#: A signalled run that has not stopped after this long has hung (it stops within seconds).
+STOP_S = 60.0
+
+
 def _run(
     argv: list[str],
     label: str,
@@ -168,6 +172,8 @@ def _run(
                 if trigger is not None and not signalled and trigger(time.monotonic() - start):
                     os.killpg(proc.pid, sig)  # ffmpeg included, as a terminal would
                     signalled = time.monotonic()
+                if signalled and time.monotonic() - signalled > STOP_S:
+                    pytest.fail(f"{label}: still running {STOP_S:g} s after signal {sig}")
                 time.sleep(0.02)
         finally:
             if proc.poll() is None:
@@ -429,3 +435,38 @@ def test_subtitle_files_get_the_usual_permissions(tmp_path: Path) -> None:
     cues = [Cue(1000, 2500, ("Hola.",))]
     for path in (write_srt(cues, tmp_path / "a.srt"), write_vtt(cues, tmp_path / "a.vtt")):
         assert path.stat().st_mode & 0o777 == 0o666 & ~_umask(), oct(path.stat().st_mode)
+
+
+def test_the_mux_ends_when_a_ctrl_c_spent_the_feeders_wake_up(tmp_path: Path) -> None:
+    """A dub hung for good once after Ctrl-C while muxing (this file's kill-and-resume test):
+    the main thread waited for the mux's feeder thread, which slept on an empty queue with
+    the mix's end in it. Ctrl-C had landed inside ``Queue.put``, in ``Condition.notify``
+    between releasing the feeder's waiter and forgetting it; the spent waiter stays first in
+    line and takes the next notify. That state is made here as the interruption leaves it
+    (CPython's own comment in ``notify``, gh-92530, describes it), and the mux must end."""
+    import threading
+
+    from dubkit import mux
+
+    src = FIX / "speech.wav"
+    info = media.probe(src)
+    plan = mux.MuxPlan(16_000, 1, "spa", "dub")
+    out = tmp_path / "talk.es.wav"
+    done: list[bool] = []
+
+    def dub() -> None:
+        with mux.Muxer(src, info, plan, out) as m:
+            m.write(np.zeros((1, 16_000), np.float32))
+            waiters = m._queue.not_empty._waiters  # type: ignore[attr-defined]
+            while not waiters:  # the feeder has taken the block and waits for the next
+                time.sleep(0.01)
+            spent = threading.Lock()
+            spent.acquire()  # released by the interrupted notify, then taken by its waiter
+            waiters.appendleft(spent)
+        done.append(True)
+
+    worker = threading.Thread(target=dub, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert done, "the mux never ended: its end went to a spent waiter"
+    assert media.probe(out).duration_ms == 1000
